@@ -1,0 +1,144 @@
+"""The Falcon application: services, middleware, error envelope and the route table."""
+
+import logging
+from dataclasses import dataclass
+
+import falcon
+
+from . import access, errors
+from .directory.connection import LdapClient, LdapOperationError
+from .directory.dn import DirectoryNames
+from .resources import domain, login
+from .sessions import LoginThrottle, SessionStore
+from .settings import load_settings, sql_url
+from .store.engine import SqlStore
+from .store.schema import create_tables
+from .store.tables import iredadmin_metadata
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Services:
+    """Everything a resource may call, built once per worker process.
+
+    Connections inside are opened lazily per thread (LDAP) and per process
+    (SQL), so building this before gunicorn forks is harmless.
+    """
+
+    settings: object
+    ldap: LdapClient
+    names: DirectoryNames
+    admin_store: SqlStore  # our own tables: sessions, login failures, deleted mailboxes
+    sessions: SessionStore
+    login_throttle: LoginThrottle
+    envelope: "Envelope"
+
+
+def build_services(settings):
+    admin_store = SqlStore(sql_url(settings, "iredadmin"), timeout=settings.SQL_TIMEOUT)
+    if admin_store.dialect_name == "sqlite":
+        # The embedded default creates its own tables; on a server the admin
+        # creates them (`iredapi-ldap sql-setup`), never on a request.
+        create_tables(admin_store, iredadmin_metadata)
+    return Services(
+        settings=settings,
+        ldap=LdapClient(settings),
+        names=DirectoryNames(settings.ldap_basedn, settings.ldap_domainadmin_dn),
+        admin_store=admin_store,
+        sessions=SessionStore(admin_store, settings.SESSION_TIMEOUT, settings.SESSION_RECHECK_INTERVAL),
+        login_throttle=LoginThrottle(admin_store, settings.LOGIN_MAX_FAILURES, settings.LOGIN_FAILURE_WINDOW),
+        envelope=Envelope(settings.API_ENVELOPE),
+    )
+
+
+def add_routes(app, services):
+    """Every URL of the API, top to bottom."""
+    domain_item = domain.DomainItem(services)
+    routes = [
+        ("/api/login", login.Login(services)),
+        ("/api/logout", login.Logout(services)),
+        ("/api/domains", domain.DomainCollection(services)),
+        ("/api/domain/{domain}", domain_item),
+    ]
+    for template, resource in routes:
+        app.add_route(template, resource)
+    app.add_route("/api/domain/{domain}/keep_mailbox_days/{days}", domain_item, suffix="keep_mailbox_days")
+
+
+class ApiApp(falcon.App):
+    """falcon.App that also carries its Services (tests and the CLI reach them)."""
+
+    services = None
+
+
+def create_app(settings, services=None):
+    services = services or build_services(settings)
+    app = ApiApp(
+        middleware=[
+            access.RequestContext(settings, services.ldap),
+            access.ApiSwitch(settings),
+            access.ClientAllowList(settings),
+            access.SessionCheck(settings, services.sessions, services.ldap),
+        ],
+    )
+    app.resp_options.secure_cookies_by_default = False  # set per request: Secure only over TLS
+    app.req_options.strip_url_path_trailing_slash = True
+    envelope = services.envelope
+    app.add_error_handler(Exception, envelope.unexpected_error)
+    app.add_error_handler(falcon.HTTPError, envelope.http_error)
+    app.add_error_handler(errors.ApiError, envelope.api_error)
+    add_routes(app, services)
+    app.services = services
+    return app
+
+
+def get_app():
+    """What gunicorn loads: settings from IREDAPI_SETTINGS and the environment."""
+    settings = load_settings()
+    logging.basicConfig(level=settings.LOG_LEVEL, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return create_app(settings)
+
+
+class Envelope:
+    """``{"success": …, "msg": …, "data": …}``, or the newer ``_success`` spelling."""
+
+    def __init__(self, style):
+        prefix = "_" if style == "pro" else ""
+        self.success_key, self.msg_key, self.data_key = prefix + "success", prefix + "msg", prefix + "data"
+
+    def ok(self, resp, data=None, status=falcon.HTTP_200, **extra):
+        body = {self.success_key: True}
+        if data is not None:
+            body[self.data_key] = data
+        body.update(extra)
+        resp.status = status
+        resp.media = body
+
+    def failure(self, resp, status, code, param=None, detail=None):
+        body = {self.success_key: False, self.msg_key: code}
+        if param:
+            body["param"] = param
+        if detail:
+            body["detail"] = detail
+        resp.status = falcon.code_to_http_status(status)
+        resp.media = body
+
+    def api_error(self, req, resp, exc, params):
+        self.failure(resp, exc.status, exc.code, exc.param, exc.detail)
+
+    _HTTP_CODES = {404: errors.NOT_FOUND, 405: errors.METHOD_NOT_ALLOWED, 413: errors.MALFORMED_REQUEST}
+
+    def http_error(self, req, resp, exc, params):
+        status = exc.status_code
+        code = self._HTTP_CODES.get(status, errors.MALFORMED_REQUEST if 400 <= status < 500 else errors.INTERNAL_ERROR)
+        if exc.headers:
+            resp.set_headers(exc.headers)  # e.g. Allow on 405
+        self.failure(resp, status, code, detail=exc.title)
+
+    def unexpected_error(self, req, resp, exc, params):
+        if isinstance(exc, LdapOperationError):
+            log.error("unexpected LDAP result on %s %s: %s", req.method, req.path, exc)
+        else:
+            log.exception("unexpected error on %s %s", req.method, req.path)
+        self.failure(resp, 500, errors.INTERNAL_ERROR)

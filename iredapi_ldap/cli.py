@@ -1,0 +1,199 @@
+"""The ``iredapi-ldap`` command.
+
+  serve           run the API through gunicorn (gunicorn.conf.py)
+  schema-install  load our iRedMail and amavisd schemas, pw-sha2 and indexes into slapd
+  bootstrap       create the base tree, service accounts and a first global admin
+  sql-setup       create our SQL tables (and, with --iredapd, iRedAPD's throttle tables)
+  dev             private slapd + schema + tree + embedded SQLite + the API, in one folder
+"""
+
+import argparse
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from .settings import SETTINGS_ENV, SettingsError, load_settings
+
+PROJECT_DIR = Path(__file__).resolve().parents[1]
+GUNICORN_CONF = PROJECT_DIR / "gunicorn.conf.py"
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="iredapi-ldap", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", help=f"settings file (default: ${SETTINGS_ENV})")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the API with gunicorn")
+    serve.add_argument("gunicorn_args", nargs=argparse.REMAINDER, help="passed to gunicorn, e.g. --bind")
+
+    schema = sub.add_parser("schema-install", help="install the schema into a running slapd")
+    schema.add_argument("--ldapi", default="ldapi:///", help="slapd's ldapi URI (SASL EXTERNAL)")
+
+    boot = sub.add_parser("bootstrap", help="create the base tree and a first global admin")
+    boot.add_argument("--ldapi", default="ldapi:///", help="slapd's ldapi URI (SASL EXTERNAL)")
+    boot.add_argument("--admin", help="address of the first global admin, e.g. postmaster@example.com")
+    boot.add_argument("--vmail-password", help="password of cn=vmail (read-only bind DN); random if absent")
+
+    sql = sub.add_parser("sql-setup", help="create missing SQL tables")
+    sql.add_argument("--iredapd", action="store_true", help="also iRedAPD's throttle tables")
+
+    dev = sub.add_parser("dev", help="run a private slapd and the API from one data folder")
+    dev.add_argument("--data", default="data", help="data folder (default ./data)")
+    dev.add_argument("--bind", default="127.0.0.1:7791")
+    dev.add_argument("--suffix", default="dc=example,dc=com")
+    dev.add_argument("--no-serve", action="store_true", help="set everything up, start nothing")
+
+    args = parser.parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except SettingsError as exc:
+        print(f"iredapi-ldap: {exc}", file=sys.stderr)
+        return 2
+
+
+def _settings(args):
+    return load_settings(args.config)
+
+
+def cmd_serve(args):
+    if args.config:
+        os.environ[SETTINGS_ENV] = str(Path(args.config).resolve())
+    _settings(args)  # fail fast, with the setting's name, before gunicorn forks
+    extra = [a for a in args.gunicorn_args if a != "--"]
+    os.execvp(sys.executable, [sys.executable, "-m", "gunicorn", "-c", str(GUNICORN_CONF), *extra])
+
+
+def cmd_schema_install(args):
+    from .directory import setup
+    from .directory.connection import open_external
+
+    settings = _settings(args)
+    conn = open_external(args.ldapi)
+    try:
+        changed = setup.install_schema(conn, settings.ldap_suffix)
+    finally:
+        conn.unbind()
+    print("schema: " + (", ".join(changed) if changed else "already installed"))
+    return 0
+
+
+def cmd_bootstrap(args, admin_password=None, vmail_password=None):
+    from .directory import setup
+    from .directory.connection import open_external
+    from .directory.passwords import hash_password
+    from .localslapd import peercred_dn
+
+    settings = _settings(args)
+    vmail_password = vmail_password or args.vmail_password or secrets.token_urlsafe(18)
+    admin_password = admin_password or (secrets.token_urlsafe(12) + "-Aa1") if args.admin else None
+    conn = open_external(args.ldapi)
+    try:
+        changed = setup.bootstrap_tree(
+            conn, settings,
+            vmail_password_hash=hash_password(vmail_password, "SSHA"),
+            vmailadmin_password_hash=hash_password(settings.ldap_bind_password, "SSHA"),
+            admin_mail=args.admin,
+            admin_password_hash=hash_password(admin_password, settings.DEFAULT_PASSWORD_SCHEME)
+            if args.admin else None,
+            manager_identities=[peercred_dn(0, 0)] + ([peercred_dn()] if os.getuid() else []),
+        )
+    finally:
+        conn.unbind()
+    print("bootstrap: " + (", ".join(changed) if changed else "tree already complete"))
+    if args.admin and any(args.admin in item for item in changed):
+        print(f"first global admin: {args.admin} password: {admin_password}")
+    return 0
+
+
+def cmd_sql_setup(args):
+    from .settings import sql_url
+    from .store.engine import SqlStore
+    from .store.schema import create_tables
+    from .store.tables import iredadmin_metadata, iredapd_metadata
+
+    settings = _settings(args)
+    create_tables(SqlStore(sql_url(settings, "iredadmin"), settings.SQL_TIMEOUT), iredadmin_metadata)
+    if args.iredapd:
+        create_tables(SqlStore(sql_url(settings, "iredapd"), settings.SQL_TIMEOUT), iredapd_metadata)
+    print("sql: tables present")
+    return 0
+
+
+def cmd_dev(args):
+    """Everything in ``--data``: slapd's config and database, settings.py, SQLite files."""
+    from .localslapd import LocalSlapd
+
+    started = time.monotonic()
+    data = Path(args.data).resolve()
+    data.mkdir(parents=True, exist_ok=True)
+    settings_file = data / "settings.py"
+    first_run = not settings_file.exists()
+    if first_run:
+        port = _free_port()
+        settings_file.write_text(_dev_settings(data, args.suffix, port, secrets.token_urlsafe(18)))
+        settings_file.chmod(0o600)
+    args.config = str(settings_file)
+    settings = _settings(args)
+    port = int(settings.ldap_uri.rsplit(":", 1)[1])
+    slapd = LocalSlapd(data / "slapd", settings.ldap_suffix, port=port).start()
+    try:
+        args.ldapi = slapd.ldapi_uri
+        cmd_schema_install(args)
+        admin = "postmaster@" + ".".join(p.split("=", 1)[1] for p in settings.ldap_suffix.split(","))
+        args.admin, args.vmail_password = admin, None
+        admin_password = secrets.token_urlsafe(12) + "-Aa1"
+        cmd_bootstrap(args, admin_password=admin_password)
+        if first_run:
+            (data / "admin-credentials.txt").write_text(f"{admin} {admin_password}\n")
+            (data / "admin-credentials.txt").chmod(0o600)
+        print(f"slapd: {slapd.ldap_uri} (data in {slapd.directory})")
+        print(f"admin credentials: {(data / 'admin-credentials.txt').read_text().strip()}")
+        print(f"set-up took {time.monotonic() - started:.1f}s")
+        if args.no_serve:
+            return 0
+        env = dict(os.environ, **{SETTINGS_ENV: str(settings_file)})
+        print(f"serving the API on http://{args.bind}/api/ (Ctrl-C stops it and slapd)")
+        gunicorn = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "-c", str(GUNICORN_CONF), "--bind", args.bind], env=env)
+        try:
+            return gunicorn.wait()
+        except KeyboardInterrupt:
+            gunicorn.send_signal(signal.SIGTERM)
+            return gunicorn.wait()
+    finally:
+        slapd.stop()
+
+
+def _free_port():
+    from .localslapd import free_port
+
+    return free_port()
+
+
+def _dev_settings(data, suffix, port, vmailadmin_password):
+    return f'''# Settings of a local development server made by `iredapi-ldap dev`.
+ldap_uri = "ldap://127.0.0.1:{port}"
+ldap_basedn = "o=domains,{suffix}"
+ldap_domainadmin_dn = "o=domainAdmins,{suffix}"
+ldap_bind_dn = "cn=vmailadmin,{suffix}"
+ldap_bind_password = "{vmailadmin_password}"
+ENABLE_RESTFUL_API = True
+DATA_DIR = "{data}"
+'''
+
+
+COMMANDS = {
+    "serve": cmd_serve,
+    "schema-install": cmd_schema_install,
+    "bootstrap": cmd_bootstrap,
+    "sql-setup": cmd_sql_setup,
+    "dev": cmd_dev,
+}
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,86 @@
+"""iRedMail's ``accountSetting`` values: ``key:value`` strings (iredmail-ldap.md §2.8).
+
+The one place that knows their keys, units and how to change them safely.
+"""
+
+import ldap3
+
+# Domain keys this API writes, and what their integers mean.
+DOMAIN_QUOTA = "domainQuota"  # whole-domain quota, stored "<n>:<unit>"; we write MB
+DEFAULT_LANGUAGE = "defaultLanguage"
+DEFAULT_QUOTA = "defaultQuota"  # MB, quota of new users; 0/absent = unlimited
+MAX_USER_QUOTA = "maxUserQuota"  # MB; 0/absent = no per-user maximum
+NUMBER_OF_USERS = "numberOfUsers"  # 0/absent = unlimited, -1 = none may be created
+NUMBER_OF_ALIASES = "numberOfAliases"
+NUMBER_OF_LISTS = "numberOfLists"
+MIN_PASSWORD_LENGTH = "minPasswordLength"  # 0/absent = the global setting
+MAX_PASSWORD_LENGTH = "maxPasswordLength"
+
+_UNIT_MB = {"MB": 1, "GB": 1024, "TB": 1024 * 1024}
+
+
+def parse(values):
+    """{key: value} from the attribute's values (split on the first ``:``)."""
+    result = {}
+    for item in values:
+        key, sep, value = item.partition(":")
+        if sep:
+            result[key] = value
+    return result
+
+
+def encode(key, value):
+    if key == DOMAIN_QUOTA:
+        return f"{key}:{value}:MB"
+    return f"{key}:{value}"
+
+
+def integer(settings, key, default=0):
+    """An integer setting; values other tools wrote badly count as ``default``."""
+    value = settings.get(key)
+    if value is None:
+        return default
+    value = value.strip()
+    if value.lstrip("-").isdigit():
+        return int(value)
+    return default
+
+
+def domain_quota_mb(settings):
+    """The domain's whole quota in MB, 0 = unlimited (units MB/GB/TB accepted)."""
+    value = settings.get(DOMAIN_QUOTA)
+    if not value:
+        return 0
+    number, _, unit = value.partition(":")
+    if not number.isdigit():
+        return 0
+    return int(number) * _UNIT_MB.get(unit.upper() or "MB", 1)
+
+
+def compare_and_set_changes(current_values, updates):
+    """ldap3 changes turning ``current_values`` into the state ``updates`` asks for.
+
+    ``updates`` maps key -> new value (str/int) or None to remove the key.  The
+    old values of changed keys are deleted by exact value in the same modify
+    that adds the new ones, so a concurrent change to the same key makes the
+    modify fail (noSuchAttribute) instead of being overwritten; changes to
+    other keys are untouched.
+    """
+    current = {}
+    for item in current_values:
+        key, sep, _ = item.partition(":")
+        current.setdefault(key.lower(), []).append(item)
+    to_delete, to_add = [], []
+    for key, value in updates.items():
+        old = current.get(key.lower(), [])
+        new = [] if value is None else [encode(key, value)]
+        if [o.lower() for o in old] == [n.lower() for n in new]:
+            continue
+        to_delete += old
+        to_add += new
+    operations = []
+    if to_delete:
+        operations.append((ldap3.MODIFY_DELETE, to_delete))
+    if to_add:
+        operations.append((ldap3.MODIFY_ADD, to_add))
+    return {"accountSetting": operations} if operations else {}

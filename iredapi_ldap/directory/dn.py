@@ -1,0 +1,108 @@
+"""The only place DNs and search filters are built; every value is escaped here.
+
+Values that reach this module have already been validated (addresses and domain
+names are lower-case ASCII), but we escape anyway: no input may change which
+entry a DN names or what a filter matches.
+"""
+
+# RFC 4514 characters that must be escaped in an RDN value.
+_RDN_SPECIALS = set(',+"\\<>;=')
+
+
+def escape_rdn_value(value):
+    """Escape ``value`` for use as an attribute value in an RDN (RFC 4514)."""
+    if not value:
+        raise ValueError("an RDN value must not be empty")
+    if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in value):
+        # ldap3's escape_rdn mishandles NUL (stack.md §2.4); validators reject
+        # control characters long before this, so this is a bug guard.
+        raise ValueError("control characters are not allowed in an RDN value")
+    out = []
+    for index, ch in enumerate(value):
+        if ch in _RDN_SPECIALS:
+            out.append("\\" + ch)
+        elif index == 0 and ch in "# ":
+            out.append("\\" + ch)
+        elif index == len(value) - 1 and ch == " ":
+            out.append("\\ ")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def escape_filter_value(value):
+    """Escape ``value`` for an assertion value in a search filter (RFC 4515)."""
+    out = []
+    for ch in value:
+        if ch in "\\*()" or ch == "\x00":
+            out.append(f"\\{ord(ch):02x}")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+# -- filters -------------------------------------------------------------------
+
+
+def eq(attribute, value):
+    """``(attribute=value)`` with the value escaped."""
+    return f"({attribute}={escape_filter_value(value)})"
+
+
+def present(attribute):
+    return f"({attribute}=*)"
+
+
+def all_of(*filters):
+    return "(&" + "".join(filters) + ")"
+
+
+def any_of(*filters):
+    return "(|" + "".join(filters) + ")"
+
+
+def negate(filter_):
+    return f"(!{filter_})"
+
+
+# -- DNs ----------------------------------------------------------------------------
+
+USERS_OU = "Users"
+GROUPS_OU = "Groups"
+ALIASES_OU = "Aliases"
+EXTERNALS_OU = "Externals"
+DOMAIN_OUS = (USERS_OU, GROUPS_OU, ALIASES_OU, EXTERNALS_OU)
+
+
+class DirectoryNames:
+    """DNs of iRedMail's tree (iredmail-ldap.md §1) under the configured bases."""
+
+    def __init__(self, basedn, admin_basedn):
+        self.basedn = basedn  # o=domains,<suffix>
+        self.admin_basedn = admin_basedn  # o=domainAdmins,<suffix>
+
+    def domain(self, domain):
+        return f"domainName={escape_rdn_value(domain)},{self.basedn}"
+
+    def ou(self, domain, ou):
+        return f"ou={ou},{self.domain(domain)}"
+
+    def user(self, mail):
+        return f"mail={escape_rdn_value(mail)},{self.ou(_domain_of(mail), USERS_OU)}"
+
+    def alias(self, mail):
+        return f"mail={escape_rdn_value(mail)},{self.ou(_domain_of(mail), ALIASES_OU)}"
+
+    def mail_list(self, mail):
+        return f"mail={escape_rdn_value(mail)},{self.ou(_domain_of(mail), GROUPS_OU)}"
+
+    def list_externals(self, list_mail):
+        """The entry holding a list's external members (RDN memberOfGroup)."""
+        return f"memberOfGroup={escape_rdn_value(list_mail)},{self.ou(_domain_of(list_mail), EXTERNALS_OU)}"
+
+    def admin(self, mail):
+        return f"mail={escape_rdn_value(mail)},{self.admin_basedn}"
+
+
+def _domain_of(mail):
+    return mail.rsplit("@", 1)[1]

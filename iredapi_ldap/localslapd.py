@@ -1,0 +1,155 @@
+"""A private slapd under a data folder, for the run command, tests and benchmarks.
+
+The system slapd (if any) is left alone: ours has its own cn=config, database,
+port and ldapi socket below ``<data>/slapd``.  Only the system schemas every
+iRedMail server has (core, cosine, nis, inetorgperson) are loaded here; the
+iRedMail and amavisd schemas come in through ``install_schema`` over ldapi, the
+same path an admin uses on a real server.
+"""
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from urllib.parse import quote
+
+SYSTEM_SCHEMA_DIR = Path("/etc/ldap/schema")
+SYSTEM_SCHEMAS = ("core.ldif", "cosine.ldif", "nis.ldif", "inetorgperson.ldif")
+MODULE_PATH = "/usr/lib/ldap"
+
+
+def peercred_dn(uid=None, gid=None):
+    """The identity slapd gives a local process that binds with SASL EXTERNAL."""
+    uid = os.getuid() if uid is None else uid
+    gid = os.getgid() if gid is None else gid
+    return f"gidNumber={gid}+uidNumber={uid},cn=peercred,cn=external,cn=auth"
+
+
+def config_ldif(suffix, db_directory, *, root_dn=None, root_pw=None, pid_file=None,
+                max_size=4 * 1024 ** 3, log_level="0"):
+    """cn=config for one mdb database; the local peer (our uid) may manage both."""
+    manager = peercred_dn()
+    lines = [
+        "dn: cn=config", "objectClass: olcGlobal", "cn: config", f"olcLogLevel: {log_level}",
+        "olcDisallows: bind_anon", "olcRequires: LDAPv3",
+    ]
+    if pid_file:
+        lines.append(f"olcPidFile: {pid_file}")
+    lines += [
+        "", "dn: cn=module,cn=config", "objectClass: olcModuleList", "cn: module",
+        f"olcModulePath: {MODULE_PATH}", "olcModuleLoad: back_mdb",
+        "", "dn: cn=schema,cn=config", "objectClass: olcSchemaConfig", "cn: schema",
+        "", "dn: olcDatabase={0}config,cn=config", "objectClass: olcDatabaseConfig", "olcDatabase: {0}config",
+        f'olcAccess: {{0}}to * by dn.exact="{manager}" manage by * none',
+        "", "dn: olcDatabase={1}mdb,cn=config", "objectClass: olcDatabaseConfig", "objectClass: olcMdbConfig",
+        "olcDatabase: {1}mdb", f"olcSuffix: {suffix}", f"olcDbDirectory: {db_directory}",
+        f"olcDbMaxSize: {max_size}", "olcSizeLimit: unlimited", "olcDbIndex: objectClass eq",
+        f'olcAccess: {{0}}to * by dn.exact="{manager}" manage by * break',
+        "olcAccess: {1}to * by anonymous auth by self write by users read",
+    ]
+    if root_dn:
+        lines.append(f"olcRootDN: {root_dn}")
+    if root_pw:
+        lines.append(f"olcRootPW: {root_pw}")
+    return "\n".join(lines) + "\n"
+
+
+def ldapi_uri(socket_path):
+    return "ldapi://" + quote(str(socket_path), safe="")
+
+
+def free_port(host="127.0.0.1"):
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+class LocalSlapd:
+    """slapd with its config and data in ``directory`` (created on first start)."""
+
+    def __init__(self, directory, suffix, port=None, host="127.0.0.1"):
+        self.directory = Path(directory).resolve()
+        self.suffix = suffix
+        self.host = host
+        self.port = port or free_port(host)
+        self.config_dir = self.directory / "slapd.d"
+        self.data_dir = self.directory / "data"
+        self.pid_file = self.directory / "slapd.pid"
+        # AF_UNIX paths are limited to ~108 bytes; fall back to /tmp for deep folders.
+        socket_path = self.directory / "ldapi"
+        if len(str(socket_path)) > 100:
+            socket_path = Path(tempfile.gettempdir()) / f"iredapi-slapd-{self.port}.ldapi"
+        self.socket_path = socket_path
+        self.process = None
+
+    @property
+    def ldap_uri(self):
+        return f"ldap://{self.host}:{self.port}"
+
+    @property
+    def ldapi_uri(self):
+        return ldapi_uri(self.socket_path)
+
+    def configure(self):
+        """Write cn=config once (kept across restarts, like a real server's)."""
+        if self.config_dir.exists():
+            return False
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.config_dir.mkdir(parents=True)
+        slapadd = shutil.which("slapadd", path=os.environ.get("PATH", "") + ":/usr/sbin")
+        if slapadd is None:
+            raise RuntimeError("slapadd not found: install Debian's slapd package")
+        ldif = config_ldif(self.suffix, self.data_dir, pid_file=self.pid_file)
+        _run([slapadd, "-n0", "-F", str(self.config_dir)], ldif)
+        for schema in SYSTEM_SCHEMAS:
+            _run([slapadd, "-n0", "-F", str(self.config_dir), "-l", str(SYSTEM_SCHEMA_DIR / schema)])
+        return True
+
+    def start(self, timeout=15):
+        self.configure()
+        slapd = shutil.which("slapd", path=os.environ.get("PATH", "") + ":/usr/sbin")
+        if slapd is None:
+            raise RuntimeError("slapd not found: install Debian's slapd package")
+        if self.socket_path.exists():
+            self.socket_path.unlink()
+        urls = f"ldap://{self.host}:{self.port}/ {self.ldapi_uri}"
+        self.process = subprocess.Popen(
+            [slapd, "-F", str(self.config_dir), "-h", urls, "-d", "0"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"slapd exited: {self.process.stderr.read().decode(errors='replace')}")
+            if self.socket_path.exists() and _port_open(self.host, self.port):
+                return self
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError("slapd did not start in time")
+
+    def stop(self):
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+        self.process = None
+
+
+def _run(argv, stdin_text=None):
+    result = subprocess.run(argv, input=stdin_text, text=True, capture_output=True)
+    if result.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv)} failed: {result.stderr.strip()}")
+
+
+def _port_open(host, port):
+    try:
+        with socket.create_connection((host, port), timeout=0.2):
+            return True
+    except OSError:
+        return False

@@ -1,0 +1,208 @@
+"""Request parameters: reading form or JSON bodies, and typed validation.
+
+Each resource declares the parameters it takes as ``Param`` objects; ``parse``
+returns canonical names mapped to typed values, or raises ``InvalidInput`` that
+names the offending parameter.  Unknown parameters are refused, never ignored.
+"""
+
+import json
+import re
+from dataclasses import dataclass, field
+
+import falcon
+
+from . import errors
+from .errors import InvalidInput
+
+MAX_BODY_BYTES = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Param:
+    """One accepted parameter: its canonical name, other spellings, and parser.
+
+    ``parse`` takes the raw string and returns the typed value or raises
+    ``InvalidInput`` (the parameter name is filled in here).
+    """
+
+    name: str
+    parse: object
+    aliases: tuple = field(default=())
+
+
+def read_params(req):
+    """The request's parameters as {name: str}: query string plus body.
+
+    Bodies may be form-encoded (what ``curl -d`` sends) or JSON.  JSON lists
+    become comma-separated strings, the API's own list form.
+    """
+    params = {}
+    for name, value in req.params.items():
+        params[name] = _single(name, value)
+    if req.content_length in (None, 0) and not req.headers.get("TRANSFER-ENCODING"):
+        return params
+    if req.content_length and req.content_length > MAX_BODY_BYTES:
+        raise errors.PayloadTooLarge(errors.MALFORMED_REQUEST, detail="request body is larger than 1 MiB")
+    media_type = (req.content_type or "").split(";", 1)[0].strip().lower()
+    if media_type == "application/json":
+        body = _read_json(req)
+    elif media_type in ("application/x-www-form-urlencoded", ""):
+        body = _read_form(req)
+    else:
+        raise InvalidInput(errors.MALFORMED_REQUEST,
+                           detail="send application/x-www-form-urlencoded or application/json")
+    for name, value in body.items():
+        if name in params:
+            raise InvalidInput(errors.INVALID_PARAMETER, param=name, detail="given more than once")
+        params[name] = value
+    return params
+
+
+def _read_form(req):
+    raw = req.bounded_stream.read(MAX_BODY_BYTES + 1)
+    if len(raw) > MAX_BODY_BYTES:
+        raise errors.PayloadTooLarge(errors.MALFORMED_REQUEST, detail="request body is larger than 1 MiB")
+    try:
+        text = raw.decode("ascii")
+    except UnicodeDecodeError:
+        raise InvalidInput(errors.MALFORMED_REQUEST,
+                           detail="form bodies must be percent-encoded ASCII (curl --data-urlencode)") from None
+    form = falcon.uri.parse_query_string(text, keep_blank=True, csv=False)
+    return {name: _single(name, value) for name, value in form.items()}
+
+
+def _read_json(req):
+    raw = req.bounded_stream.read(MAX_BODY_BYTES + 1)
+    if len(raw) > MAX_BODY_BYTES:
+        raise errors.PayloadTooLarge(errors.MALFORMED_REQUEST, detail="request body is larger than 1 MiB")
+    try:
+        body = json.loads(raw or b"{}")
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidInput(errors.MALFORMED_REQUEST, detail="the body is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise InvalidInput(errors.MALFORMED_REQUEST, detail="the JSON body must be an object")
+    return {name: _json_value(name, value) for name, value in body.items()}
+
+
+def _json_value(name, value):
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, (int, str)):
+        return str(value)
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return ",".join(value)
+    raise InvalidInput(errors.INVALID_PARAMETER, param=name, detail="expected a string, number or list of strings")
+
+
+def _single(name, value):
+    if isinstance(value, list):
+        raise InvalidInput(errors.INVALID_PARAMETER, param=name,
+                           detail="given more than once; send lists comma-separated")
+    return value
+
+
+def parse(raw, accepted, required=()):
+    """Validate ``raw`` against ``accepted`` Params; {canonical name: value}."""
+    by_spelling = {}
+    for param in accepted:
+        for spelling in (param.name, *param.aliases):
+            by_spelling[spelling] = param
+    values = {}
+    for spelling, text in raw.items():
+        param = by_spelling.get(spelling)
+        if param is None:
+            raise InvalidInput(errors.UNKNOWN_PARAMETER, param=spelling,
+                               detail=f"this endpoint does not take {spelling!r}")
+        if param.name in values:
+            raise InvalidInput(errors.CONFLICTING_PARAMETERS, param=spelling,
+                               detail=f"{spelling!r} and another spelling of it were both given")
+        try:
+            values[param.name] = param.parse(text)
+        except InvalidInput as exc:
+            exc.param = spelling
+            raise
+    for name in required:
+        if name not in values:
+            raise InvalidInput(errors.INVALID_PARAMETER, param=name, detail="is required")
+    return values
+
+
+def forbid_together(values, reset, *incremental):
+    """A reset parameter (``members``) cannot come with its add/remove twins."""
+    if reset in values:
+        for other in incremental:
+            if other in values:
+                raise InvalidInput(errors.CONFLICTING_PARAMETERS, param=other,
+                                   detail=f"{reset!r} replaces the whole list; do not combine it with {other!r}")
+
+
+# -- parsers -----------------------------------------------------------------------
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def integer(minimum=None, maximum=None, code=errors.INVALID_NUMBER):
+    def parse_integer(text):
+        text = text.strip()
+        if not re.fullmatch(r"-?[0-9]{1,18}", text):
+            raise InvalidInput(code, detail=f"{text!r} is not a whole number")
+        value = int(text)
+        if minimum is not None and value < minimum:
+            raise InvalidInput(code, detail=f"must be at least {minimum}")
+        if maximum is not None and value > maximum:
+            raise InvalidInput(code, detail=f"must be at most {maximum}")
+        return value
+
+    return parse_integer
+
+
+def text(max_length=255, allow_empty=True):
+    def parse_text(value):
+        if _CONTROL.search(value):
+            raise InvalidInput(errors.INVALID_PARAMETER, detail="control characters are not allowed")
+        value = value.strip()
+        if not value and not allow_empty:
+            raise InvalidInput(errors.INVALID_PARAMETER, detail="must not be empty")
+        if len(value) > max_length:
+            raise InvalidInput(errors.INVALID_PARAMETER, detail=f"longer than {max_length} characters")
+        return value
+
+    return parse_text
+
+
+def choice(*allowed, aliases=None, code=errors.INVALID_PARAMETER):
+    """Case-insensitive choice; ``aliases`` maps legacy spellings to a value."""
+    aliases = aliases or {}
+
+    def parse_choice(value):
+        lowered = value.strip().lower()
+        lowered = aliases.get(lowered, lowered)
+        if lowered not in allowed:
+            raise InvalidInput(code, detail=f"must be one of {', '.join(allowed)}")
+        return lowered
+
+    return parse_choice
+
+
+def yes_no(value):
+    return choice("yes", "no")(value) == "yes"
+
+
+account_status = choice("active", "disabled", code="INVALID_ACCOUNT_STATUS")
+
+_LANGUAGE = re.compile(r"[a-z]{2,3}(_[A-Z]{2})?")
+
+
+def language(value):
+    value = value.strip()
+    if not _LANGUAGE.fullmatch(value):
+        raise InvalidInput("INVALID_LANGUAGE", detail="expected a language code such as en_US")
+    return value
+
+
+def transport(value):
+    """A Postfix transport (``dovecot``, ``lmtp:unix:private/dovecot-lmtp`` …)."""
+    value = value.strip()
+    if not re.fullmatch(r"[A-Za-z0-9._:/\[\]@+=-]{1,255}", value):
+        raise InvalidInput("INVALID_TRANSPORT", detail="expected a Postfix transport such as dovecot")
+    return value

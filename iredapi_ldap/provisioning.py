@@ -1,0 +1,40 @@
+"""Operations that span the directory and the SQL stores.
+
+Each is ordered so that a retry after a crash half-way finishes the job:
+references and records first, the directory entry last.
+"""
+
+import posixpath
+
+from .directory import domains as domain_directory
+from .store import deleted_mailboxes
+
+
+def maildir_of(entry):
+    """A user's maildir: homeDirectory, or the pre-0.9.8 storageBaseDirectory + mailMessageStore."""
+    home = entry.first("homeDirectory")
+    if home:
+        return home
+    base, store = entry.first("storageBaseDirectory"), entry.first("mailMessageStore")
+    if base and store:
+        return posixpath.join(base, store)
+    return None
+
+
+def delete_domain(services, domain, admin, keep_days):
+    """Delete a domain and all its accounts; record every user's maildir first.
+
+    Mail on disk is never touched: the records let iRedMail's clean-up tool
+    remove the maildirs later (keep_days None or 0 = keep forever).
+    """
+
+    def record_mailbox(entry):
+        if not entry.has_value("objectClass", "mailUser"):
+            return
+        maildir = maildir_of(entry)
+        mail = entry.first("mail")
+        if maildir and mail and not mail.startswith("@"):
+            deleted_mailboxes.record_deleted_mailbox(services.admin_store, mail, domain, maildir,
+                                                     admin.username, keep_days)
+
+    domain_directory.delete_domain(services.ldap, services.names, domain, before_delete=record_mailbox)

@@ -1,0 +1,126 @@
+"""Login sessions and failed-login accounting, kept in the SQL store.
+
+Nothing lives in a worker's memory: any worker of any host that shares the
+store accepts a session another one issued.  Only a hash of the token is
+stored, so a leaked table does not leak sessions.
+"""
+
+import hashlib
+import secrets
+import time
+
+import sqlalchemy as sa
+
+from .store import tables
+
+# Refresh last_seen at most this often, so most requests only read the row.
+TOUCH_INTERVAL = 30
+
+
+def _hash(token):
+    return hashlib.sha256(token.encode("ascii", "replace")).hexdigest()
+
+
+class SessionStore:
+    def __init__(self, store, timeout, recheck_interval, clock=time.time):
+        self._store = store
+        self._timeout = timeout
+        self._recheck_interval = recheck_interval
+        self._clock = clock
+
+    def create(self, admin):
+        """A new session for ``admin`` (an AdminAccount); returns the token."""
+        token = secrets.token_urlsafe(32)
+        now = int(self._clock())
+        with self._store.transaction() as conn:
+            conn.execute(sa.insert(tables.api_sessions).values(
+                id_hash=_hash(token), username=admin.username, admin_dn=admin.dn,
+                is_global_admin=admin.is_global, created_at=now, last_seen=now, checked_at=now,
+            ))
+            # Expired rows are swept by whoever logs in, not by a timer per worker.
+            conn.execute(sa.delete(tables.api_sessions).where(
+                tables.api_sessions.c.last_seen < now - self._timeout))
+        return token
+
+    def lookup(self, token):
+        """The live session row for ``token`` as a dict, or None.
+
+        Touches ``last_seen`` when it is older than TOUCH_INTERVAL; says in
+        ``needs_recheck`` whether the admin's entry should be read again.
+        """
+        if not token or len(token) > 100:
+            return None
+        now = int(self._clock())
+        table = tables.api_sessions
+        with self._store.transaction() as conn:
+            row = conn.execute(sa.select(table).where(table.c.id_hash == _hash(token))).mappings().first()
+            if row is None:
+                return None
+            if row["last_seen"] + self._timeout < now:
+                conn.execute(sa.delete(table).where(table.c.id_hash == row["id_hash"]))
+                return None
+            if now - row["last_seen"] >= TOUCH_INTERVAL:
+                conn.execute(sa.update(table).where(table.c.id_hash == row["id_hash"]).values(last_seen=now))
+        session = dict(row)
+        session["needs_recheck"] = now - row["checked_at"] >= self._recheck_interval
+        return session
+
+    def rechecked(self, token, is_global):
+        with self._store.transaction() as conn:
+            conn.execute(sa.update(tables.api_sessions).where(tables.api_sessions.c.id_hash == _hash(token))
+                         .values(is_global_admin=is_global, checked_at=int(self._clock())))
+
+    def delete(self, token):
+        with self._store.transaction() as conn:
+            conn.execute(sa.delete(tables.api_sessions).where(tables.api_sessions.c.id_hash == _hash(token)))
+
+
+class LoginThrottle:
+    """Counts failed logins per client address and per username (shared store).
+
+    After ``max_failures`` failures within ``window`` seconds, further logins
+    for that address or username are refused until the window has passed.
+    """
+
+    def __init__(self, store, max_failures, window, clock=time.time):
+        self._store = store
+        self._max = max_failures
+        self._window = window
+        self._clock = clock
+
+    @staticmethod
+    def keys(client_ip, username):
+        return (f"ip:{client_ip}", f"user:{username[:250]}")
+
+    def blocked(self, keys):
+        if self._max == 0:
+            return False
+        now = int(self._clock())
+        table = tables.login_failures
+        with self._store.transaction() as conn:
+            rows = conn.execute(sa.select(table).where(table.c.key.in_(keys))).mappings().all()
+        return any(r["failures"] >= self._max and r["window_start"] + self._window > now for r in rows)
+
+    def record_failure(self, keys):
+        now = int(self._clock())
+        table = tables.login_failures
+        for key in keys:
+            for _ in range(2):  # a second round only if another worker inserted the row first
+                try:
+                    with self._store.transaction() as conn:
+                        row = conn.execute(sa.select(table).where(table.c.key == key)).mappings().first()
+                        if row is None:
+                            conn.execute(sa.insert(table).values(key=key, failures=1, window_start=now))
+                        elif row["window_start"] + self._window <= now:
+                            conn.execute(sa.update(table).where(table.c.key == key)
+                                         .values(failures=1, window_start=now))
+                        else:
+                            conn.execute(sa.update(table).where(table.c.key == key)
+                                         .values(failures=table.c.failures + 1))
+                    break
+                except sa.exc.IntegrityError:
+                    continue
+
+    def clear(self, key):
+        with self._store.transaction() as conn:
+            conn.execute(sa.delete(tables.login_failures).where(tables.login_failures.c.key == key))

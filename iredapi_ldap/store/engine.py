@@ -1,0 +1,138 @@
+"""SQL engines and transactions, shared by every store module.
+
+An engine is made lazily in each process, because pooled connections must never be shared
+across gunicorn's fork.  Every error that means "the database is not there" becomes
+``BackendUnavailable(SQL_SERVER_DOWN)``.
+"""
+
+import contextlib
+import os
+import threading
+
+import sqlalchemy as sa
+
+from .. import errors
+
+
+def create_sql_engine(url, timeout):
+    """An Engine for ``url`` whose connects (and MySQL reads/writes, SQLite lock waits) give up
+    after ``timeout`` seconds."""
+    if timeout <= 0:
+        raise ValueError("SQL timeout must be a positive number of seconds")
+    url = sa.make_url(url)
+    backend = url.get_backend_name()
+    options = {}
+    if backend in ("mysql", "mariadb"):
+        connect_args = {"connect_timeout": timeout, "read_timeout": timeout, "write_timeout": timeout}
+        # READ COMMITTED (PostgreSQL's default): under REPEATABLE READ an UPDATE that matches
+        # nothing takes a gap lock, and two such transactions then deadlock on their INSERTs.
+        options["isolation_level"] = "READ COMMITTED"
+    elif backend == "postgresql":
+        connect_args = {"connect_timeout": timeout}
+    elif backend == "sqlite":
+        connect_args = {"timeout": timeout}
+        if url.database and url.database != ":memory:":
+            os.makedirs(os.path.dirname(os.path.abspath(url.database)), exist_ok=True)
+    else:
+        raise ValueError(f"unsupported SQL backend {backend!r}")
+    engine = sa.create_engine(url, pool_pre_ping=True, connect_args=connect_args, **options)
+    if backend == "sqlite":
+        sa.event.listen(engine, "connect", _sqlite_connected)
+        sa.event.listen(engine, "begin", _sqlite_begin)
+    return engine
+
+
+def _sqlite_connected(dbapi_connection, _record):
+    dbapi_connection.isolation_level = None  # the driver emits no BEGIN; _sqlite_begin does
+    dbapi_connection.execute("PRAGMA journal_mode=WAL")  # readers and a writer in several workers
+    dbapi_connection.execute("PRAGMA foreign_keys=ON")  # as MySQL and PostgreSQL enforce them
+
+
+def _sqlite_begin(connection):
+    # Take the file's write lock up front: a deferred transaction that has read cannot wait for
+    # the lock later and fails with "database is locked".  This also serializes writers, which is
+    # what transaction(lock_key=...) asks for.
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def update_or_insert(conn, table, match, values):
+    """UPDATE the rows of ``table`` whose columns equal ``match`` to ``values``; INSERT one if none
+    matched.  Return "updated" or "created".  Run it under a transaction lock on ``match``."""
+    where = sa.and_(*(table.c[name] == value for name, value in match.items()))
+    # MySQL counts matched (not changed) rows: SQLAlchemy connects with CLIENT.FOUND_ROWS.
+    if conn.execute(table.update().where(where).values(values)).rowcount:
+        return "updated"
+    conn.execute(table.insert().values({**match, **values}))
+    return "created"
+
+
+class SqlStore:
+    """One SQL database: its URL, and an engine made on first use in each process."""
+
+    def __init__(self, url, timeout):
+        self.url = sa.make_url(url)
+        self.timeout = timeout
+        self._engine = None
+        self._engine_pid = None
+        self._engine_lock = threading.Lock()
+
+    def __repr__(self):
+        return f"SqlStore({self.url!r})"
+
+    @property
+    def dialect_name(self):
+        """"mysql" (also for MariaDB), "postgresql" or "sqlite"."""
+        name = self.url.get_backend_name()
+        return "mysql" if name == "mariadb" else name
+
+    @property
+    def engine(self):
+        if self._engine_pid != os.getpid():
+            with self._engine_lock:
+                if self._engine is None:
+                    self._engine = create_sql_engine(self.url, self.timeout)
+                elif self._engine_pid != os.getpid():
+                    # Inherited through fork: start a new pool, leave the parent's sockets alone.
+                    self._engine.dispose(close=False)
+                self._engine_pid = os.getpid()
+        return self._engine
+
+    @contextlib.contextmanager
+    def transaction(self, lock_key=None):
+        """Yield a Connection in a transaction, committed at the end of the block.
+
+        With ``lock_key`` (a string), transactions holding the same key run one at a time; the
+        lock is held until the transaction ends.
+        """
+        try:
+            with self.engine.connect() as conn:
+                try:
+                    with conn.begin():
+                        if lock_key is not None:
+                            self._lock(conn, lock_key)
+                        yield conn
+                finally:
+                    if lock_key is not None and self.dialect_name == "mysql" and not conn.invalidated:
+                        # Released only after COMMIT, so the next holder sees our rows.
+                        conn.execute(sa.text("SELECT RELEASE_LOCK(SHA1(:key))"), {"key": lock_key})
+        except sa.exc.SQLAlchemyError as exc:
+            if _means_unavailable(exc):
+                raise errors.BackendUnavailable(errors.SQL_SERVER_DOWN) from exc
+            raise
+
+    def _lock(self, conn, key):
+        if self.dialect_name == "postgresql":
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"), {"key": key})
+        elif self.dialect_name == "mysql":
+            got = conn.execute(
+                sa.text("SELECT GET_LOCK(SHA1(:key), :timeout)"), {"key": key, "timeout": self.timeout}
+            ).scalar()
+            if got != 1:
+                raise errors.BackendUnavailable(errors.SQL_SERVER_DOWN, detail="timed out waiting for a lock")
+        # SQLite: BEGIN IMMEDIATE already holds the database's only write lock.
+
+
+def _means_unavailable(exc):
+    if isinstance(exc, sa.exc.DBAPIError):
+        return exc.connection_invalidated or isinstance(exc, (sa.exc.OperationalError, sa.exc.InterfaceError))
+    return isinstance(exc, (sa.exc.TimeoutError, sa.exc.DisconnectionError))

@@ -1,0 +1,113 @@
+"""SQL table definitions, in two MetaData objects because the tables may live in two databases.
+
+``iredapd_metadata``: iRedAPD's ``throttle`` and ``throttle_tracking``, shaped as iRedAPD's own DDL
+(``SQL/iredapd.{mysql,pgsql}`` + ``SQL/update/5.0-max_rcpts.*``) on each backend; SQLite has no
+upstream schema and follows the MySQL one.  ``schema/sql/iredapd.*.sql`` are the same tables as
+plain DDL for admins.
+
+``iredadmin_metadata``: our own tables (deleted mailboxes, API sessions, login failures).
+"""
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import mysql
+
+MYSQL = ("mysql", "mariadb")
+
+iredapd_metadata = sa.MetaData()
+iredadmin_metadata = sa.MetaData()
+
+# Upstream types where MySQL and PostgreSQL differ.  The base type is PostgreSQL's; SQLite needs
+# INTEGER (not BIGINT) for an auto-incrementing primary key.
+_THROTTLE_ID = sa.Integer().with_variant(mysql.BIGINT(20, unsigned=True), *MYSQL)  # pg: SERIAL
+_TID = sa.BigInteger().with_variant(mysql.BIGINT(20, unsigned=True), *MYSQL)
+_PRIORITY = sa.BigInteger().with_variant(mysql.TINYINT(1, unsigned=True), *MYSQL)
+_UNSIGNED_INT = sa.BigInteger().with_variant(mysql.INTEGER(10, unsigned=True), *MYSQL)
+_UNSIGNED_MEDIUMINT = sa.BigInteger().with_variant(mysql.MEDIUMINT(8, unsigned=True), *MYSQL)
+_LIMIT = sa.BigInteger().with_variant(mysql.BIGINT(20), *MYSQL)
+# Our own tables: BIGINT ids, INTEGER on SQLite (rowid alias).
+_ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+
+def _counter(name, type_):
+    return sa.Column(name, type_, nullable=False, server_default=sa.text("0"))
+
+
+def _limit(name):
+    # -1: inherit from the row of next lower priority; 0: unlimited; N > 0: the limit.
+    return sa.Column(name, _LIMIT, nullable=False, server_default=sa.text("-1"))
+
+
+throttle = sa.Table(
+    "throttle",
+    iredapd_metadata,
+    sa.Column("id", _THROTTLE_ID, primary_key=True, autoincrement=True),
+    sa.Column("account", sa.String(255), nullable=False),  # user@domain, @domain, @. (global), ...
+    sa.Column("kind", sa.String(10), nullable=False, server_default="outbound"),  # outbound, inbound
+    _counter("priority", _PRIORITY),  # iRedAPD applies rows in descending priority
+    _counter("period", _UNSIGNED_INT),  # seconds; a row with period 0 is ignored
+    _limit("msg_size"),  # bytes per message
+    _limit("max_msgs"),  # messages per period
+    _limit("max_quota"),  # bytes per period
+    _limit("max_rcpts"),  # recipients per message (iRedAPD >= 5.0)
+    mysql_engine="InnoDB",
+)
+# Upstream MySQL has UNIQUE (account, kind); upstream PostgreSQL only a plain index on account.
+sa.Index("account_kind", throttle.c.account, throttle.c.kind, unique=True).ddl_if(dialect=(*MYSQL, "sqlite"))
+sa.Index("idx_account", throttle.c.account).ddl_if(dialect="postgresql")
+
+throttle_tracking = sa.Table(
+    "throttle_tracking",
+    iredapd_metadata,
+    sa.Column("id", _THROTTLE_ID, primary_key=True, autoincrement=True),
+    # Upstream PostgreSQL leaves tid nullable without a default; iRedAPD always writes it.
+    sa.Column("tid", _TID, sa.ForeignKey("throttle.id"), nullable=False, server_default=sa.text("0")),
+    sa.Column("account", sa.String(255), nullable=False, server_default=""),  # the tracked address
+    _counter("period", _UNSIGNED_INT),
+    _counter("cur_msgs", _UNSIGNED_MEDIUMINT),
+    _counter("cur_quota", _UNSIGNED_INT),
+    _counter("init_time", _UNSIGNED_INT),  # epoch seconds
+    _counter("last_time", _UNSIGNED_INT),
+    _counter("last_notify_time", _UNSIGNED_INT),
+    mysql_engine="InnoDB",
+)
+sa.Index("tid_account", throttle_tracking.c.tid, throttle_tracking.c.account, unique=True).ddl_if(
+    dialect=(*MYSQL, "sqlite")
+)
+sa.Index("idx_tid_account", throttle_tracking.c.tid, throttle_tracking.c.account).ddl_if(dialect="postgresql")
+
+
+# Shaped like iRedAdmin's table of the same name.
+deleted_mailboxes = sa.Table(
+    "deleted_mailboxes",
+    iredadmin_metadata,
+    sa.Column("id", _ID, primary_key=True, autoincrement=True),
+    sa.Column("timestamp", sa.DateTime, nullable=False, server_default=sa.func.current_timestamp(), index=True),
+    sa.Column("username", sa.String(255), nullable=False, server_default="", index=True),
+    sa.Column("domain", sa.String(255), nullable=False, server_default="", index=True),
+    sa.Column("maildir", sa.Text, nullable=False),
+    sa.Column("admin", sa.String(255), nullable=False, server_default="", index=True),
+    sa.Column("delete_date", sa.Date, nullable=True, index=True),  # NULL: keep forever
+    mysql_engine="InnoDB",
+)
+
+api_sessions = sa.Table(
+    "api_sessions",
+    iredadmin_metadata,
+    sa.Column("id_hash", sa.CHAR(64), primary_key=True),  # sha256 hex of the session token
+    sa.Column("username", sa.String(255), nullable=False, index=True),
+    sa.Column("admin_dn", sa.String(1024), nullable=False),
+    sa.Column("is_global_admin", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("created_at", sa.BigInteger, nullable=False),  # epoch seconds
+    sa.Column("last_seen", sa.BigInteger, nullable=False, index=True),
+    sa.Column("checked_at", sa.BigInteger, nullable=False),
+    mysql_engine="InnoDB",
+)
+
+login_failures = sa.Table(
+    "login_failures",
+    iredadmin_metadata,
+    sa.Column("key", sa.String(300), primary_key=True),  # "ip:1.2.3.4" or "user:a@b.c"
+    sa.Column("failures", sa.Integer, nullable=False, server_default=sa.text("0")),
+    sa.Column("window_start", sa.BigInteger, nullable=False),  # epoch seconds
+    mysql_engine="InnoDB",
+)

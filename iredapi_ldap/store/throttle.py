@@ -1,0 +1,119 @@
+"""iRedAPD's throttle settings, read and written as iRedAdmin-Pro does (iredmail-ldap.md §7).
+
+Accounts are iRedAPD's: "user@domain", "@domain", "@." (global).  Callers validate and
+lower-case them; this module knows nothing of HTTP.
+"""
+
+import sqlalchemy as sa
+
+from .. import errors
+from .engine import update_or_insert
+from .tables import throttle, throttle_tracking
+
+GLOBAL_ACCOUNT = "@."
+KINDS = ("outbound", "inbound")
+
+# iRedAPD's own scale (libs/__init__.py), not iRedAdmin-Pro's 10/5/0: iRedAPD applies rows in
+# descending priority, so a user row must outrank a domain row, which outranks the global one.
+ACCOUNT_PRIORITIES = {"email": 100, "domain": 60, "catchall": 0}
+
+_MAX_PERIOD = 2**32 - 1  # MySQL INT UNSIGNED
+_MAX_LIMIT = 2**63 - 1  # BIGINT
+
+
+def throttle_account(target):
+    """The iRedAPD account of an API target: "global", a domain or an email address."""
+    if target == "global":
+        return GLOBAL_ACCOUNT
+    return target if "@" in target else "@" + target
+
+
+def account_priority(account):
+    if account == GLOBAL_ACCOUNT:
+        return ACCOUNT_PRIORITIES["catchall"]
+    return ACCOUNT_PRIORITIES["domain" if account.startswith("@") else "email"]
+
+
+def get_setting(store, account, kind):
+    """The whole row for (account, kind) as a dict, or {} when there is none."""
+    with store.transaction() as conn:
+        row = conn.execute(
+            sa.select(throttle).where(_is_setting(account, kind)).order_by(throttle.c.id).limit(1)
+        ).mappings().first()
+    return dict(row) if row else {}
+
+
+def set_setting(store, account, kind, period, msg_size, max_msgs, max_quota, max_rcpts=None):
+    """Store a setting as iRedAdmin-Pro does; return "created", "updated", "deleted", or
+    "unchanged" (asked to delete a setting that does not exist).
+
+    A limit passed as None is stored as 0 (unlimited).  ``max_rcpts`` exists for outbound only;
+    inbound rows keep the column default.  The row (with its tracking rows) is deleted instead
+    when ``period`` is 0, or when every limit given is 0 for the global account, or -1 for
+    another account.
+    """
+    if kind not in KINDS:
+        raise errors.InvalidInput(errors.INVALID_PARAMETER, param="kind", detail=f"one of {', '.join(KINDS)}")
+    limits = {"msg_size": msg_size, "max_msgs": max_msgs, "max_quota": max_quota}
+    if kind == "outbound":
+        limits["max_rcpts"] = max_rcpts
+    elif max_rcpts is not None:
+        raise errors.InvalidInput(errors.INVALID_PARAMETER, param="max_rcpts", detail="outbound only")
+    given = {name: value for name, value in limits.items() if value is not None}
+    _check_number("period", period, 0, _MAX_PERIOD)
+    for name, value in given.items():
+        _check_number(name, value, -1, _MAX_LIMIT)
+
+    removes = period == 0 or set(given.values()) == {0 if account == GLOBAL_ACCOUNT else -1}
+    # Concurrent writers of one (account, kind) must leave one row, and iRedAPD's PostgreSQL
+    # table has no unique index to enforce that; so they take turns on a lock keyed on
+    # (account, kind), then UPDATE, and INSERT only when nothing matched.
+    with store.transaction(lock_key=f"iredapi-ldap throttle {kind} {account}") as conn:
+        if removes:
+            return "deleted" if _delete_where(conn, _is_setting(account, kind)) else "unchanged"
+        values = {"priority": account_priority(account), "period": period}
+        values.update({name: given.get(name, 0) for name in limits})
+        return update_or_insert(conn, throttle, {"account": account, "kind": kind}, values)
+
+
+def delete_setting(store, account, kind):
+    """Delete the (account, kind) setting and its tracking rows; return the number of settings."""
+    with store.transaction() as conn:
+        return _delete_where(conn, _is_setting(account, kind))
+
+
+def delete_settings_for_accounts(store, accounts):
+    """Delete every kind of setting of ``accounts``, with their tracking rows."""
+    accounts = list(accounts)
+    if not accounts:
+        return 0
+    with store.transaction() as conn:
+        return _delete_where(conn, throttle.c.account.in_(accounts))
+
+
+def delete_settings_for_domain(store, domain):
+    """Delete the settings of "@domain" and of every "user@domain", with their tracking rows."""
+    with store.transaction() as conn:
+        return _delete_where(conn, throttle.c.account.endswith("@" + domain, autoescape=True))
+
+
+def _is_setting(account, kind):
+    return sa.and_(throttle.c.account == account, throttle.c.kind == kind)
+
+
+def _delete_where(conn, where):
+    # Tracking rows first: their foreign key has no ON DELETE CASCADE.  The rows are locked
+    # first so that iRedAPD cannot add a tracking row to one between the two DELETEs.
+    ids = conn.execute(sa.select(throttle.c.id).where(where).with_for_update()).scalars().all()
+    if ids:
+        conn.execute(throttle_tracking.delete().where(throttle_tracking.c.tid.in_(ids)))
+        conn.execute(throttle.delete().where(throttle.c.id.in_(ids)))
+    return len(ids)
+
+
+def _check_number(name, value, minimum, maximum):
+    # The last line of defence: the HTTP layer validates first.
+    if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= maximum:
+        raise errors.InvalidInput(
+            errors.INVALID_NUMBER, param=name, detail=f"an integer from {minimum} to {maximum}"
+        )
