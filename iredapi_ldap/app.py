@@ -8,7 +8,7 @@ import falcon
 from . import access, errors
 from .directory.connection import LdapClient, LdapOperationError
 from .directory.dn import DirectoryNames
-from .resources import domain, login
+from .resources import domain, login, user
 from .sessions import LoginThrottle, SessionStore
 from .settings import load_settings, sql_url
 from .store.engine import SqlStore
@@ -55,15 +55,19 @@ def build_services(settings):
 def add_routes(app, services):
     """Every URL of the API, top to bottom."""
     domain_item = domain.DomainItem(services)
+    user_item = user.UserItem(services)
     routes = [
         ("/api/login", login.Login(services)),
         ("/api/logout", login.Logout(services)),
         ("/api/domains", domain.DomainCollection(services)),
         ("/api/domain/{domain}", domain_item),
+        ("/api/domain/{domain}/keep_mailbox_days/{days}", domain_item, "keep_mailbox_days"),
+        ("/api/users/{domain}", user.UserCollection(services)),
+        ("/api/user/{mail}", user_item),
+        ("/api/user/{mail}/keep_mailbox_days/{days}", user_item, "keep_mailbox_days"),
     ]
-    for template, resource in routes:
-        app.add_route(template, resource)
-    app.add_route("/api/domain/{domain}/keep_mailbox_days/{days}", domain_item, suffix="keep_mailbox_days")
+    for template, resource, *suffix in routes:
+        app.add_route(template, resource, suffix=suffix[0] if suffix else None)
 
 
 class ApiApp(falcon.App):

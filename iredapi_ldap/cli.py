@@ -8,6 +8,7 @@
 """
 
 import argparse
+import contextlib
 import os
 import secrets
 import signal
@@ -49,11 +50,16 @@ def main(argv=None):
     dev.add_argument("--no-serve", action="store_true", help="set everything up, start nothing")
 
     args = parser.parse_args(argv)
+    from .localslapd import LocalSlapdError
+
     try:
         return COMMANDS[args.command](args)
     except SettingsError as exc:
         print(f"iredapi-ldap: {exc}", file=sys.stderr)
         return 2
+    except LocalSlapdError as exc:
+        print(f"iredapi-ldap: {exc}", file=sys.stderr)
+        return 1
 
 
 def _settings(args):
@@ -82,15 +88,24 @@ def cmd_schema_install(args):
     return 0
 
 
-def cmd_bootstrap(args, admin_password=None, vmail_password=None):
+def cmd_bootstrap(args, admin_password=None, quiet=False):
+    """Create what is missing of the tree; returns the list of what it created.
+
+    The first global admin's password is printed (``quiet``: not printed, the
+    caller keeps it); an existing admin keeps its password.
+    """
     from .directory import setup
     from .directory.connection import open_external
     from .directory.passwords import hash_password
     from .localslapd import peercred_dn
 
     settings = _settings(args)
-    vmail_password = vmail_password or args.vmail_password or secrets.token_urlsafe(18)
-    admin_password = admin_password or (secrets.token_urlsafe(12) + "-Aa1") if args.admin else None
+    if not settings.ldap_bind_password:
+        raise SettingsError("setting ldap_bind_password: empty; cn=vmailadmin (ldap_bind_dn) needs the "
+                            "password the API binds with, set it in the settings file first")
+    vmail_password = args.vmail_password or secrets.token_urlsafe(18)
+    if args.admin:
+        admin_password = admin_password or (secrets.token_urlsafe(12) + "-Aa1")
     conn = open_external(args.ldapi)
     try:
         changed = setup.bootstrap_tree(
@@ -105,9 +120,11 @@ def cmd_bootstrap(args, admin_password=None, vmail_password=None):
     finally:
         conn.unbind()
     print("bootstrap: " + (", ".join(changed) if changed else "tree already complete"))
-    if args.admin and any(args.admin in item for item in changed):
+    if not quiet and not args.vmail_password and f"cn=vmail,{settings.ldap_suffix}" in changed:
+        print(f"cn=vmail (Postfix's and Dovecot's bind DN) password: {vmail_password}")
+    if args.admin and not quiet and any(args.admin in item for item in changed):
         print(f"first global admin: {args.admin} password: {admin_password}")
-    return 0
+    return changed
 
 
 def cmd_sql_setup(args):
@@ -125,54 +142,119 @@ def cmd_sql_setup(args):
 
 
 def cmd_dev(args):
-    """Everything in ``--data``: slapd's config and database, settings.py, SQLite files."""
-    from .localslapd import LocalSlapd
+    """Everything in ``--data``: slapd's config and database, settings.py, SQLite files.
+
+    The first run creates the folder, a settings file, slapd's cn=config, the
+    tree and a global admin (its password goes to admin-credentials.txt); later
+    runs reuse all of it.  Ctrl-C (or SIGTERM/SIGHUP) stops gunicorn and slapd.
+    """
+    from .localslapd import LocalSlapd, free_port, port_open
 
     started = time.monotonic()
     data = Path(args.data).resolve()
-    data.mkdir(parents=True, exist_ok=True)
+    data.mkdir(mode=0o700, parents=True, exist_ok=True)  # password hashes live here
     settings_file = data / "settings.py"
-    first_run = not settings_file.exists()
-    if first_run:
-        port = _free_port()
-        settings_file.write_text(_dev_settings(data, args.suffix, port, secrets.token_urlsafe(18)))
-        settings_file.chmod(0o600)
+    credentials_file = data / "admin-credentials.txt"
+    if not settings_file.exists():
+        _write_private(settings_file, _dev_settings(data, args.suffix, free_port(), secrets.token_urlsafe(18)))
     args.config = str(settings_file)
     settings = _settings(args)
-    port = int(settings.ldap_uri.rsplit(":", 1)[1])
-    slapd = LocalSlapd(data / "slapd", settings.ldap_suffix, port=port).start()
-    try:
-        args.ldapi = slapd.ldapi_uri
-        cmd_schema_install(args)
-        admin = "postmaster@" + ".".join(p.split("=", 1)[1] for p in settings.ldap_suffix.split(","))
-        args.admin, args.vmail_password = admin, None
-        admin_password = secrets.token_urlsafe(12) + "-Aa1"
-        cmd_bootstrap(args, admin_password=admin_password)
-        if first_run:
-            (data / "admin-credentials.txt").write_text(f"{admin} {admin_password}\n")
-            (data / "admin-credentials.txt").chmod(0o600)
-        print(f"slapd: {slapd.ldap_uri} (data in {slapd.directory})")
-        print(f"admin credentials: {(data / 'admin-credentials.txt').read_text().strip()}")
-        print(f"set-up took {time.monotonic() - started:.1f}s")
-        if args.no_serve:
-            return 0
-        env = dict(os.environ, **{SETTINGS_ENV: str(settings_file)})
-        print(f"serving the API on http://{args.bind}/api/ (Ctrl-C stops it and slapd)")
-        gunicorn = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", str(GUNICORN_CONF), "--bind", args.bind], env=env)
+    slapd = LocalSlapd(data / "slapd", settings.ldap_suffix, port=_ldap_port(settings.ldap_uri))
+    slapd.stop_stale()
+    if port_open(slapd.host, slapd.port):
+        # Another program took the port since the last run: move to a free one.
+        new_uri = f"ldap://127.0.0.1:{free_port()}"
+        _write_private(settings_file, settings_file.read_text().replace(settings.ldap_uri, new_uri))
+        print(f"slapd: port {slapd.port} is taken, moving to {new_uri}")
+        settings = _settings(args)
+        slapd = LocalSlapd(data / "slapd", settings.ldap_suffix, port=_ldap_port(settings.ldap_uri))
+    with _stop_signals():
         try:
-            return gunicorn.wait()
+            slapd.start()
+            args.ldapi = slapd.ldapi_uri
+            cmd_schema_install(args)
+            admin = "postmaster@" + ".".join(p.split("=", 1)[1] for p in settings.ldap_suffix.split(","))
+            args.admin, args.vmail_password = admin, None
+            admin_password = secrets.token_urlsafe(12) + "-Aa1"
+            created = cmd_bootstrap(args, admin_password=admin_password, quiet=True)
+            if any(admin in item for item in created):
+                _write_private(credentials_file, f"{admin} {admin_password}\n")
+            _sql_setup(settings)
+            print(f"slapd: {slapd.ldap_uri} (data in {slapd.directory})")
+            if credentials_file.exists():
+                print(f"admin credentials ({credentials_file}): {credentials_file.read_text().strip()}")
+            else:
+                print(f"admin credentials: {credentials_file} is missing; {admin} exists already "
+                      f"(remove {data} to start afresh)")
+            print(f"set-up took {time.monotonic() - started:.1f}s")
+            if args.no_serve:
+                return 0
+            env = dict(os.environ, **{SETTINGS_ENV: str(settings_file)})
+            print(f"serving the API on http://{args.bind}/api/ (Ctrl-C stops it and slapd)", flush=True)
+            gunicorn = subprocess.Popen(
+                [sys.executable, "-m", "gunicorn", "-c", str(GUNICORN_CONF), "--bind", args.bind,
+                 *_gunicorn_dev_options()], env=env)
+            try:
+                return gunicorn.wait()
+            except KeyboardInterrupt:
+                if gunicorn.poll() is None:
+                    gunicorn.send_signal(signal.SIGTERM)
+                try:
+                    return gunicorn.wait(35)
+                except subprocess.TimeoutExpired:
+                    gunicorn.kill()
+                    return gunicorn.wait()
         except KeyboardInterrupt:
-            gunicorn.send_signal(signal.SIGTERM)
-            return gunicorn.wait()
+            return 130
+        finally:
+            slapd.stop()
+
+
+def _ldap_port(uri):
+    return int(uri.rstrip("/").rsplit(":", 1)[1])
+
+
+def _write_private(path, text):
+    """Write a file only its owner can read (it holds passwords), from the start."""
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+    os.replace(tmp, path)
+
+
+def _sql_setup(settings):
+    """Create the SQLite tables once here, not in each gunicorn worker at once."""
+    from .settings import sql_url
+    from .store.engine import SqlStore
+    from .store.schema import create_tables
+    from .store.tables import iredadmin_metadata
+
+    create_tables(SqlStore(sql_url(settings, "iredadmin"), settings.SQL_TIMEOUT), iredadmin_metadata)
+
+
+def _gunicorn_dev_options():
+    """gunicorn >= 24 opens a control socket in ~/.gunicorn, shared by every
+    instance of the user; a dev server needs none."""
+    from gunicorn.config import Config
+
+    return ["--no-control-socket"] if "control_socket" in Config().settings else []
+
+
+@contextlib.contextmanager
+def _stop_signals():
+    """SIGTERM and SIGHUP end ``dev`` like Ctrl-C does: through ``finally``, so
+    slapd and gunicorn are stopped instead of being left behind."""
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
     finally:
-        slapd.stop()
-
-
-def _free_port():
-    from .localslapd import free_port
-
-    return free_port()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _dev_settings(data, suffix, port, vmailadmin_password):
@@ -187,10 +269,15 @@ DATA_DIR = "{data}"
 '''
 
 
+def _bootstrap_command(args):
+    cmd_bootstrap(args)
+    return 0
+
+
 COMMANDS = {
     "serve": cmd_serve,
     "schema-install": cmd_schema_install,
-    "bootstrap": cmd_bootstrap,
+    "bootstrap": _bootstrap_command,
     "sql-setup": cmd_sql_setup,
     "dev": cmd_dev,
 }

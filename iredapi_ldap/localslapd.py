@@ -58,6 +58,10 @@ def config_ldif(suffix, db_directory, *, root_dn=None, root_pw=None, pid_file=No
     return "\n".join(lines) + "\n"
 
 
+class LocalSlapdError(RuntimeError):
+    """slapd is missing, could not be configured, or did not start."""
+
+
 def ldapi_uri(socket_path):
     return "ldapi://" + quote(str(socket_path), safe="")
 
@@ -95,25 +99,52 @@ class LocalSlapd:
         return ldapi_uri(self.socket_path)
 
     def configure(self):
-        """Write cn=config once (kept across restarts, like a real server's)."""
+        """Write cn=config once (kept across restarts, like a real server's).
+
+        It is built in a side folder and renamed into place, so a set-up that
+        fails half-way is redone on the next start instead of leaving a
+        cn=config that slapd cannot read.
+        """
         if self.config_dir.exists():
             return False
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.config_dir.mkdir(parents=True)
-        slapadd = shutil.which("slapadd", path=os.environ.get("PATH", "") + ":/usr/sbin")
-        if slapadd is None:
-            raise RuntimeError("slapadd not found: install Debian's slapd package")
+        slapadd = _sbin("slapadd")
+        building = self.directory / "slapd.d.new"
+        shutil.rmtree(building, ignore_errors=True)
+        building.mkdir(parents=True)
         ldif = config_ldif(self.suffix, self.data_dir, pid_file=self.pid_file)
-        _run([slapadd, "-n0", "-F", str(self.config_dir)], ldif)
+        _run([slapadd, "-n0", "-F", str(building)], ldif)
         for schema in SYSTEM_SCHEMAS:
-            _run([slapadd, "-n0", "-F", str(self.config_dir), "-l", str(SYSTEM_SCHEMA_DIR / schema)])
+            _run([slapadd, "-n0", "-F", str(building), "-l", str(SYSTEM_SCHEMA_DIR / schema)])
+        building.rename(self.config_dir)
         return True
+
+    def stop_stale(self, timeout=10):
+        """Stop a slapd left running on this folder by an earlier run that was
+        killed (its pid file names a live slapd started with our cn=config)."""
+        try:
+            pid = int(self.pid_file.read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            return None
+        if str(self.config_dir).encode() not in cmdline or not any(
+                Path(arg.decode(errors="replace")).name == "slapd" for arg in cmdline[:1]):
+            return None
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and Path(f"/proc/{pid}").exists():
+            time.sleep(0.05)
+        return pid
 
     def start(self, timeout=15):
         self.configure()
-        slapd = shutil.which("slapd", path=os.environ.get("PATH", "") + ":/usr/sbin")
-        if slapd is None:
-            raise RuntimeError("slapd not found: install Debian's slapd package")
+        slapd = _sbin("slapd")
+        self.stop_stale()
+        if port_open(self.host, self.port):
+            raise LocalSlapdError(f"port {self.host}:{self.port} is taken by another program")
         if self.socket_path.exists():
             self.socket_path.unlink()
         urls = f"ldap://{self.host}:{self.port}/ {self.ldapi_uri}"
@@ -124,12 +155,14 @@ class LocalSlapd:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"slapd exited: {self.process.stderr.read().decode(errors='replace')}")
-            if self.socket_path.exists() and _port_open(self.host, self.port):
+                message = self.process.stderr.read().decode(errors="replace").strip()
+                self.process = None
+                raise LocalSlapdError(f"slapd exited at start: {message or 'no message'}")
+            if self.socket_path.exists() and port_open(self.host, self.port):
                 return self
             time.sleep(0.05)
         self.stop()
-        raise RuntimeError("slapd did not start in time")
+        raise LocalSlapdError(f"slapd did not answer on {self.ldap_uri} within {timeout}s")
 
     def stop(self):
         if self.process and self.process.poll() is None:
@@ -141,13 +174,20 @@ class LocalSlapd:
         self.process = None
 
 
+def _sbin(name):
+    found = shutil.which(name, path=os.environ.get("PATH", "") + ":/usr/sbin")
+    if found is None:
+        raise LocalSlapdError(f"{name} not found: install Debian's slapd package (apt-get install slapd ldap-utils)")
+    return found
+
+
 def _run(argv, stdin_text=None):
     result = subprocess.run(argv, input=stdin_text, text=True, capture_output=True)
     if result.returncode != 0:
-        raise RuntimeError(f"{' '.join(argv)} failed: {result.stderr.strip()}")
+        raise LocalSlapdError(f"{' '.join(argv)} failed: {result.stderr.strip()}")
 
 
-def _port_open(host, port):
+def port_open(host, port):
     try:
         with socket.create_connection((host, port), timeout=0.2):
             return True

@@ -7,6 +7,7 @@ references and records first, the directory entry last.
 import posixpath
 
 from .directory import domains as domain_directory
+from .directory import users as user_directory
 from .store import deleted_mailboxes
 
 
@@ -38,3 +39,21 @@ def delete_domain(services, domain, admin, keep_days):
                                                      admin.username, keep_days)
 
     domain_directory.delete_domain(services.ldap, services.names, domain, before_delete=record_mailbox)
+
+
+def delete_user(services, mail, admin, keep_days):
+    """Delete a user: references first, then the maildir record, then the entry.
+
+    A retry after a crash half-way finds the entry still there and does the
+    remaining steps; each step is harmless to repeat.
+    """
+    ldap, names = services.ldap, services.names
+    domain = mail.split("@", 1)[1]
+    entry = user_directory.get_user(ldap, names, mail, ["mail", "mailQuota", "homeDirectory",
+                                                        "storageBaseDirectory", "mailMessageStore"])
+    user_directory.remove_references(ldap, names, mail, entry.dn)
+    maildir = maildir_of(entry)
+    if maildir:
+        deleted_mailboxes.record_deleted_mailbox(services.admin_store, mail, domain, maildir, admin.username,
+                                                 keep_days)
+    user_directory.delete_user_entry(ldap, names, domain, entry)

@@ -7,6 +7,7 @@ Loading happens in a function, never at import, so tests and workers choose
 their own settings.
 """
 
+import ast
 import ipaddress
 import os
 import runpy
@@ -90,6 +91,10 @@ _NON_NEGATIVE = {
     "SQL_TIMEOUT", "iredadmin_db_port", "iredapd_db_port",
 }
 
+# 0 is no timeout at all here: ldap3 would make its sockets non-blocking, the SQL
+# engine refuses it.
+_POSITIVE = {"ldap_timeout", "SQL_TIMEOUT"}
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -155,12 +160,30 @@ def _read_file(path):
         raise SettingsError(f"settings file {path!r} does not exist") from None
     except Exception as exc:  # a syntax error or a failing import in the file
         raise SettingsError(f"settings file {path!r} failed to load: {exc}") from exc
+    imported = _imported_names(path)
+    # Imports and helpers are not settings: modules, anything callable (functions,
+    # builtins, classes) and any other name an import statement bound.
     return {
         name: value
         for name, value in namespace.items()
         if not name.startswith("_")
-        and not isinstance(value, (types.ModuleType, types.FunctionType, type))
+        and not isinstance(value, types.ModuleType)
+        and not callable(value)
+        and (name in DEFAULTS or name not in imported)
     }
+
+
+def _imported_names(path):
+    """Names bound by ``import x`` / ``from x import y`` in the file (not ``*``)."""
+    with open(path, "rb") as handle:
+        tree = ast.parse(handle.read(), str(path))
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            for alias in node.names:
+                if alias.name != "*":
+                    names.add(alias.asname or alias.name.split(".", 1)[0])
+    return names
 
 
 def _from_env(name, text, default):
@@ -195,6 +218,8 @@ def _check(name, value, default):
             raise SettingsError(f"setting {name}: expected an integer, got {value!r}")
         if name in _NON_NEGATIVE and value < 0:
             raise SettingsError(f"setting {name}: must not be negative")
+        if name in _POSITIVE and value <= 0:
+            raise SettingsError(f"setting {name}: must be a positive number of seconds")
         return value
     if isinstance(default, list):
         if isinstance(value, str) or not isinstance(value, (list, tuple, set)):
@@ -218,6 +243,7 @@ def _check_combination(values):
                 ipaddress.ip_network(item.strip(), strict=False)
             except ValueError:
                 raise SettingsError(f"setting {name}: {item!r} is not an IP address or network") from None
+        values[name] = [item.strip() for item in values[name]]  # as api_networks/proxy_networks read them
     uri = values["ldap_uri"]
     if not uri.startswith(("ldap://", "ldaps://", "ldapi://")):
         raise SettingsError("setting ldap_uri: must start with ldap://, ldaps:// or ldapi://")

@@ -198,11 +198,16 @@ def _is_container(dn):
 def _delete_leaf(ldap, entry, before_delete):
     if before_delete is not None:
         before_delete(entry)
+    delete_entry(ldap, entry.dn, before_delete)
+
+
+def delete_entry(ldap, dn, before_delete=None):
+    """Delete one entry (one round trip), or its subtree if it turns out to have children."""
     try:
-        ldap.delete(entry.dn)
+        ldap.delete(dn)
     except LdapOperationError as exc:
         if exc.result == NOT_ALLOWED_ON_NON_LEAF:
-            delete_subtree(ldap, entry.dn, before_delete)
+            delete_subtree(ldap, dn, before_delete)
         elif exc.result != NO_SUCH_OBJECT:
             raise
 

@@ -1,5 +1,7 @@
 """Helpers every resource shares: URL parts and scoped lookups."""
 
+import json
+
 import falcon
 
 from .. import addresses, errors
@@ -37,3 +39,34 @@ def managed_domain(services, admin, domain, attributes=("*",)):
 
 
 CREATED = falcon.HTTP_201
+
+
+_END = object()
+
+
+def stream_list(envelope, resp, items):
+    """Send ``{"success": true, "data": [...]}`` item by item.
+
+    Large listings (100,000 users) are produced page by page from a paged
+    search and never held in memory whole.  The first item is fetched before
+    the response starts, so an error up to there still gets a proper envelope.
+    """
+    items = iter(items)
+    first = next(items, _END)
+
+    def body():
+        yield json.dumps({envelope.success_key: True})[:-1].encode() + b', "' + envelope.data_key.encode() + b'": ['
+        if first is not _END:
+            yield json.dumps(first).encode()
+            batch = []
+            for item in items:
+                batch.append(json.dumps(item))
+                if len(batch) >= 500:
+                    yield ("," + ",".join(batch)).encode()
+                    batch = []
+            if batch:
+                yield ("," + ",".join(batch)).encode()
+        yield b"]}"
+
+    resp.content_type = falcon.MEDIA_JSON
+    resp.stream = body()

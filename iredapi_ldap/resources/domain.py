@@ -62,8 +62,9 @@ class DomainItem:
         self._services = services
 
     def on_get(self, req, resp, domain):
+        domain = domain_from_url(domain)
         parse(read_params(req), ())
-        entry = managed_domain(self._services, req.context.admin, domain_from_url(domain))
+        entry = managed_domain(self._services, req.context.admin, domain)
         self._services.envelope.ok(resp, entry.as_dict())
 
     def on_post(self, req, resp, domain):

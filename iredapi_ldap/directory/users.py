@@ -1,0 +1,256 @@
+"""Mail users in the directory, shaped as iRedAdmin writes them (iredmail-ldap.md §2.2, §2.6).
+
+Creates and quota changes reserve room in the domain's counters first
+(``limits.adjust_counters``) and give it back if the write fails, so limits
+hold under concurrency at a constant number of round trips.
+"""
+
+import time
+from dataclasses import dataclass, field
+
+import ldap3
+
+from .. import errors
+from . import dn as dnlib
+from . import limits as limitlib
+from .connection import (
+    ATTRIBUTE_OR_VALUE_EXISTS,
+    ENTRY_ALREADY_EXISTS,
+    NO_SUCH_ATTRIBUTE,
+    NO_SUCH_OBJECT,
+    LdapOperationError,
+)
+from .domains import delete_entry, ensure_containers
+
+# iRedAdmin's enabledService of a new user (iredmail-ldap.md §2.2).
+DEFAULT_SERVICES = (
+    "internal", "doveadm", "lib-storage", "indexer-worker", "dsync", "quota-status",
+    "mail", "smtp", "smtpsecured", "smtptls", "pop3", "pop3secured", "pop3tls", "imap", "imapsecured", "imaptls",
+    "managesieve", "managesievesecured", "managesievetls", "sieve", "sievesecured", "sievetls",
+    "deliver", "lda", "lmtp", "recipientbcc", "senderbcc", "forward", "shadowaddress",
+    "displayedInGlobalAddressBook", "sogo", "sogowebmail", "sogocalendar", "sogoactivesync",
+)
+OBJECT_CLASSES = ("inetOrgPerson", "mailUser", "shadowAccount", "amavisAccount")
+HIDDEN_ATTRIBUTES = ("userPassword",)
+ACCOUNT_CLASSES = dnlib.any_of(
+    dnlib.eq("objectClass", "mailUser"), dnlib.eq("objectClass", "mailList"), dnlib.eq("objectClass", "mailAlias"))
+
+_CAS_ATTEMPTS = 20
+
+
+def days_since_epoch():
+    """shadowLastChange's unit: whole days since 1970-01-01."""
+    return int(time.time() // 86400)
+
+
+@dataclass
+class NewUser:
+    mail: str
+    password_hash: str
+    home_directory: str
+    cn: str | None = None
+    language: str | None = None
+    quota_bytes: int = 0
+    transport: str | None = None
+    employee_id: str | None = None
+    mailbox_format: str = "maildir"
+    mailbox_folder: str = "Maildir"
+
+
+@dataclass
+class UserChanges:
+    """Changes to one user; attributes given as {name: [values]} replace, the
+    add/remove maps add or delete single values.  ``quota_bytes`` None = keep."""
+
+    replace: dict = field(default_factory=dict)
+    add: dict = field(default_factory=dict)
+    remove: dict = field(default_factory=dict)
+    quota_bytes: int | None = None
+
+
+def get_user(ldap, names, mail, attributes=("*",)):
+    entry = ldap.read(names.user(mail), attributes, dnlib.eq("objectClass", "mailUser"))
+    if entry is None:
+        raise errors.NoSuchObject(errors.NO_SUCH_ACCOUNT, detail=mail)
+    return entry
+
+
+def taken_addresses(ldap, names, addresses, except_dn=None):
+    """Which of ``addresses`` a user, alias or list already uses as mail or shadowAddress.
+
+    One indexed subtree search, whatever the number of addresses.
+    """
+    if not addresses:
+        return []
+    wanted = [dnlib.eq(attribute, a) for a in addresses for attribute in ("mail", "shadowAddress")]
+    found = ldap.search(names.basedn, dnlib.all_of(ACCOUNT_CLASSES, dnlib.any_of(*wanted)),
+                        ["mail", "shadowAddress"])
+    used = set()
+    for entry in found:
+        if except_dn and entry.dn.lower() == except_dn.lower():
+            continue
+        used.update(v.lower() for v in entry.values("mail") + entry.values("shadowAddress"))
+    return [a for a in addresses if a in used]
+
+
+def require_free(ldap, names, addresses, except_dn=None, param=None):
+    taken = taken_addresses(ldap, names, addresses, except_dn)
+    if taken:
+        raise errors.AlreadyExists(errors.ALREADY_EXISTS, param=param, detail=", ".join(taken))
+
+
+def create_user(ldap, names, domain, domain_entry, user):
+    """Add ``user`` under ``domain`` (whose entry was just read), within its limits."""
+    limits = limitlib.DomainLimits.of(domain_entry)
+    limits.check_user_quota(user.quota_bytes)
+    require_free(ldap, names, [user.mail])
+    reservation = {limitlib.USERS: 1, limitlib.QUOTA_BYTES: user.quota_bytes}
+    limitlib.adjust_counters(ldap, names, domain, reservation, domain_entry)
+    try:
+        _add_user_entry(ldap, names, domain, _user_attributes(user, limits))
+    except Exception:
+        limitlib.release(ldap, names, domain, reservation)
+        raise
+
+
+def _add_user_entry(ldap, names, domain, attributes):
+    dn = names.user(attributes["mail"][0])
+    try:
+        ldap.add(dn, attributes)
+    except LdapOperationError as exc:
+        if exc.result == ENTRY_ALREADY_EXISTS:
+            raise errors.AlreadyExists(errors.ALREADY_EXISTS, detail=attributes["mail"][0]) from None
+        if exc.result != NO_SUCH_OBJECT:
+            raise
+        # ou=Users missing (a domain made by hand): add the containers and retry.
+        ensure_containers(ldap, names, domain)
+        ldap.add(dn, attributes)
+
+
+def _user_attributes(user, limits):
+    local_part = user.mail.split("@", 1)[0]
+    attributes = {
+        "objectClass": list(OBJECT_CLASSES),
+        "mail": [user.mail],
+        "uid": [local_part],
+        "sn": [local_part],
+        "cn": [user.cn or local_part],
+        "userPassword": [user.password_hash],
+        "homeDirectory": [user.home_directory],
+        "accountStatus": ["active"],
+        "enabledService": list(DEFAULT_SERVICES),
+        "preferredLanguage": [user.language],
+        "shadowLastChange": [str(days_since_epoch())],
+        "amavisLocal": ["TRUE"],
+        "mailboxFormat": [user.mailbox_format],
+        "mailboxFolder": [user.mailbox_folder],
+    }
+    if user.quota_bytes:
+        attributes["mailQuota"] = [str(user.quota_bytes)]
+    if user.transport:
+        attributes["mtaTransport"] = [user.transport]
+    if user.employee_id:
+        attributes["employeeNumber"] = [user.employee_id]
+    if limits.disabled:
+        attributes["domainStatus"] = ["disabled"]
+    return attributes
+
+
+def update_user(ldap, names, domain, current, changes):
+    """Apply ``changes`` to the user whose entry (as read) is ``current``.
+
+    A quota change reserves the difference in the domain's quota counter and
+    compare-and-sets the user's own mailQuota in the same modify as the other
+    changes; if another request changed the quota meanwhile, the reservation
+    is given back and the change is retried against the new value.
+    """
+    dn = current.dn
+    for _ in range(_CAS_ATTEMPTS):
+        modification = _modification(current, changes)
+        delta = 0
+        if changes.quota_bytes is not None:
+            old = int(current.first("mailQuota") or 0)
+            delta = changes.quota_bytes - old
+            old_values = current.values("mailQuota")
+            ops = [(ldap3.MODIFY_DELETE, old_values)] if old_values else []
+            if changes.quota_bytes:
+                ops.append((ldap3.MODIFY_ADD, [str(changes.quota_bytes)]))
+            if ops:
+                modification["mailQuota"] = ops
+        if not modification:
+            return
+        if delta:
+            limitlib.adjust_counters(ldap, names, domain, {limitlib.QUOTA_BYTES: delta})
+        try:
+            ldap.modify(dn, modification)
+            return
+        except LdapOperationError as exc:
+            if delta:
+                limitlib.release(ldap, names, domain, {limitlib.QUOTA_BYTES: delta})
+            if exc.result == NO_SUCH_OBJECT:
+                raise errors.NoSuchObject(errors.NO_SUCH_ACCOUNT, detail=current.first("mail")) from None
+            if exc.result != NO_SUCH_ATTRIBUTE or changes.quota_bytes is None:
+                raise
+        current = get_user(ldap, names, current.first("mail"))
+    raise errors.Conflict("CONCURRENT_UPDATE", detail="the user kept changing; try again")
+
+
+def _modification(current, changes):
+    modification = {}
+    for attribute, values in changes.replace.items():
+        modification[attribute] = [(ldap3.MODIFY_REPLACE, list(values))]
+    for attribute, values in changes.add.items():
+        new = [v for v in values if not current.has_value(attribute, v)]
+        if new:
+            modification.setdefault(attribute, []).append((ldap3.MODIFY_ADD, new))
+    for attribute, values in changes.remove.items():
+        gone = [v for v in values if current.has_value(attribute, v)]
+        if gone:
+            modification.setdefault(attribute, []).append((ldap3.MODIFY_DELETE, gone))
+    return modification
+
+
+# What refers to a user, and how to remove the reference (iredmail-ldap.md §2.6):
+# domains' domainAdmin, aliases' and other users' mailForwardingAddress, external
+# member entries' mail, and old-style lists' member DN.
+def remove_references(ldap, names, mail, dn):
+    """Take ``mail`` out of every entry that names it; one search plus one modify per hit."""
+    filter_ = dnlib.any_of(
+        dnlib.all_of(dnlib.eq("objectClass", "mailDomain"), dnlib.eq("domainAdmin", mail)),
+        dnlib.all_of(dnlib.any_of(dnlib.eq("objectClass", "mailAlias"), dnlib.eq("objectClass", "mailUser")),
+                     dnlib.eq("mailForwardingAddress", mail)),
+        dnlib.all_of(dnlib.eq("objectClass", "mailExternalUser"), dnlib.eq("mail", mail)),
+        dnlib.all_of(dnlib.eq("objectClass", "mailList"), dnlib.eq("member", dn)),
+    )
+    attributes = ["objectClass", "domainAdmin", "mailForwardingAddress", "mail", "member"]
+    for entry in ldap.paged_search(names.basedn, filter_, attributes):
+        if entry.dn.lower() == dn.lower():
+            continue
+        changes = {}
+        for attribute, value in (("domainAdmin", mail), ("mailForwardingAddress", mail), ("member", dn)):
+            matching = [v for v in entry.values(attribute) if v.lower() == value.lower()]
+            if matching:
+                changes[attribute] = [(ldap3.MODIFY_DELETE, matching)]
+        if entry.has_value("objectClass", "mailExternalUser") and entry.has_value("mail", mail):
+            changes["mail"] = [(ldap3.MODIFY_DELETE, [v for v in entry.values("mail") if v.lower() == mail])]
+        if changes:
+            try:
+                ldap.modify(entry.dn, changes)
+            except LdapOperationError as exc:
+                if exc.result not in (NO_SUCH_ATTRIBUTE, NO_SUCH_OBJECT, ATTRIBUTE_OR_VALUE_EXISTS):
+                    raise
+
+
+def delete_user_entry(ldap, names, domain, entry):
+    """Delete the user entry and give its slot and quota back to the domain."""
+    delete_entry(ldap, entry.dn)
+    quota = int(entry.first("mailQuota") or 0)
+    limitlib.adjust_counters(ldap, names, domain, {limitlib.USERS: -1, limitlib.QUOTA_BYTES: -quota})
+
+
+def list_users(ldap, names, domain, disabled_only=False, attributes=("*",)):
+    """The domain's users (not its catch-all), page by page."""
+    parts = [dnlib.eq("objectClass", "mailUser"), dnlib.negate(dnlib.eq("mail", "@" + domain))]
+    if disabled_only:
+        parts.append(dnlib.eq("accountStatus", "disabled"))
+    return ldap.paged_search(names.ou(domain, dnlib.USERS_OU), dnlib.all_of(*parts), attributes, scope="one")
