@@ -55,9 +55,13 @@ def client_address(req, trusted_proxies):
 
 def _ip(text):
     try:
-        return ipaddress.ip_address((text or "").strip())
+        address = ipaddress.ip_address((text or "").strip())
     except ValueError:
         return None
+    # A dual-stack listener ([::]) reports IPv4 clients as ::ffff:a.b.c.d.
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        return address.ipv4_mapped
+    return address
 
 
 class RequestContext:
@@ -68,10 +72,14 @@ class RequestContext:
     def process_request(self, req, resp):
         req.context.client_ip = client_address(req, self._proxies)
         req.context.admin = None
+        req.context.hide_round_trips = False
         self._ldap.reset_round_trips()
 
     def process_response(self, req, resp, resource, req_succeeded):
-        resp.set_header(ROUND_TRIPS_HEADER, str(self._ldap.round_trips))
+        # A failed login says nothing of its cost: the count would tell which
+        # accounts exist, are disabled or are mail users.
+        if not req.context.get("hide_round_trips"):
+            resp.set_header(ROUND_TRIPS_HEADER, str(self._ldap.round_trips))
 
 
 class ApiSwitch:

@@ -8,12 +8,12 @@ import falcon
 from . import access, errors
 from .directory.connection import LdapClient, LdapOperationError
 from .directory.dn import DirectoryNames
-from .resources import domain, login, user
+from .resources import domain, login, throttle, user
 from .sessions import LoginThrottle, SessionStore
 from .settings import load_settings, sql_url
 from .store.engine import SqlStore
 from .store.schema import create_tables
-from .store.tables import iredadmin_metadata
+from .store.tables import iredadmin_metadata, iredapd_metadata
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +30,7 @@ class Services:
     ldap: LdapClient
     names: DirectoryNames
     admin_store: SqlStore  # our own tables: sessions, login failures, deleted mailboxes
+    iredapd_store: SqlStore  # iRedAPD's database: throttle settings
     sessions: SessionStore
     login_throttle: LoginThrottle
     envelope: "Envelope"
@@ -37,15 +38,18 @@ class Services:
 
 def build_services(settings):
     admin_store = SqlStore(sql_url(settings, "iredadmin"), timeout=settings.SQL_TIMEOUT)
-    if admin_store.dialect_name == "sqlite":
-        # The embedded default creates its own tables; on a server the admin
-        # creates them (`iredapi-ldap sql-setup`), never on a request.
-        create_tables(admin_store, iredadmin_metadata)
+    iredapd_store = SqlStore(sql_url(settings, "iredapd"), timeout=settings.SQL_TIMEOUT)
+    # The embedded SQLite default creates its own tables; on a server the admin
+    # creates them (`iredapi-ldap sql-setup`), never a request.
+    for store, metadata in ((admin_store, iredadmin_metadata), (iredapd_store, iredapd_metadata)):
+        if store.dialect_name == "sqlite":
+            create_tables(store, metadata)
     return Services(
         settings=settings,
         ldap=LdapClient(settings),
         names=DirectoryNames(settings.ldap_basedn, settings.ldap_domainadmin_dn),
         admin_store=admin_store,
+        iredapd_store=iredapd_store,
         sessions=SessionStore(admin_store, settings.SESSION_TIMEOUT, settings.SESSION_RECHECK_INTERVAL),
         login_throttle=LoginThrottle(admin_store, settings.LOGIN_MAX_FAILURES, settings.LOGIN_FAILURE_WINDOW),
         envelope=Envelope(settings.API_ENVELOPE),
@@ -65,6 +69,7 @@ def add_routes(app, services):
         ("/api/users/{domain}", user.UserCollection(services)),
         ("/api/user/{mail}", user_item),
         ("/api/user/{mail}/keep_mailbox_days/{days}", user_item, "keep_mailbox_days"),
+        ("/api/throttle/{target}/{kind}", throttle.ThrottleSetting(services)),
     ]
     for template, resource, *suffix in routes:
         app.add_route(template, resource, suffix=suffix[0] if suffix else None)
@@ -84,6 +89,7 @@ def create_app(settings, services=None):
             access.ApiSwitch(settings),
             access.ClientAllowList(settings),
             access.SessionCheck(settings, services.sessions, services.ldap),
+            services.envelope,  # only gives Falcon's own OPTIONS answer a JSON body
         ],
     )
     app.resp_options.secure_cookies_by_default = False  # set per request: Secure only over TLS
@@ -139,6 +145,13 @@ class Envelope:
         if exc.headers:
             resp.set_headers(exc.headers)  # e.g. Allow on 405
         self.failure(resp, status, code, detail=exc.title)
+
+    def process_response(self, req, resp, resource, req_succeeded):
+        """Middleware: Falcon answers OPTIONS itself, with no body; every answer is JSON."""
+        if (req.method == "OPTIONS" and req_succeeded and resp.media is None and resp.text is None
+                and resp.data is None and resp.stream is None):
+            resp.delete_header("Content-Length")
+            self.ok(resp)
 
     def unexpected_error(self, req, resp, exc, params):
         if isinstance(exc, LdapOperationError):

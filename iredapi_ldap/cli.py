@@ -148,7 +148,7 @@ def cmd_dev(args):
     tree and a global admin (its password goes to admin-credentials.txt); later
     runs reuse all of it.  Ctrl-C (or SIGTERM/SIGHUP) stops gunicorn and slapd.
     """
-    from .localslapd import LocalSlapd, free_port, port_open
+    from .localslapd import LocalSlapd, die_with_parent, free_port, port_open
 
     started = time.monotonic()
     data = Path(args.data).resolve()
@@ -159,7 +159,7 @@ def cmd_dev(args):
         _write_private(settings_file, _dev_settings(data, args.suffix, free_port(), secrets.token_urlsafe(18)))
     args.config = str(settings_file)
     settings = _settings(args)
-    slapd = LocalSlapd(data / "slapd", settings.ldap_suffix, port=_ldap_port(settings.ldap_uri))
+    slapd = LocalSlapd(data / "slapd", settings.ldap_suffix, port=_ldap_port(settings.ldap_uri), die_with_parent=True)
     slapd.stop_stale()
     if port_open(slapd.host, slapd.port):
         # Another program took the port since the last run: move to a free one.
@@ -167,7 +167,8 @@ def cmd_dev(args):
         _write_private(settings_file, settings_file.read_text().replace(settings.ldap_uri, new_uri))
         print(f"slapd: port {slapd.port} is taken, moving to {new_uri}")
         settings = _settings(args)
-        slapd = LocalSlapd(data / "slapd", settings.ldap_suffix, port=_ldap_port(settings.ldap_uri))
+        slapd = LocalSlapd(data / "slapd", settings.ldap_suffix, port=_ldap_port(settings.ldap_uri),
+                           die_with_parent=True)
     with _stop_signals():
         try:
             slapd.start()
@@ -193,7 +194,7 @@ def cmd_dev(args):
             print(f"serving the API on http://{args.bind}/api/ (Ctrl-C stops it and slapd)", flush=True)
             gunicorn = subprocess.Popen(
                 [sys.executable, "-m", "gunicorn", "-c", str(GUNICORN_CONF), "--bind", args.bind,
-                 *_gunicorn_dev_options()], env=env)
+                 *_gunicorn_dev_options()], env=env, preexec_fn=die_with_parent)
             try:
                 return gunicorn.wait()
             except KeyboardInterrupt:

@@ -62,6 +62,18 @@ class LocalSlapdError(RuntimeError):
     """slapd is missing, could not be configured, or did not start."""
 
 
+def die_with_parent():
+    """A ``preexec_fn``: the child gets SIGTERM when the process that started it
+    dies, even by SIGKILL (Linux only; elsewhere a no-op)."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def ldapi_uri(socket_path):
     return "ldapi://" + quote(str(socket_path), safe="")
 
@@ -75,7 +87,7 @@ def free_port(host="127.0.0.1"):
 class LocalSlapd:
     """slapd with its config and data in ``directory`` (created on first start)."""
 
-    def __init__(self, directory, suffix, port=None, host="127.0.0.1"):
+    def __init__(self, directory, suffix, port=None, host="127.0.0.1", die_with_parent=False):
         self.directory = Path(directory).resolve()
         self.suffix = suffix
         self.host = host
@@ -88,6 +100,7 @@ class LocalSlapd:
         if len(str(socket_path)) > 100:
             socket_path = Path(tempfile.gettempdir()) / f"iredapi-slapd-{self.port}.ldapi"
         self.socket_path = socket_path
+        self.die_with_parent = die_with_parent
         self.process = None
 
     @property
@@ -151,6 +164,7 @@ class LocalSlapd:
         self.process = subprocess.Popen(
             [slapd, "-F", str(self.config_dir), "-h", urls, "-d", "0"],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            preexec_fn=die_with_parent if self.die_with_parent else None,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

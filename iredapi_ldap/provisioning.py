@@ -8,7 +8,7 @@ import posixpath
 
 from .directory import domains as domain_directory
 from .directory import users as user_directory
-from .store import deleted_mailboxes
+from .store import deleted_mailboxes, throttle
 
 
 def maildir_of(entry):
@@ -38,6 +38,8 @@ def delete_domain(services, domain, admin, keep_days):
             deleted_mailboxes.record_deleted_mailbox(services.admin_store, mail, domain, maildir,
                                                      admin.username, keep_days)
 
+    domain_directory.get_domain(services.ldap, services.names, domain, ["1.1"])
+    throttle.delete_settings_for_domain(services.iredapd_store, domain)
     domain_directory.delete_domain(services.ldap, services.names, domain, before_delete=record_mailbox)
 
 
@@ -56,4 +58,5 @@ def delete_user(services, mail, admin, keep_days):
     if maildir:
         deleted_mailboxes.record_deleted_mailbox(services.admin_store, mail, domain, maildir, admin.username,
                                                  keep_days)
+    throttle.delete_settings_for_accounts(services.iredapd_store, [mail])
     user_directory.delete_user_entry(ldap, names, domain, entry)

@@ -17,6 +17,8 @@ from iredapi_ldap.directory.connection import open_external
 from iredapi_ldap.localslapd import SYSTEM_SCHEMAS, config_ldif, peercred_dn
 from iredapi_ldap.settings import build_settings
 
+pytest_plugins = ["tests.mailstack.fixtures", "tests.sql_backends"]
+
 SUFFIX = "dc=example,dc=com"
 VMAIL_PASSWORD = "vmail-Secret-1"
 VMAILADMIN_PASSWORD = "vmailadmin-Secret-1"

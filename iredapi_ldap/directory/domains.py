@@ -164,9 +164,9 @@ def delete_domain(ldap, names, domain, before_delete=None):
     ``before_delete(entry)`` is called for each entry below the domain just
     before it is deleted (entries carry objectClass, mail, homeDirectory…),
     so callers can record maildirs; it must be idempotent, since a retry after
-    a crash calls it again for entries not yet deleted.
+    a crash calls it again for entries not yet deleted.  A missing domain is
+    no error here: callers check existence (and scope) first.
     """
-    get_domain(ldap, names, domain, ["1.1"])
     delete_subtree(ldap, names.domain(domain), before_delete)
 
 

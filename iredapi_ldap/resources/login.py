@@ -38,6 +38,7 @@ class Login:
         # password": the response never tells whether an account exists.
         if not (account and account.is_active and account.may_administer
                 and services.ldap.credentials_valid(account.dn, values["password"])):
+            req.context.hide_round_trips = True
             services.login_throttle.record_failure(keys)
             log.warning("failed API login for %s from %s", username, req.context.client_ip)
             raise errors.LoginRequired(errors.INVALID_CREDENTIALS)
@@ -57,6 +58,7 @@ class Logout:
 
     def on_post(self, req, resp):
         services = self._services
+        parse(read_params(req), ())  # takes no parameters; an unknown one is refused, not ignored
         services.sessions.delete(req.context.session_token)
         resp.unset_cookie(services.settings.SESSION_COOKIE_NAME, path="/")
         services.envelope.ok(resp)

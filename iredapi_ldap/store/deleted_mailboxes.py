@@ -13,7 +13,7 @@ def record_deleted_mailbox(store, username, domain, maildir, admin, keep_days=No
     """Record that ``username``'s mailbox at ``maildir`` may be removed after ``keep_days`` days
     (None or 0: keep forever).  A retried delete updates its earlier record; returns "created" or
     "updated"."""
-    if keep_days is not None and (isinstance(keep_days, bool) or not isinstance(keep_days, int) or keep_days < 0):
+    if keep_days is not None and (type(keep_days) is not int or keep_days < 0):
         raise errors.InvalidInput(errors.INVALID_NUMBER, param="keep_days", detail="a non-negative integer")
     delete_date = datetime.date.today() + datetime.timedelta(days=keep_days) if keep_days else None
     with store.transaction(lock_key=f"iredapi-ldap deleted_mailbox {username}") as conn:

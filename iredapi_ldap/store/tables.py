@@ -81,7 +81,7 @@ deleted_mailboxes = sa.Table(
     "deleted_mailboxes",
     iredadmin_metadata,
     sa.Column("id", _ID, primary_key=True, autoincrement=True),
-    sa.Column("timestamp", sa.DateTime, nullable=False, server_default=sa.func.current_timestamp(), index=True),
+    sa.Column("timestamp", sa.DateTime, nullable=False, server_default=sa.func.now(), index=True),
     sa.Column("username", sa.String(255), nullable=False, server_default="", index=True),
     sa.Column("domain", sa.String(255), nullable=False, server_default="", index=True),
     sa.Column("maildir", sa.Text, nullable=False),

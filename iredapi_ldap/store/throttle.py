@@ -64,7 +64,13 @@ def set_setting(store, account, kind, period, msg_size, max_msgs, max_quota, max
     for name, value in given.items():
         _check_number(name, value, -1, _MAX_LIMIT)
 
-    removes = period == 0 or set(given.values()) == {0 if account == GLOBAL_ACCOUNT else -1}
+    # "All limits" are the values the row would hold, omitted ones as 0 (max_rcpts, which
+    # iRedAdmin-Pro's API does not know, only when given): a row of nothing but "inherit"
+    # (-1), or a global row of nothing but "unlimited" (0), means no setting at all.
+    resulting = [given.get(name, 0) for name in ("msg_size", "max_msgs", "max_quota")]
+    if "max_rcpts" in given:
+        resulting.append(given["max_rcpts"])
+    removes = period == 0 or set(resulting) == {0 if account == GLOBAL_ACCOUNT else -1}
     # Concurrent writers of one (account, kind) must leave one row, and iRedAPD's PostgreSQL
     # table has no unique index to enforce that; so they take turns on a lock keyed on
     # (account, kind), then UPDATE, and INSERT only when nothing matched.

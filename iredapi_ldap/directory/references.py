@@ -1,0 +1,243 @@
+"""What users, aliases and lists share: looking up the addresses a request names,
+adding an account entry, and taking a deleted account out of every entry that names it
+(iredmail-ldap.md §2.3, §2.4, §2.6).
+"""
+
+from dataclasses import dataclass, field
+
+import ldap3
+from ldap3.utils.dn import parse_dn
+
+from .. import errors
+from . import dn as dnlib
+from .connection import (
+    ATTRIBUTE_OR_VALUE_EXISTS,
+    ENTRY_ALREADY_EXISTS,
+    NO_SUCH_ATTRIBUTE,
+    NO_SUCH_OBJECT,
+    LdapOperationError,
+)
+from .domains import ensure_containers
+from .users import ACCOUNT_CLASSES
+
+_TOLERATED = (NO_SUCH_ATTRIBUTE, NO_SUCH_OBJECT, ATTRIBUTE_OR_VALUE_EXISTS)
+
+
+# -- looking addresses up -------------------------------------------------------------
+
+
+@dataclass
+class AddressLookup:
+    """What the directory holds for a set of addresses, from one search.
+
+    ``accounts``: address -> the user, alias or list entry whose mail or
+    shadowAddress it is.  ``domains``: domain name -> the hosted domain's entry,
+    found by domainName or domainAliasName (backup-MX domains are not hosted).
+    """
+
+    accounts: dict = field(default_factory=dict)
+    domains: dict = field(default_factory=dict)
+
+    def account(self, address):
+        return self.accounts.get(address)
+
+    def domain_entry(self, address):
+        return self.domains.get(address.rsplit("@", 1)[1])
+
+    def in_primary_domain(self, address):
+        """Whether the address is in a domain we host under its own name (not an alias domain):
+        Postfix takes such an address as local and bounces it if no account has it."""
+        domain = address.rsplit("@", 1)[1]
+        entry = self.domains.get(domain)
+        return entry is not None and entry.has_value("domainName", domain)
+
+
+_LOOKUP_ATTRIBUTES = ["objectClass", "mail", "shadowAddress", "accountStatus", "domainName", "domainAliasName",
+                      "domainAdmin"]
+
+
+def lookup_addresses(ldap, names, addresses):
+    """One indexed subtree search, whatever the number of addresses: the accounts
+    using any of them and the hosted domains they are in."""
+    lookup = AddressLookup()
+    addresses = list(dict.fromkeys(addresses))
+    if not addresses:
+        return lookup
+    domains = sorted({a.rsplit("@", 1)[1] for a in addresses})
+    accounts = dnlib.all_of(ACCOUNT_CLASSES, dnlib.any_of(
+        *(dnlib.eq(attribute, a) for a in addresses for attribute in ("mail", "shadowAddress"))))
+    hosted = dnlib.all_of(
+        dnlib.eq("objectClass", "mailDomain"), dnlib.negate(dnlib.eq("domainBackupMX", "yes")),
+        dnlib.any_of(*(dnlib.eq(attribute, d) for d in domains for attribute in ("domainName", "domainAliasName"))))
+    wanted = set(addresses)
+    for entry in ldap.search(names.basedn, dnlib.any_of(accounts, hosted), _LOOKUP_ATTRIBUTES):
+        if entry.has_value("objectClass", "mailDomain"):
+            for name in entry.values("domainName") + entry.values("domainAliasName"):
+                if name.lower() in domains:
+                    lookup.domains[name.lower()] = entry
+            continue
+        for address in entry.values("mail") + entry.values("shadowAddress"):
+            if address.lower() in wanted:
+                lookup.accounts[address.lower()] = entry
+    return lookup
+
+
+# -- adding an account entry -------------------------------------------------------------
+
+
+def add_account_entry(ldap, names, domain, dn, attributes):
+    """Add an alias or list entry; ALREADY_EXISTS if the DN is taken.  A missing
+    container (a domain made by hand) is added and the add retried."""
+    try:
+        ldap.add(dn, attributes)
+    except LdapOperationError as exc:
+        if exc.result == ENTRY_ALREADY_EXISTS:
+            raise errors.AlreadyExists(errors.ALREADY_EXISTS, detail=attributes["mail"][0]) from None
+        if exc.result != NO_SUCH_OBJECT:
+            raise
+        ensure_containers(ldap, names, domain)
+        ldap.add(dn, attributes)
+
+
+# -- DNs as values -----------------------------------------------------------------------
+
+
+def dn_key(dn):
+    """A DN in a form two spellings of the same DN share (case, escapes, spaces)."""
+    try:
+        return tuple((attribute.strip().lower(), _unescape(value).strip().lower())
+                     for attribute, value, _ in parse_dn(dn, strip=True))
+    except Exception:  # not a DN we can parse (written by another tool): compare it as text
+        return (dn.strip().lower(),)
+
+
+def address_of_dn(dn):
+    """The address in an account DN's ``mail=`` RDN, or None."""
+    key = dn_key(dn)
+    if len(key) > 1 and key[0][0] == "mail" and "@" in key[0][1]:
+        return key[0][1]
+    return None
+
+
+def _unescape(value):
+    """An RFC 4514 attribute value without its escapes (``\\+``, ``\\2B``)."""
+    out, raw, index = [], bytearray(), 0
+    while index < len(value):
+        ch = value[index]
+        if ch == "\\" and _is_hex_pair(value[index + 1:index + 3]):
+            raw.append(int(value[index + 1:index + 3], 16))
+            index += 3
+            continue
+        if raw:
+            out.append(raw.decode("utf-8", "replace"))
+            raw = bytearray()
+        if ch == "\\" and index + 1 < len(value):
+            out.append(value[index + 1])
+            index += 2
+            continue
+        out.append(ch)
+        index += 1
+    if raw:
+        out.append(raw.decode("utf-8", "replace"))
+    return "".join(out)
+
+
+def _is_hex_pair(text):
+    return len(text) == 2 and all(ch in "0123456789abcdefABCDEF" for ch in text)
+
+
+# -- removing references -------------------------------------------------------------------
+
+
+def remove_references(ldap, names, addresses, dn):
+    """Take a deleted account's ``addresses`` (its mail and shadow addresses) and ``dn``
+    out of every entry that names them (iredmail-ldap.md §2.6):
+
+    * domains' ``domainAdmin``;
+    * aliases' and users' ``mailForwardingAddress``;
+    * old-style lists' ``member`` DN;
+    * ``memberOfGroup`` on users, aliases and lists (they were members of a deleted list);
+    * external-member entries: ``mail`` values, the entry itself once its last address
+      goes, and a deleted list's own entry (``memberOfGroup=<list>``).
+
+    One paged search, plus one write per entry found; each write is harmless to repeat.
+    """
+    addresses = list(dict.fromkeys(a.lower() for a in addresses))
+    if not addresses:
+        return
+
+    def naming(attribute):
+        return dnlib.any_of(*(dnlib.eq(attribute, a) for a in addresses))
+
+    is_external = dnlib.eq("objectClass", "mailExternalUser")
+    filter_ = dnlib.any_of(
+        dnlib.all_of(dnlib.eq("objectClass", "mailDomain"), naming("domainAdmin")),
+        dnlib.all_of(dnlib.any_of(dnlib.eq("objectClass", "mailAlias"), dnlib.eq("objectClass", "mailUser")),
+                     naming("mailForwardingAddress")),
+        dnlib.all_of(dnlib.eq("objectClass", "mailList"), dnlib.eq("member", dn)),
+        dnlib.all_of(dnlib.any_of(ACCOUNT_CLASSES, is_external), naming("memberOfGroup")),
+        dnlib.all_of(is_external, naming("mail")),
+    )
+    attributes = ["objectClass", "domainAdmin", "mailForwardingAddress", "mail", "member", "memberOfGroup"]
+    own_key = dn_key(dn)
+    wanted = set(addresses)
+    for entry in ldap.paged_search(names.basedn, filter_, attributes):
+        if dn_key(entry.dn) == own_key:
+            continue
+        if entry.has_value("objectClass", "mailExternalUser"):
+            _remove_from_external(ldap, entry, wanted)
+            continue
+        changes = {}
+        for attribute in ("domainAdmin", "mailForwardingAddress", "memberOfGroup"):
+            matching = [v for v in entry.values(attribute) if v.lower() in wanted]
+            if matching:
+                changes[attribute] = [(ldap3.MODIFY_DELETE, matching)]
+        members = [v for v in entry.values("member") if dn_key(v) == own_key]
+        if members:
+            changes["member"] = [(ldap3.MODIFY_DELETE, members)]
+        _modify_quietly(ldap, entry.dn, changes)
+
+
+def _remove_from_external(ldap, entry, addresses):
+    """An external-member entry: deleted with its list or with its last address."""
+    remaining = [v for v in entry.values("mail") if v.lower() not in addresses]
+    if any(v.lower() in addresses for v in entry.values("memberOfGroup")) or not remaining:
+        delete_quietly(ldap, entry.dn)
+        return
+    gone = [v for v in entry.values("mail") if v.lower() in addresses]
+    _modify_quietly(ldap, entry.dn, {"mail": [(ldap3.MODIFY_DELETE, gone)]})
+
+
+def _modify_quietly(ldap, dn, changes):
+    """A modify whose work may already be done (a retry, a concurrent request).
+
+    A modify is all or nothing, so if part of it was already done the rest is
+    applied one value at a time.
+    """
+    if not changes:
+        return
+    try:
+        ldap.modify(dn, changes)
+        return
+    except LdapOperationError as exc:
+        if exc.result not in _TOLERATED:
+            raise
+        if exc.result == NO_SUCH_OBJECT:
+            return
+    for attribute, operations in changes.items():
+        for operation, values in operations:
+            for value in values:
+                try:
+                    ldap.modify(dn, {attribute: [(operation, [value])]})
+                except LdapOperationError as exc:
+                    if exc.result not in _TOLERATED:
+                        raise
+
+
+def delete_quietly(ldap, dn):
+    """Delete one leaf entry; already gone is fine."""
+    try:
+        ldap.delete(dn)
+    except LdapOperationError as exc:
+        if exc.result != NO_SUCH_OBJECT:
+            raise

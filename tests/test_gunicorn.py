@@ -1,0 +1,128 @@
+"""One real server: gunicorn with two gthread workers on the test slapd; one login session
+is honoured by both workers (sessions live in the shared SQL store, not in a worker)."""
+
+import http.client
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from urllib.parse import urlencode
+
+from iredapi_ldap.localslapd import free_port
+from tests.conftest import GLOBAL_ADMIN, GLOBAL_ADMIN_PASSWORD, SUFFIX, VMAILADMIN_PASSWORD
+
+PROJECT_DIR = Path(__file__).resolve().parents[1]
+COOKIE = "iRedAdmin-LDAP"
+
+
+def request(port, method, path, body=None, headers=None, timeout=10):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request(method, path, body=body, headers={"Connection": "close", **(headers or {})})
+        response = conn.getresponse()
+        return response.status, response.getheaders(), response.read()
+    finally:
+        conn.close()
+
+
+def private_control_socket():
+    """gunicorn 27 opens a control socket in ~/.gunicorn by default; keep ours out of there."""
+    from gunicorn.config import KNOWN_SETTINGS
+
+    if any(setting.name == "control_socket_disable" for setting in KNOWN_SETTINGS):
+        return ["--no-control-socket"]
+    return []
+
+
+def wait_until_answering(port, proc, deadline):
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, "gunicorn exited during start-up"
+        try:
+            status, _, body = request(port, "GET", "/api/domains", timeout=2)
+            if status == 401:  # up, and the app answers (no session yet)
+                return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError("gunicorn did not answer within 20 s")
+
+
+def test_two_workers_honour_one_session(ldap_server, tmp_path):
+    settings_file = tmp_path / "settings.py"
+    settings_file.write_text(
+        f'ldap_uri = "{ldap_server.ldap_uri}"\n'
+        f'ldap_basedn = "o=domains,{SUFFIX}"\n'
+        f'ldap_domainadmin_dn = "o=domainAdmins,{SUFFIX}"\n'
+        f'ldap_bind_dn = "cn=vmailadmin,{SUFFIX}"\n'
+        f'ldap_bind_password = "{VMAILADMIN_PASSWORD}"\n'
+        "ENABLE_RESTFUL_API = True\n"
+        f'DATA_DIR = "{tmp_path / "data"}"\n'
+    )
+    port = free_port()
+    access_log = tmp_path / "access.log"
+    error_log = tmp_path / "error.log"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("IREDAPI_", "GUNICORN_", "WEB_CONCURRENCY"))}
+    env["IREDAPI_SETTINGS"] = str(settings_file)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "--bind", f"127.0.0.1:{port}",
+         "--workers", "2", "--threads", "2", "--access-logfile", str(access_log),
+         "--access-logformat", "%(p)s %(s)s", "--error-logfile", str(error_log),
+         *private_control_socket()],
+        cwd=PROJECT_DIR, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_until_answering(port, proc, time.monotonic() + 20)
+
+        status, headers, body = request(port, "POST", "/api/login",
+                                        body=urlencode({"username": GLOBAL_ADMIN, "password": GLOBAL_ADMIN_PASSWORD}),
+                                        headers={"Content-Type": "application/x-www-form-urlencoded"})
+        assert status == 200, body
+        assert json.loads(body) == {"success": True}
+        set_cookie = next(v for k, v in headers if k.lower() == "set-cookie")
+        token = set_cookie.split(";", 1)[0].split("=", 1)[1]
+        assert set_cookie.startswith(f"{COOKIE}=") and "HttpOnly" in set_cookie and "Secure" not in set_cookie
+
+        def get_domains(_):
+            return request(port, "GET", "/api/domains", headers={"Cookie": f"{COOKIE}={token}"})
+
+        statuses = []
+        pids = set()
+        deadline = time.monotonic() + 20
+        # ~40 requests on fresh connections, 8 at a time; a few more rounds only if the kernel
+        # happened to hand every connection to one worker
+        while time.monotonic() < deadline and len(statuses) < 200:
+            with ThreadPoolExecutor(max_workers=8) as pool:
+                results = list(pool.map(get_domains, range(40)))
+            statuses += [status for status, _, _ in results]
+            for status, _, body in results:
+                assert status == 200, body
+                assert json.loads(body)["success"] is True
+            pids = worker_pids(access_log, proc.pid, expected=len(statuses) + 1, deadline=time.monotonic() + 5)
+            if len(pids) >= 2:
+                break
+        assert statuses and all(status == 200 for status in statuses)
+        assert len(pids) >= 2, f"only worker(s) {pids} answered {len(statuses)} requests"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+    assert proc.returncode == 0, error_log.read_text()
+
+
+def worker_pids(access_log, master_pid, expected, deadline):
+    """Pids in the access log's lines for 200 answers (waits until ``expected`` lines are there)."""
+    while True:
+        lines = [line.split() for line in access_log.read_text().splitlines() if line.strip()]
+        answered = [fields for fields in lines if len(fields) == 2 and fields[1] == "200"]
+        if len(answered) >= expected or time.monotonic() > deadline:
+            pids = {int(fields[0].strip("<>")) for fields in answered}  # %(p)s is "<pid>"
+            assert master_pid not in pids
+            return pids
+        time.sleep(0.1)

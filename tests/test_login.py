@@ -1,0 +1,306 @@
+"""POST /api/login and /api/logout: the cookie, parameters, session life, sharing across
+workers, failed-login throttling, and what is (not) stored and logged."""
+
+import hashlib
+import logging
+import time
+from urllib.parse import urlencode
+
+import falcon.testing
+import pytest
+import sqlalchemy as sa
+
+from iredapi_ldap.store import tables
+from tests.conftest import GLOBAL_ADMIN, GLOBAL_ADMIN_PASSWORD, ApiClient
+
+COOKIE = "iRedAdmin-LDAP"
+CREDENTIALS = {"username": GLOBAL_ADMIN, "password": GLOBAL_ADMIN_PASSWORD}
+
+
+def rows(app, table):
+    with app.services.admin_store.transaction() as conn:
+        return conn.execute(sa.select(table)).mappings().all()
+
+
+def raw_login(app, form=CREDENTIALS, **kwargs):
+    """A login through Falcon's TestClient itself (for protocol= and exact headers)."""
+    kwargs.setdefault("remote_addr", "127.0.0.1")
+    headers = {"Content-Type": "application/x-www-form-urlencoded", **kwargs.pop("headers", {})}
+    return falcon.testing.TestClient(app).simulate_post("/api/login", body=urlencode(form), headers=headers,
+                                                        **kwargs)
+
+
+def login_from(app, address, username=GLOBAL_ADMIN, password=GLOBAL_ADMIN_PASSWORD):
+    return ApiClient(app, remote_addr=address).post("/api/login", {"username": username, "password": password})
+
+
+# -- the cookie ---------------------------------------------------------------------------------
+
+def test_login_sets_an_httponly_strict_cookie_not_secure_over_http(make_app):
+    result = raw_login(make_app())
+    assert result.status_code == 200 and result.json == {"success": True}
+    cookie = result.cookies[COOKIE]
+    assert len(cookie.value) >= 40  # 32 random bytes, URL-safe
+    assert cookie.http_only is True
+    assert cookie.same_site == "Strict"
+    assert cookie.path == "/"
+    assert not cookie.secure  # a Secure cookie would never come back over plain http
+    assert cookie.domain is None  # host-only
+
+
+def test_cookie_is_secure_over_https(make_app):
+    result = raw_login(make_app(), protocol="https")
+    assert result.status_code == 200
+    cookie = result.cookies[COOKIE]
+    assert cookie.secure is True and cookie.http_only is True and cookie.same_site == "Strict"
+
+
+@pytest.mark.parametrize("peer,proto,secure", [
+    ("10.0.0.1", "https", True),      # TLS ended at a trusted proxy
+    ("10.0.0.1", "HTTPS", True),
+    ("10.0.0.1", "http", False),
+    ("10.0.0.1", None, False),
+    ("203.0.113.5", "https", False),  # anyone can send the header; only a trusted proxy is believed
+])
+def test_cookie_is_secure_behind_a_trusted_tls_proxy(make_app, peer, proto, secure):
+    app = make_app(TRUSTED_PROXIES=["10.0.0.0/24"])
+    headers = {} if proto is None else {"X-Forwarded-Proto": proto}
+    result = raw_login(app, remote_addr=peer, headers=headers)
+    assert result.status_code == 200
+    assert bool(result.cookies[COOKIE].secure) is secure
+
+
+def test_cookie_name_follows_the_setting(make_app):
+    app = make_app(SESSION_COOKIE_NAME="iRedAdmin-Custom")
+    result = raw_login(app)
+    assert list(result.cookies) == ["iRedAdmin-Custom"]
+    client = ApiClient(app)
+    client.cookies["iRedAdmin-Custom"] = result.cookies["iRedAdmin-Custom"].value
+    assert client.get("/api/domains").status_code == 200
+
+
+# -- parameters ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("form,code,param", [
+    ({"password": GLOBAL_ADMIN_PASSWORD}, "INVALID_PARAMETER", "username"),
+    ({"username": GLOBAL_ADMIN}, "INVALID_PARAMETER", "password"),
+    ({}, "INVALID_PARAMETER", "username"),
+    ({"username": GLOBAL_ADMIN, "password": ""}, "INVALID_PARAMETER", "password"),
+    ({"username": GLOBAL_ADMIN, "password": "x" * 1025}, "INVALID_PARAMETER", "password"),
+    ({"username": "root", "password": GLOBAL_ADMIN_PASSWORD}, "INVALID_MAIL", "username"),
+    ({"username": "", "password": GLOBAL_ADMIN_PASSWORD}, "INVALID_MAIL", "username"),
+    ({**CREDENTIALS, "remember": "yes"}, "UNKNOWN_PARAMETER", "remember"),
+    ({**CREDENTIALS, "Username": GLOBAL_ADMIN}, "UNKNOWN_PARAMETER", "Username"),  # names are case-sensitive
+])
+def test_bad_login_parameters_are_400_naming_it(anonymous, form, code, param):
+    result = anonymous.post("/api/login", form)
+    assert result.status_code == 400, result.text
+    assert result.json["success"] is False and result.json["msg"] == code and result.json["param"] == param
+    assert "Set-Cookie" not in result.headers
+    assert rows(anonymous.app, tables.api_sessions) == []
+    assert rows(anonymous.app, tables.login_failures) == []  # refused input is not a failed login
+
+
+def test_login_with_a_json_body_and_mixed_case_username(anonymous):
+    result = anonymous.post("/api/login", json={"username": "Root@EXAMPLE.com", "password": GLOBAL_ADMIN_PASSWORD})
+    assert result.status_code == 200, result.text
+    assert rows(anonymous.app, tables.api_sessions)[0]["username"] == GLOBAL_ADMIN
+    assert anonymous.get("/api/domains").status_code == 200
+
+
+# -- logout and session life -----------------------------------------------------------------------
+
+def test_logout_ends_the_session(make_app):
+    app = make_app()
+    client = ApiClient(app).login()
+    token = client.cookies[COOKIE]
+    result = client.post("/api/logout")
+    assert result.status_code == 200 and result.json == {"success": True}
+    unset = result.cookies[COOKIE]
+    assert unset.value == "" and unset.path == "/"
+    assert rows(app, tables.api_sessions) == []
+    client.cookies[COOKIE] = token  # a client that kept the old cookie
+    assert client.get("/api/domains").status_code == 401
+    second = client.post("/api/logout")
+    assert second.status_code == 401 and second.json["msg"] == "LOGIN_REQUIRED"
+
+
+def test_logout_ends_only_its_own_session(make_app):
+    app = make_app()
+    first, second = ApiClient(app).login(), ApiClient(app).login()
+    assert first.cookies[COOKIE] != second.cookies[COOKIE]
+    assert first.post("/api/logout").status_code == 200
+    assert second.get("/api/domains").status_code == 200
+    assert len(rows(app, tables.api_sessions)) == 1
+
+
+def test_logout_with_a_parameter_is_refused_and_keeps_the_session(make_app):
+    app = make_app()
+    client = ApiClient(app).login()
+    result = client.post("/api/logout", {"everywhere": "yes"})
+    assert result.status_code == 400 and result.json["msg"] == "UNKNOWN_PARAMETER"
+    assert result.json["param"] == "everywhere"
+    assert len(rows(app, tables.api_sessions)) == 1
+    assert client.get("/api/domains").status_code == 200
+
+
+def _shift(app, table, column, seconds):
+    with app.services.admin_store.transaction() as conn:
+        conn.execute(sa.update(table).values({column: table.c[column] - seconds}))
+
+
+def test_an_idle_session_expires_after_session_timeout(make_app):
+    app = make_app(SESSION_TIMEOUT=100)
+    client = ApiClient(app).login()
+    _shift(app, tables.api_sessions, "last_seen", 99)  # idle 99 s: still alive ...
+    assert client.get("/api/domains").status_code == 200
+    # ... and that request counted as activity
+    assert rows(app, tables.api_sessions)[0]["last_seen"] >= int(time.time()) - 2
+    _shift(app, tables.api_sessions, "last_seen", 101)  # idle 101 s: gone
+    result = client.get("/api/domains")
+    assert result.status_code == 401 and result.json["msg"] == "LOGIN_REQUIRED"
+    assert rows(app, tables.api_sessions) == []  # the expired row is removed, not kept
+
+
+def test_expiry_with_a_fake_clock(make_app):
+    app = make_app(SESSION_TIMEOUT=600)
+    sessions = app.services.sessions
+    now = [time.time()]
+    sessions._clock = lambda: now[0]  # the store takes its clock at construction; swap it here
+    client = ApiClient(app).login()
+    for _ in range(5):  # activity every 500 s keeps it alive for 2500 s
+        now[0] += 500
+        assert client.get("/api/domains").status_code == 200
+    now[0] += 601
+    assert client.get("/api/domains").status_code == 401
+
+
+def test_logins_sweep_expired_sessions(make_app):
+    app = make_app(SESSION_TIMEOUT=100)
+    ApiClient(app).login()
+    _shift(app, tables.api_sessions, "last_seen", 500)
+    ApiClient(app).login()
+    assert len(rows(app, tables.api_sessions)) == 1
+
+
+def test_sessions_are_shared_by_apps_on_the_same_store(make_app):
+    """Two create_app() on one DATA_DIR are two workers (or hosts) sharing the SQL store."""
+    worker_a, worker_b = make_app(), make_app()
+    assert worker_a.services is not worker_b.services
+    client = ApiClient(worker_a).login()
+    on_b = ApiClient(worker_b)
+    on_b.cookies.update(client.cookies)
+    assert on_b.get("/api/domains").status_code == 200
+    assert on_b.post("/api/logout").status_code == 200
+    assert client.get("/api/domains").status_code == 401  # logged out everywhere
+
+
+def test_a_different_store_does_not_know_the_session(make_app, tmp_path):
+    client = ApiClient(make_app()).login()
+    elsewhere = ApiClient(make_app(DATA_DIR=str(tmp_path / "other")))
+    elsewhere.cookies.update(client.cookies)
+    assert elsewhere.get("/api/domains").status_code == 401
+
+
+# -- failed-login throttling ------------------------------------------------------------------------
+
+def test_throttle_counts_per_username_across_addresses(make_app):
+    app = make_app(LOGIN_MAX_FAILURES=3)
+    for i in range(3):
+        assert login_from(app, f"192.0.2.{i + 1}", password="Wrong-1").status_code == 401
+    result = login_from(app, "192.0.2.99")  # the right password, from a fresh address
+    assert result.status_code == 429
+    assert result.json == {"success": False, "msg": "TOO_MANY_LOGIN_FAILURES",
+                           "detail": "too many failed logins; wait and try again"}
+    assert "Set-Cookie" not in result.headers and rows(app, tables.api_sessions) == []
+    assert result.headers["X-Directory-Round-Trips"] == "0"  # refused before the directory
+    # the username is what is blocked (also spelled differently), not the address
+    assert login_from(app, "192.0.2.99", username="ROOT@example.com").status_code == 429
+    assert login_from(app, "192.0.2.99", username="nobody@example.com", password="x").status_code == 401
+
+
+def test_throttle_counts_per_address_across_usernames(make_app):
+    app = make_app(LOGIN_MAX_FAILURES=3)
+    for name in ("a", "b", "c"):
+        assert login_from(app, "198.51.100.7", username=f"{name}@example.com", password="x").status_code == 401
+    assert login_from(app, "198.51.100.7").status_code == 429  # right credentials, blocked address
+    assert login_from(app, "198.51.100.8").status_code == 200  # another address is fine
+
+
+def test_a_success_clears_the_usernames_count(make_app):
+    app = make_app(LOGIN_MAX_FAILURES=3)
+    assert login_from(app, "192.0.2.1", password="Wrong-1").status_code == 401
+    assert login_from(app, "192.0.2.2", password="Wrong-1").status_code == 401
+    assert login_from(app, "192.0.2.3").status_code == 200
+    assert not any(r["key"].startswith("user:") for r in rows(app, tables.login_failures))
+    # two more failures: 2, not 4, so the right password still works
+    assert login_from(app, "192.0.2.4", password="Wrong-1").status_code == 401
+    assert login_from(app, "192.0.2.5", password="Wrong-1").status_code == 401
+    assert login_from(app, "192.0.2.6").status_code == 200
+
+
+def test_throttle_ends_after_the_window(make_app):
+    app = make_app(LOGIN_MAX_FAILURES=2, LOGIN_FAILURE_WINDOW=600)
+    for _ in range(2):
+        login_from(app, "192.0.2.1", password="Wrong-1")
+    assert login_from(app, "192.0.2.1").status_code == 429
+    _shift(app, tables.login_failures, "window_start", 601)
+    assert login_from(app, "192.0.2.1").status_code == 200
+
+
+def test_throttle_counts_the_client_behind_a_trusted_proxy(make_app):
+    app = make_app(LOGIN_MAX_FAILURES=3, TRUSTED_PROXIES=["10.0.0.1"])
+
+    def via_proxy(client_ip, **form):
+        return ApiClient(app, remote_addr="10.0.0.1").post(
+            "/api/login", {"username": GLOBAL_ADMIN, "password": GLOBAL_ADMIN_PASSWORD, **form},
+            headers={"X-Forwarded-For": client_ip})
+
+    for name in ("a", "b", "c"):
+        assert via_proxy("192.0.2.50", username=f"{name}@example.com", password="x").status_code == 401
+    assert via_proxy("192.0.2.50").status_code == 429
+    assert via_proxy("192.0.2.51").status_code == 200  # the proxy's other clients are not blocked
+    keys = {r["key"] for r in rows(app, tables.login_failures)}
+    assert "ip:192.0.2.50" in keys and "ip:10.0.0.1" not in keys
+
+
+def test_zero_max_failures_means_no_throttle(make_app):
+    app = make_app(LOGIN_MAX_FAILURES=0)
+    for _ in range(12):
+        assert login_from(app, "192.0.2.1", password="Wrong-1").status_code == 401
+    assert login_from(app, "192.0.2.1").status_code == 200
+
+
+# -- what is stored and logged -------------------------------------------------------------------------
+
+def test_the_store_holds_only_a_hash_of_the_token(make_app):
+    app = make_app()
+    client = ApiClient(app).login()
+    token = client.cookies[COOKIE]
+    (row,) = rows(app, tables.api_sessions)
+    assert row["id_hash"] == hashlib.sha256(token.encode()).hexdigest()
+    assert not any(token in str(value) for value in row.values())
+    assert row["username"] == GLOBAL_ADMIN and row["is_global_admin"]
+    # a hash presented as the cookie is not a session
+    forged = ApiClient(app)
+    forged.cookies[COOKIE] = row["id_hash"]
+    assert forged.get("/api/domains").status_code == 401
+
+
+def test_passwords_and_tokens_never_reach_the_log(make_app, caplog):
+    app = make_app(LOGIN_MAX_FAILURES=5)
+    wrong = "Wrong-Password-Sentinel-9"
+    with caplog.at_level(logging.DEBUG):
+        failed = ApiClient(app).post("/api/login", {"username": GLOBAL_ADMIN, "password": wrong})
+        bad_request = ApiClient(app).post("/api/login", {**CREDENTIALS, "extra": "1"})
+        client = ApiClient(app)
+        ok = client.post("/api/login", json=CREDENTIALS)
+        client.get("/api/domains")
+        client.post("/api/logout")
+    assert failed.status_code == 401 and bad_request.status_code == 400 and ok.status_code == 200
+    token = ok.cookies[COOKIE].value
+    logged = caplog.text + "".join(repr(r.args) for r in caplog.records)
+    assert GLOBAL_ADMIN in caplog.text  # the log does say who tried
+    assert "failed API login" in caplog.text and "API login of" in caplog.text
+    for secret in (wrong, GLOBAL_ADMIN_PASSWORD, token):
+        assert secret not in logged
