@@ -27,6 +27,9 @@ class SessionStore:
         self._timeout = timeout
         self._recheck_interval = recheck_interval
         self._clock = clock
+        # With a timeout shorter than TOUCH_INTERVAL activity would never be written back
+        # and an active session would expire SESSION_TIMEOUT after login.
+        self._touch_interval = min(TOUCH_INTERVAL, timeout // 2)
 
     def create(self, admin):
         """A new session for ``admin`` (an AdminAccount); returns the token."""
@@ -45,7 +48,7 @@ class SessionStore:
     def lookup(self, token):
         """The live session row for ``token`` as a dict, or None.
 
-        Touches ``last_seen`` when it is older than TOUCH_INTERVAL; says in
+        Touches ``last_seen`` when older than TOUCH_INTERVAL (or half the timeout); says in
         ``needs_recheck`` whether the admin's entry should be read again.
         """
         if not token or len(token) > 100:
@@ -59,7 +62,7 @@ class SessionStore:
             if row["last_seen"] + self._timeout < now:
                 conn.execute(sa.delete(table).where(table.c.id_hash == row["id_hash"]))
                 return None
-            if now - row["last_seen"] >= TOUCH_INTERVAL:
+            if now - row["last_seen"] >= self._touch_interval:
                 conn.execute(sa.update(table).where(table.c.id_hash == row["id_hash"]).values(last_seen=now))
         session = dict(row)
         session["needs_recheck"] = now - row["checked_at"] >= self._recheck_interval
@@ -120,6 +123,10 @@ class LoginThrottle:
                     break
                 except sa.exc.IntegrityError:
                     continue
+        # Counters whose window has passed mean nothing; without this every address and
+        # username ever tried would keep a row forever.
+        with self._store.transaction() as conn:
+            conn.execute(sa.delete(table).where(table.c.window_start <= now - self._window))
 
     def clear(self, key):
         with self._store.transaction() as conn:

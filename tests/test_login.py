@@ -304,3 +304,41 @@ def test_passwords_and_tokens_never_reach_the_log(make_app, caplog):
     assert "failed API login" in caplog.text and "API login of" in caplog.text
     for secret in (wrong, GLOBAL_ADMIN_PASSWORD, token):
         assert secret not in logged
+
+
+def test_activity_keeps_a_short_session_alive(make_app):
+    # shorter than the store's 30 s write-back interval: every request must still count
+    app = make_app(SESSION_TIMEOUT=20)
+    now = [time.time()]
+    app.services.sessions._clock = lambda: now[0]
+    client = ApiClient(app).login()
+    for _ in range(6):
+        now[0] += 15
+        assert client.get("/api/domains").status_code == 200
+    now[0] += 21
+    assert client.get("/api/domains").status_code == 401
+
+
+def test_old_failure_counts_are_swept(make_app):
+    app = make_app(LOGIN_MAX_FAILURES=3, LOGIN_FAILURE_WINDOW=600)
+    for i in range(5):
+        login_from(app, f"192.0.2.{i}", username=f"guess{i}@example.com", password="x")
+    assert len(rows(app, tables.login_failures)) == 10
+    _shift(app, tables.login_failures, "window_start", 601)
+    login_from(app, "192.0.2.200", username="late@example.com", password="x")
+    # only the new failure's two counters are left; expired ones do not pile up forever
+    assert {r["key"] for r in rows(app, tables.login_failures)} == {"ip:192.0.2.200", "user:late@example.com"}
+
+
+def test_password_in_the_url_is_refused(anonymous):
+    # URLs end up in access logs (gunicorn.conf.py logs the request line)
+    result = anonymous.post("/api/login?" + urlencode(CREDENTIALS))
+    assert result.status_code == 400 and result.json["param"] == "password"
+    result = anonymous.post("/api/login?" + urlencode({"password": GLOBAL_ADMIN_PASSWORD}),
+                            {"username": GLOBAL_ADMIN})
+    assert result.status_code == 400 and result.json["param"] == "password"
+    assert rows(anonymous.app, tables.api_sessions) == []
+    # the username may come in the query string; the password in the body
+    result = anonymous.post("/api/login?" + urlencode({"username": GLOBAL_ADMIN}),
+                            {"password": GLOBAL_ADMIN_PASSWORD})
+    assert result.status_code == 200

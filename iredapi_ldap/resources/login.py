@@ -27,6 +27,9 @@ class Login:
 
     def on_post(self, req, resp):
         services = self._services
+        if "password" in req.params:  # URLs end up in access logs
+            raise errors.InvalidInput(errors.INVALID_PARAMETER, param="password",
+                                      detail="send the password in the request body, not in the URL")
         values = parse(read_params(req), LOGIN_PARAMS, required=("username", "password"))
         username = values["username"]
         keys = services.login_throttle.keys(req.context.client_ip, username)
