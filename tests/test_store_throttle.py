@@ -1,5 +1,6 @@
 """The throttle store on SQLite, MariaDB and PostgreSQL, and iRedAPD's tables as we create them."""
 
+import os
 import socket
 import threading
 import time
@@ -126,6 +127,12 @@ def test_non_global_with_all_limits_minus_one_is_deleted(sql_store, account):
 
     assert throttle.set_setting(sql_store, account, "outbound", 60, -1, -1, -1) == "deleted"
     assert rows(sql_store) == [] and tracking_tids(sql_store) == []
+
+
+@pytest.mark.parametrize("limits", [(-1, None, None), (-1, -1, -1, 0)])
+def test_minus_one_beside_other_limits_is_kept(sql_store, limits):
+    # Omitted limits are stored as 0, so the row does not inherit everything.
+    assert throttle.set_setting(sql_store, USER, "outbound", 60, *limits) == "created"
 
 
 def test_global_with_all_limits_minus_one_is_kept(sql_store):
@@ -270,7 +277,7 @@ def test_concurrent_writers_of_different_accounts_all_succeed(sql_store):
         assert run_together(write, range(20)) == ["created"] * 20
 
 
-# -- an unreachable or restarted server ------------------------------------------------------
+# -- connections: after fork, to an unreachable or restarted server ---------------------------
 
 
 @pytest.fixture
@@ -313,6 +320,39 @@ def test_locked_sqlite_file_raises_backend_unavailable(tmp_path):
         with pytest.raises(errors.BackendUnavailable):
             throttle.set_setting(store, USER, "outbound", 60, 1, 1, 1)
         assert 0.9 < time.monotonic() - started < 3
+
+
+def server_session(store):
+    """The server's id for the connection the store's pool hands out next (None on SQLite)."""
+    queries = {"mysql": "SELECT CONNECTION_ID()", "postgresql": "SELECT pg_backend_pid()"}
+    if store.dialect_name not in queries:
+        return None
+    with store.transaction() as conn:
+        return conn.exec_driver_sql(queries[store.dialect_name]).scalar()
+
+
+def test_forked_process_opens_its_own_connections(sql_store):
+    throttle.set_setting(sql_store, USER, "outbound", 60, 1, 1, 1)  # the pool now holds a connection
+    parent_session = server_session(sql_store)
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: as a gunicorn worker after the fork
+        status = 1
+        try:
+            throttle.set_setting(sql_store, USER, "inbound", 60, 2, 2, 2)
+            os.write(write_end, repr(server_session(sql_store)).encode())
+            status = 0
+        finally:
+            os._exit(status)
+    os.close(write_end)
+    with os.fdopen(read_end) as pipe:
+        child_session = pipe.read()
+    assert os.waitpid(pid, 0)[1] == 0
+
+    assert throttle.get_setting(sql_store, USER, "inbound")["msg_size"] == 2
+    assert server_session(sql_store) == parent_session  # the parent's connection survived the child
+    if parent_session is not None:
+        assert child_session != repr(parent_session)
 
 
 @pytest.mark.parametrize("sql_database", SERVERS, indirect=True)

@@ -75,6 +75,7 @@ class SqlStore:
         self._engine = None
         self._engine_pid = None
         self._engine_lock = threading.Lock()
+        self._parent_pool = None
 
     def __repr__(self):
         return f"SqlStore({self.url!r})"
@@ -92,7 +93,10 @@ class SqlStore:
                 if self._engine is None:
                     self._engine = create_sql_engine(self.url, self.timeout)
                 elif self._engine_pid != os.getpid():
-                    # Inherited through fork: start a new pool, leave the parent's sockets alone.
+                    # Inherited through fork: a new pool for this process.  The parent's
+                    # connections stay referenced, so they are never closed (nor garbage
+                    # collected) here: SQLite forbids touching a connection across fork.
+                    self._parent_pool = self._engine.pool
                     self._engine.dispose(close=False)
                 self._engine_pid = os.getpid()
         return self._engine

@@ -11,19 +11,19 @@ plain DDL for admins.
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
 
-MYSQL = ("mysql", "mariadb")
+_MYSQL = ("mysql", "mariadb")
 
 iredapd_metadata = sa.MetaData()
 iredadmin_metadata = sa.MetaData()
 
 # Upstream types where MySQL and PostgreSQL differ.  The base type is PostgreSQL's; SQLite needs
 # INTEGER (not BIGINT) for an auto-incrementing primary key.
-_THROTTLE_ID = sa.Integer().with_variant(mysql.BIGINT(20, unsigned=True), *MYSQL)  # pg: SERIAL
-_TID = sa.BigInteger().with_variant(mysql.BIGINT(20, unsigned=True), *MYSQL)
-_PRIORITY = sa.BigInteger().with_variant(mysql.TINYINT(1, unsigned=True), *MYSQL)
-_UNSIGNED_INT = sa.BigInteger().with_variant(mysql.INTEGER(10, unsigned=True), *MYSQL)
-_UNSIGNED_MEDIUMINT = sa.BigInteger().with_variant(mysql.MEDIUMINT(8, unsigned=True), *MYSQL)
-_LIMIT = sa.BigInteger().with_variant(mysql.BIGINT(20), *MYSQL)
+_THROTTLE_ID = sa.Integer().with_variant(mysql.BIGINT(20, unsigned=True), *_MYSQL)  # pg: SERIAL
+_TID = sa.BigInteger().with_variant(mysql.BIGINT(20, unsigned=True), *_MYSQL)
+_PRIORITY = sa.BigInteger().with_variant(mysql.TINYINT(1, unsigned=True), *_MYSQL)
+_UNSIGNED_INT = sa.BigInteger().with_variant(mysql.INTEGER(10, unsigned=True), *_MYSQL)
+_UNSIGNED_MEDIUMINT = sa.BigInteger().with_variant(mysql.MEDIUMINT(8, unsigned=True), *_MYSQL)
+_LIMIT = sa.BigInteger().with_variant(mysql.BIGINT(20), *_MYSQL)
 # Our own tables: BIGINT ids, INTEGER on SQLite (rowid alias).
 _ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
@@ -52,7 +52,7 @@ throttle = sa.Table(
     mysql_engine="InnoDB",
 )
 # Upstream MySQL has UNIQUE (account, kind); upstream PostgreSQL only a plain index on account.
-sa.Index("account_kind", throttle.c.account, throttle.c.kind, unique=True).ddl_if(dialect=(*MYSQL, "sqlite"))
+sa.Index("account_kind", throttle.c.account, throttle.c.kind, unique=True).ddl_if(dialect=(*_MYSQL, "sqlite"))
 sa.Index("idx_account", throttle.c.account).ddl_if(dialect="postgresql")
 
 throttle_tracking = sa.Table(
@@ -71,7 +71,7 @@ throttle_tracking = sa.Table(
     mysql_engine="InnoDB",
 )
 sa.Index("tid_account", throttle_tracking.c.tid, throttle_tracking.c.account, unique=True).ddl_if(
-    dialect=(*MYSQL, "sqlite")
+    dialect=(*_MYSQL, "sqlite")
 )
 sa.Index("idx_tid_account", throttle_tracking.c.tid, throttle_tracking.c.account).ddl_if(dialect="postgresql")
 

@@ -49,8 +49,8 @@ def set_setting(store, account, kind, period, msg_size, max_msgs, max_quota, max
 
     A limit passed as None is stored as 0 (unlimited).  ``max_rcpts`` exists for outbound only;
     inbound rows keep the column default.  The row (with its tracking rows) is deleted instead
-    when ``period`` is 0, or when every limit given is 0 for the global account, or -1 for
-    another account.
+    when ``period`` is 0, or when the limits the row would hold are all 0 (unlimited) for the
+    global account or all -1 (inherit) for another account: such a row means no setting at all.
     """
     if kind not in KINDS:
         raise errors.InvalidInput(errors.INVALID_PARAMETER, param="kind", detail=f"one of {', '.join(KINDS)}")
@@ -64,21 +64,17 @@ def set_setting(store, account, kind, period, msg_size, max_msgs, max_quota, max
     for name, value in given.items():
         _check_number(name, value, -1, _MAX_LIMIT)
 
-    # "All limits" are the values the row would hold, omitted ones as 0 (max_rcpts, which
-    # iRedAdmin-Pro's API does not know, only when given): a row of nothing but "inherit"
-    # (-1), or a global row of nothing but "unlimited" (0), means no setting at all.
-    resulting = [given.get(name, 0) for name in ("msg_size", "max_msgs", "max_quota")]
-    if "max_rcpts" in given:
-        resulting.append(given["max_rcpts"])
-    removes = period == 0 or set(resulting) == {0 if account == GLOBAL_ACCOUNT else -1}
+    stored = {name: given.get(name, 0) for name in limits}
+    # max_rcpts counts only when given: iRedAdmin-Pro's API does not know it.
+    compared = {value for name, value in stored.items() if name != "max_rcpts" or name in given}
+    removes = period == 0 or compared == {0 if account == GLOBAL_ACCOUNT else -1}
     # Concurrent writers of one (account, kind) must leave one row, and iRedAPD's PostgreSQL
     # table has no unique index to enforce that; so they take turns on a lock keyed on
     # (account, kind), then UPDATE, and INSERT only when nothing matched.
     with store.transaction(lock_key=f"iredapi-ldap throttle {kind} {account}") as conn:
         if removes:
             return "deleted" if _delete_where(conn, _is_setting(account, kind)) else "unchanged"
-        values = {"priority": account_priority(account), "period": period}
-        values.update({name: given.get(name, 0) for name in limits})
+        values = {"priority": account_priority(account), "period": period, **stored}
         return update_or_insert(conn, throttle, {"account": account, "kind": kind}, values)
 
 
