@@ -8,7 +8,7 @@ import falcon
 from . import access, errors
 from .directory.connection import LdapClient, LdapOperationError
 from .directory.dn import DirectoryNames
-from .resources import domain, login, throttle, user
+from .resources import alias, domain, login, maillist, throttle, user
 from .sessions import LoginThrottle, SessionStore
 from .settings import load_settings, sql_url
 from .store.engine import SqlStore
@@ -69,6 +69,10 @@ def add_routes(app, services):
         ("/api/users/{domain}", user.UserCollection(services)),
         ("/api/user/{mail}", user_item),
         ("/api/user/{mail}/keep_mailbox_days/{days}", user_item, "keep_mailbox_days"),
+        ("/api/maillists/{domain}", maillist.MailListCollection(services)),
+        ("/api/maillist/{mail}", maillist.MailListItem(services)),
+        ("/api/aliases/{domain}", alias.AliasCollection(services)),
+        ("/api/alias/{mail}", alias.AliasItem(services)),
         ("/api/throttle/{target}/{kind}", throttle.ThrottleSetting(services)),
     ]
     for template, resource, *suffix in routes:

@@ -49,7 +49,11 @@ def main(argv=None):
     dev.add_argument("--suffix", default="dc=example,dc=com")
     dev.add_argument("--no-serve", action="store_true", help="set everything up, start nothing")
 
+    argv = list(sys.argv[1:] if argv is None else argv)
+    gunicorn_args = _split_serve_args(argv)  # `serve --bind …`: argparse would refuse --bind
     args = parser.parse_args(argv)
+    if args.command == "serve":
+        args.gunicorn_args = gunicorn_args
     from .localslapd import LocalSlapdError
 
     try:
@@ -62,6 +66,23 @@ def main(argv=None):
         return 1
 
 
+def _split_serve_args(argv):
+    """Cut what follows ``serve`` off ``argv`` and return it (gunicorn's arguments)."""
+    i = 0
+    while i < len(argv):
+        if argv[i] == "--config":
+            i += 2
+            continue
+        if argv[i] == "serve":
+            rest = argv[i + 1:]
+            del argv[i + 1:]
+            return [a for a in rest if a != "--"]
+        if not argv[i].startswith("-"):
+            return []  # another command
+        i += 1
+    return []
+
+
 def _settings(args):
     return load_settings(args.config)
 
@@ -70,8 +91,7 @@ def cmd_serve(args):
     if args.config:
         os.environ[SETTINGS_ENV] = str(Path(args.config).resolve())
     _settings(args)  # fail fast, with the setting's name, before gunicorn forks
-    extra = [a for a in args.gunicorn_args if a != "--"]
-    os.execvp(sys.executable, [sys.executable, "-m", "gunicorn", "-c", str(GUNICORN_CONF), *extra])
+    os.execvp(sys.executable, [sys.executable, "-m", "gunicorn", "-c", str(GUNICORN_CONF), *args.gunicorn_args])
 
 
 def cmd_schema_install(args):

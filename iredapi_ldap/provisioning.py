@@ -7,6 +7,7 @@ references and records first, the directory entry last.
 import posixpath
 
 from .directory import domains as domain_directory
+from .directory import references
 from .directory import users as user_directory
 from .store import deleted_mailboxes, throttle
 
@@ -46,14 +47,17 @@ def delete_domain(services, domain, admin, keep_days):
 def delete_user(services, mail, admin, keep_days):
     """Delete a user: references first, then the maildir record, then the entry.
 
+    References are to its address and its alias (shadow) addresses: aliases' and
+    users' forwardings, lists (``member`` DN; external-member entries), domainAdmin.
+    Its list memberships (memberOfGroup) live on its own entry and go with it.
     A retry after a crash half-way finds the entry still there and does the
     remaining steps; each step is harmless to repeat.
     """
     ldap, names = services.ldap, services.names
     domain = mail.split("@", 1)[1]
-    entry = user_directory.get_user(ldap, names, mail, ["mail", "mailQuota", "homeDirectory",
+    entry = user_directory.get_user(ldap, names, mail, ["mail", "shadowAddress", "mailQuota", "homeDirectory",
                                                         "storageBaseDirectory", "mailMessageStore"])
-    user_directory.remove_references(ldap, names, mail, entry.dn)
+    references.remove_references(ldap, names, [mail, *entry.values("shadowAddress")], entry.dn)
     maildir = maildir_of(entry)
     if maildir:
         deleted_mailboxes.record_deleted_mailbox(services.admin_store, mail, domain, maildir, admin.username,

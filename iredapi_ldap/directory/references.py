@@ -10,6 +10,7 @@ from ldap3.utils.dn import parse_dn
 
 from .. import errors
 from . import dn as dnlib
+from . import limits as limitlib
 from .connection import (
     ATTRIBUTE_OR_VALUE_EXISTS,
     ENTRY_ALREADY_EXISTS,
@@ -52,8 +53,7 @@ class AddressLookup:
         return entry is not None and entry.has_value("domainName", domain)
 
 
-_LOOKUP_ATTRIBUTES = ["objectClass", "mail", "shadowAddress", "accountStatus", "domainName", "domainAliasName",
-                      "domainAdmin"]
+_LOOKUP_ATTRIBUTES = ["objectClass", "mail", "shadowAddress", "domainName", "domainAliasName", "domainAdmin"]
 
 
 def lookup_addresses(ldap, names, addresses):
@@ -82,6 +82,38 @@ def lookup_addresses(ldap, names, addresses):
     return lookup
 
 
+@dataclass
+class Members:
+    """Member addresses sorted out: ``internal`` address -> the account entry that has it,
+    ``external`` addresses outside every domain we host under its own name."""
+
+    internal: dict = field(default_factory=dict)
+    external: list = field(default_factory=list)
+
+
+def classify_members(lookup, own_mail, addresses, param):
+    """Internal or external, for each member address of the account ``own_mail``.
+
+    An address in a domain we host (by its own name) that no account has is refused
+    (NO_SUCH_ACCOUNT): Postfix would take it as local and bounce every message.
+    Addresses in alias domains and elsewhere are external.
+    """
+    members = Members()
+    for address in addresses:
+        entry = lookup.account(address)
+        if address == own_mail or (entry is not None and own_mail in (v.lower() for v in entry.values("mail"))):
+            raise errors.InvalidInput(errors.INVALID_MAIL, param=param,
+                                      detail=f"{address} is the account itself; it cannot be its own member")
+        if entry is not None:
+            members.internal[address] = entry
+        elif lookup.in_primary_domain(address):
+            raise errors.InvalidInput(errors.NO_SUCH_ACCOUNT, param=param,
+                                      detail=f"{address}: no such account in a domain hosted here")
+        else:
+            members.external.append(address)
+    return members
+
+
 # -- adding an account entry -------------------------------------------------------------
 
 
@@ -97,6 +129,20 @@ def add_account_entry(ldap, names, domain, dn, attributes):
             raise
         ensure_containers(ldap, names, domain)
         ldap.add(dn, attributes)
+
+
+def delete_account_entry(ldap, names, domain, entry, counter):
+    """Delete an alias or list: every reference to it first, then the entry, then its
+    slot in the domain's ``counter``.  Deleted meanwhile by another request (which
+    gave the slot back): NO_SUCH_ACCOUNT."""
+    remove_references(ldap, names, entry.values("mail") + entry.values("shadowAddress"), entry.dn)
+    try:
+        ldap.delete(entry.dn)
+    except LdapOperationError as exc:
+        if exc.result == NO_SUCH_OBJECT:
+            raise errors.NoSuchObject(errors.NO_SUCH_ACCOUNT, detail=entry.first("mail")) from None
+        raise
+    limitlib.adjust_counters(ldap, names, domain, {counter: -1})
 
 
 # -- DNs as values -----------------------------------------------------------------------
@@ -195,7 +241,7 @@ def remove_references(ldap, names, addresses, dn):
         members = [v for v in entry.values("member") if dn_key(v) == own_key]
         if members:
             changes["member"] = [(ldap3.MODIFY_DELETE, members)]
-        _modify_quietly(ldap, entry.dn, changes)
+        modify_quietly(ldap, entry.dn, changes)
 
 
 def _remove_from_external(ldap, entry, addresses):
@@ -205,10 +251,10 @@ def _remove_from_external(ldap, entry, addresses):
         delete_quietly(ldap, entry.dn)
         return
     gone = [v for v in entry.values("mail") if v.lower() in addresses]
-    _modify_quietly(ldap, entry.dn, {"mail": [(ldap3.MODIFY_DELETE, gone)]})
+    modify_quietly(ldap, entry.dn, {"mail": [(ldap3.MODIFY_DELETE, gone)]})
 
 
-def _modify_quietly(ldap, dn, changes):
+def modify_quietly(ldap, dn, changes):
     """A modify whose work may already be done (a retry, a concurrent request).
 
     A modify is all or nothing, so if part of it was already done the rest is

@@ -14,7 +14,6 @@ from .. import errors
 from . import dn as dnlib
 from . import limits as limitlib
 from .connection import (
-    ATTRIBUTE_OR_VALUE_EXISTS,
     ENTRY_ALREADY_EXISTS,
     NO_SUCH_ATTRIBUTE,
     NO_SUCH_OBJECT,
@@ -208,37 +207,6 @@ def _modification(current, changes):
         if gone:
             modification.setdefault(attribute, []).append((ldap3.MODIFY_DELETE, gone))
     return modification
-
-
-# What refers to a user, and how to remove the reference (iredmail-ldap.md §2.6):
-# domains' domainAdmin, aliases' and other users' mailForwardingAddress, external
-# member entries' mail, and old-style lists' member DN.
-def remove_references(ldap, names, mail, dn):
-    """Take ``mail`` out of every entry that names it; one search plus one modify per hit."""
-    filter_ = dnlib.any_of(
-        dnlib.all_of(dnlib.eq("objectClass", "mailDomain"), dnlib.eq("domainAdmin", mail)),
-        dnlib.all_of(dnlib.any_of(dnlib.eq("objectClass", "mailAlias"), dnlib.eq("objectClass", "mailUser")),
-                     dnlib.eq("mailForwardingAddress", mail)),
-        dnlib.all_of(dnlib.eq("objectClass", "mailExternalUser"), dnlib.eq("mail", mail)),
-        dnlib.all_of(dnlib.eq("objectClass", "mailList"), dnlib.eq("member", dn)),
-    )
-    attributes = ["objectClass", "domainAdmin", "mailForwardingAddress", "mail", "member"]
-    for entry in ldap.paged_search(names.basedn, filter_, attributes):
-        if entry.dn.lower() == dn.lower():
-            continue
-        changes = {}
-        for attribute, value in (("domainAdmin", mail), ("mailForwardingAddress", mail), ("member", dn)):
-            matching = [v for v in entry.values(attribute) if v.lower() == value.lower()]
-            if matching:
-                changes[attribute] = [(ldap3.MODIFY_DELETE, matching)]
-        if entry.has_value("objectClass", "mailExternalUser") and entry.has_value("mail", mail):
-            changes["mail"] = [(ldap3.MODIFY_DELETE, [v for v in entry.values("mail") if v.lower() == mail])]
-        if changes:
-            try:
-                ldap.modify(entry.dn, changes)
-            except LdapOperationError as exc:
-                if exc.result not in (NO_SUCH_ATTRIBUTE, NO_SUCH_OBJECT, ATTRIBUTE_OR_VALUE_EXISTS):
-                    raise
 
 
 def delete_user_entry(ldap, names, domain, entry):

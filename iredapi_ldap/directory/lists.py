@@ -1,0 +1,368 @@
+"""Old-style ("unsubscribable") mailing lists, as iRedMail's LDAP edition keeps them
+(iredmail-ldap.md §2.4).  Nothing here knows HTTP.
+
+Not mlmmj lists: no mtaTransport, mailingListID or ``enabledService: mlmmj`` is written,
+and lists that have ``mlmmj`` (managed through /api/ml) are not found here.
+
+Membership is stored where Postfix's virtual_group_maps looks (§6):
+
+* an internal member (an existing user, alias or list) carries ``memberOfGroup: <list>``
+  on its own entry, and its DN is in the list's ``member`` (iRedAdmin's default
+  LDAP_ADD_MEMBER_DN_TO_GROUP);
+* external members are the ``mail`` values of the list's one mailExternalUser entry
+  ``memberOfGroup=<list>,ou=Externals,domainName=<domain>``, added with the first
+  external member and deleted with the last.
+
+A member is a member if either side says so (memberOfGroup on it, or its DN on the
+list); every membership write reconciles both sides towards the wanted state, so a
+request repeated after a crash half-way finishes the job.
+
+Postfix never looks at a list's own accountStatus (iRedAPD rejects mail sent straight to
+a disabled list, but mail reaching it through an alias or another list would still be
+expanded).  So a disabled list's memberships are suspended: memberOfGroup is taken off
+its internal members (the list's ``member`` DNs remember them) and its external entry
+is disabled; enabling the list puts both back.  The work is proportional to the list's
+members, never to the domain's size.
+"""
+
+from dataclasses import dataclass, field
+
+import ldap3
+
+from .. import errors
+from . import dn as dnlib
+from . import limits as limitlib
+from .connection import (
+    ATTRIBUTE_OR_VALUE_EXISTS,
+    ENTRY_ALREADY_EXISTS,
+    NO_SUCH_ATTRIBUTE,
+    NO_SUCH_OBJECT,
+    LdapOperationError,
+)
+from .domains import ensure_containers
+from .references import (
+    add_account_entry,
+    address_of_dn,
+    delete_account_entry,
+    delete_quietly,
+    dn_key,
+    modify_quietly,
+)
+from .users import ACCOUNT_CLASSES
+
+# iRedAPD's policy names (libs/__init__.py), lower-case as it compares them.
+ACCESS_POLICIES = ("public", "domain", "subdomain", "membersonly", "moderatorsonly", "membersandmoderatorsonly")
+SERVICES = ("mail", "deliver")
+# Moderators: iRedAPD lets listAllowedUser senders through under every policy; mlmmj lists
+# keep listModerator with listAllowedUser as its superset.  We write both.
+MODERATOR_ATTRIBUTES = ("listModerator", "listAllowedUser")
+
+IS_LIST = dnlib.all_of(dnlib.eq("objectClass", "mailList"), dnlib.negate(dnlib.eq("enabledService", "mlmmj")))
+_IS_EXTERNAL = dnlib.eq("objectClass", "mailExternalUser")
+_MEMBER_ATTRIBUTES = ["objectClass", "mail", "shadowAddress", "accountStatus"]
+_RETRIABLE = (NO_SUCH_ATTRIBUTE, ATTRIBUTE_OR_VALUE_EXISTS, ENTRY_ALREADY_EXISTS)
+_ATTEMPTS = 8
+
+
+@dataclass
+class NewList:
+    mail: str
+    cn: str | None = None
+    access_policy: str = "public"
+    moderators: list = field(default_factory=list)
+
+
+@dataclass
+class ListChanges:
+    """Changes to one list; None / empty means "not given".  ``members`` (a
+    ``references.Members``) replaces the whole membership; ``add_members`` adds to it."""
+
+    cn: str | None = None  # "" removes the display name
+    access_policy: str | None = None
+    account_status: str | None = None
+    members: object = None
+    add_members: object = None
+    remove_members: list = field(default_factory=list)
+    moderators: list | None = None
+    add_moderators: list = field(default_factory=list)
+    remove_moderators: list = field(default_factory=list)
+
+    def touches_membership(self):
+        return (self.members is not None or self.add_members is not None or bool(self.remove_members)
+                or self.account_status is not None)
+
+
+@dataclass
+class Member:
+    dn: str
+    address: str  # the account's own mail
+    addresses: frozenset  # mail and shadow addresses: what removeMember may name
+
+
+def _member_of(entry):
+    mail = (entry.first("mail") or "").lower()
+    names = {v.lower() for v in entry.values("mail") + entry.values("shadowAddress")}
+    return Member(dn=entry.dn, address=mail or entry.dn, addresses=frozenset(names))
+
+
+@dataclass
+class Membership:
+    """A list's members as the directory holds them now."""
+
+    enrolled: dict  # dn_key -> Member: entries carrying memberOfGroup=<list>
+    recorded: dict  # dn_key -> the DN value in the list's ``member``
+    externals: list  # mailExternalUser entries with memberOfGroup=<list>
+
+    def internal(self):
+        members = dict(self.enrolled)
+        for key, value in self.recorded.items():
+            if key not in members:
+                address = address_of_dn(value) or value
+                members[key] = Member(dn=value, address=address, addresses=frozenset({address}))
+        return members
+
+    def external_addresses(self):
+        return {v.lower() for entry in self.externals for v in entry.values("mail")}
+
+    def addresses(self):
+        return sorted({m.address for m in self.internal().values()} | self.external_addresses())
+
+
+def get_list(ldap, names, mail, attributes=("*",)):
+    entry = ldap.read(names.mail_list(mail), attributes, IS_LIST)
+    if entry is None:
+        raise errors.NoSuchObject(errors.NO_SUCH_ACCOUNT, detail=mail)
+    return entry
+
+
+def read_membership(ldap, names, list_entry):
+    """One paged subtree search for everything carrying memberOfGroup=<list>, plus the
+    ``member`` DNs of the list entry as read."""
+    mail = list_entry.first("mail").lower()
+    filter_ = dnlib.all_of(dnlib.eq("memberOfGroup", mail), dnlib.any_of(ACCOUNT_CLASSES, _IS_EXTERNAL))
+    enrolled, externals = {}, []
+    for entry in ldap.paged_search(names.basedn, filter_, _MEMBER_ATTRIBUTES):
+        if entry.has_value("objectClass", "mailExternalUser"):
+            externals.append(entry)
+        elif dn_key(entry.dn) != dn_key(list_entry.dn):
+            enrolled[dn_key(entry.dn)] = _member_of(entry)
+    recorded = {dn_key(value): value for value in list_entry.values("member")}
+    return Membership(enrolled=enrolled, recorded=recorded, externals=externals)
+
+
+def moderators_of(list_entry):
+    return sorted({v.lower() for attribute in MODERATOR_ATTRIBUTES for v in list_entry.values(attribute)})
+
+
+# -- create -----------------------------------------------------------------------------
+
+
+def create_list(ldap, names, domain, domain_entry, new, members):
+    """Add the list (within the domain's numberOfLists), then its members.
+
+    Entry first, members after: a crash in between leaves a list whose ``member`` DNs
+    name members not yet enrolled; a PUT with the same members finishes it.
+    """
+    limits = limitlib.DomainLimits.of(domain_entry)
+    internal = {dn_key(entry.dn): entry for entry in members.internal.values()}
+    attributes = {
+        "objectClass": ["mailList"],
+        "mail": [new.mail],
+        "accountStatus": ["active"],
+        "cn": [new.cn or new.mail.split("@", 1)[0]],
+        "enabledService": list(SERVICES),
+        "accessPolicy": [new.access_policy],
+    }
+    if new.moderators:
+        for attribute in MODERATOR_ATTRIBUTES:
+            attributes[attribute] = list(new.moderators)
+    if internal:
+        attributes["member"] = [entry.dn for entry in internal.values()]
+    if limits.disabled:
+        attributes["domainStatus"] = ["disabled"]
+    reservation = {limitlib.LISTS: 1}
+    limitlib.adjust_counters(ldap, names, domain, reservation, domain_entry)
+    try:
+        add_account_entry(ldap, names, domain, names.mail_list(new.mail), attributes)
+    except Exception:
+        limitlib.release(ldap, names, domain, reservation)
+        raise
+    for entry in internal.values():
+        modify_quietly(ldap, entry.dn, {"memberOfGroup": [(ldap3.MODIFY_ADD, [new.mail])]})
+    if members.external:
+        _write_externals(ldap, names, new.mail, [], set(members.external), True, limits.disabled,
+                         replace_leftover=True)
+
+
+# -- update -----------------------------------------------------------------------------
+
+
+def update_list(ldap, names, domain_entry, current, changes):
+    """Apply ``changes`` to the list whose entry (as read) is ``current``.
+
+    Members' entries and the external entry are written first, the list entry last.
+    If a concurrent request changed the list meanwhile, it is read again and the
+    changes reconciled against what is there now.
+    """
+    mail = current.first("mail").lower()
+    domain_disabled = limitlib.DomainLimits.of(domain_entry).disabled
+    for _ in range(_ATTEMPTS):
+        try:
+            _apply(ldap, names, current, changes, domain_disabled)
+            return
+        except LdapOperationError as exc:
+            if exc.result == NO_SUCH_OBJECT and dn_key(exc.dn) == dn_key(current.dn):
+                raise errors.NoSuchObject(errors.NO_SUCH_ACCOUNT, detail=mail) from None
+            if exc.result not in _RETRIABLE + (NO_SUCH_OBJECT,):
+                raise
+        current = get_list(ldap, names, mail)
+    raise errors.Conflict("CONCURRENT_UPDATE", detail="the list kept changing; try again")
+
+
+def _apply(ldap, names, current, changes, domain_disabled):
+    modification = {}
+    if changes.cn is not None:
+        modification["cn"] = [(ldap3.MODIFY_REPLACE, [changes.cn] if changes.cn else [])]
+    if changes.access_policy is not None:
+        modification["accessPolicy"] = [(ldap3.MODIFY_REPLACE, [changes.access_policy])]
+    if changes.account_status is not None:
+        modification["accountStatus"] = [(ldap3.MODIFY_REPLACE, [changes.account_status])]
+    for attribute in MODERATOR_ATTRIBUTES:
+        operations = _value_changes(current, attribute, changes.moderators, changes.add_moderators,
+                                    changes.remove_moderators)
+        if operations:
+            modification[attribute] = operations
+    if changes.touches_membership():
+        status = changes.account_status or current.first("accountStatus") or "active"
+        member_operations = _reconcile_members(ldap, names, current, changes, status.lower() == "active",
+                                               domain_disabled)
+        if member_operations:
+            modification["member"] = member_operations
+    if modification:
+        ldap.modify(current.dn, modification)
+
+
+def _value_changes(current, attribute, reset, add, remove):
+    if reset is not None:
+        return [(ldap3.MODIFY_REPLACE, list(reset))]
+    operations = []
+    new = [v for v in add if not current.has_value(attribute, v)]
+    if new:
+        operations.append((ldap3.MODIFY_ADD, new))
+    gone = [v for v in current.values(attribute) if v.lower() in set(remove)]
+    if gone:
+        operations.append((ldap3.MODIFY_DELETE, gone))
+    return operations
+
+
+def _reconcile_members(ldap, names, current, changes, active, domain_disabled):
+    """Write members' memberOfGroup and the external entry; return the list's ``member`` changes."""
+    mail = current.first("mail").lower()
+    state = read_membership(ldap, names, current)
+    if changes.members is not None:
+        wanted = {dn_key(e.dn): _member_of(e) for e in changes.members.internal.values()}
+        wanted_external = set(changes.members.external)
+    else:
+        wanted = state.internal()
+        wanted_external = state.external_addresses()
+        removed = set(changes.remove_members)
+        wanted = {key: m for key, m in wanted.items() if not (m.addresses & removed)}
+        wanted_external -= removed
+        if changes.add_members is not None:
+            for entry in changes.add_members.internal.values():
+                wanted.setdefault(dn_key(entry.dn), _member_of(entry))
+            wanted_external |= set(changes.add_members.external)
+    enrolled_wanted = wanted if active else {}
+    # Leave first (mail stops reaching whoever is no longer wanted), then join.
+    for key, member in state.enrolled.items():
+        if key not in enrolled_wanted:
+            modify_quietly(ldap, member.dn, {"memberOfGroup": [(ldap3.MODIFY_DELETE, [mail])]})
+    for key, member in list(enrolled_wanted.items()):
+        if key in state.enrolled:
+            continue
+        try:
+            ldap.modify(member.dn, {"memberOfGroup": [(ldap3.MODIFY_ADD, [mail])]})
+        except LdapOperationError as exc:
+            if exc.result == NO_SUCH_OBJECT:
+                del wanted[key]  # a DN left on the list by an account deleted elsewhere
+            elif exc.result != ATTRIBUTE_OR_VALUE_EXISTS:
+                raise
+    _write_externals(ldap, names, mail, state.externals, wanted_external, active, domain_disabled)
+    operations = []
+    gone = [value for key, value in state.recorded.items() if key not in wanted]
+    if gone:
+        operations.append((ldap3.MODIFY_DELETE, gone))
+    new = [member.dn for key, member in wanted.items() if key not in state.recorded]
+    if new:
+        operations.append((ldap3.MODIFY_ADD, new))
+    return operations
+
+
+def _write_externals(ldap, names, mail, entries, wanted, active, domain_disabled, replace_leftover=False):
+    """Make the external-member entries hold exactly ``wanted``, in the list's status.
+
+    Entries another tool added for the list keep what is still wanted; what is
+    missing goes into the list's own entry, which exists only while it has addresses.
+    ``replace_leftover``: on create, an entry left by an earlier list of the same
+    address is taken over (on update, finding one means a concurrent write: retry).
+    """
+    status = "active" if active else "disabled"
+    own_dn = names.list_externals(mail)
+    own = next((e for e in entries if dn_key(e.dn) == dn_key(own_dn)), None)
+    remaining = set(wanted)
+    for entry in [e for e in entries if e is not own] + ([own] if own is not None else []):
+        present = {v.lower(): v for v in entry.values("mail")}
+        keep = {address for address in present if address in remaining}
+        remaining -= keep
+        add = sorted(remaining) if entry is own else []
+        remaining -= set(add)
+        if not keep and not add:
+            delete_quietly(ldap, entry.dn)
+            continue
+        changes = {}
+        gone = [value for address, value in present.items() if address not in keep]
+        operations = ([(ldap3.MODIFY_DELETE, gone)] if gone else []) + ([(ldap3.MODIFY_ADD, add)] if add else [])
+        if operations:
+            changes["mail"] = operations
+        if (entry.first("accountStatus") or "").lower() != status:
+            changes["accountStatus"] = [(ldap3.MODIFY_REPLACE, [status])]
+        if changes:
+            ldap.modify(entry.dn, changes)
+    if remaining:
+        attributes = {
+            "objectClass": ["mailExternalUser"],
+            "memberOfGroup": [mail],
+            "mail": sorted(remaining),
+            "accountStatus": [status],
+            "enabledService": list(SERVICES),
+        }
+        if domain_disabled:
+            attributes["domainStatus"] = ["disabled"]
+        try:
+            ldap.add(own_dn, attributes)
+        except LdapOperationError as exc:
+            if exc.result == ENTRY_ALREADY_EXISTS and replace_leftover:
+                ldap.modify(own_dn, {name: [(ldap3.MODIFY_REPLACE, values)] for name, values in attributes.items()
+                                     if name not in ("objectClass", "memberOfGroup")})
+            elif exc.result == NO_SUCH_OBJECT:
+                ensure_containers(ldap, names, mail.split("@", 1)[1])
+                ldap.add(own_dn, attributes)
+            else:
+                raise
+
+
+# -- delete and list ----------------------------------------------------------------------
+
+
+def delete_list(ldap, names, domain, entry):
+    """Members' memberOfGroup, the external entry and every other reference first,
+    then the list entry, then the domain's list counter."""
+    delete_account_entry(ldap, names, domain, entry, limitlib.LISTS)
+
+
+def list_lists(ldap, names, domain, disabled_only=False, attributes=("*",)):
+    """The domain's old-style lists, page by page."""
+    parts = [IS_LIST]
+    if disabled_only:
+        parts.append(dnlib.eq("accountStatus", "disabled"))
+    return ldap.paged_search(names.ou(domain, dnlib.GROUPS_OU), dnlib.all_of(*parts), attributes, scope="one")
