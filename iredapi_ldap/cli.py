@@ -4,6 +4,7 @@
   schema-install  load our iRedMail and amavisd schemas, pw-sha2 and indexes into slapd
   bootstrap       create the base tree, service accounts and a first global admin
   sql-setup       create our SQL tables (and, with --iredapd, iRedAPD's throttle tables)
+  recount         recount the domains' account and quota counters (after other tools changed them)
   dev             private slapd + schema + tree + embedded SQLite + the API, in one folder
 """
 
@@ -17,6 +18,7 @@ import sys
 import time
 from pathlib import Path
 
+from .errors import ApiError
 from .settings import SETTINGS_ENV, SettingsError, load_settings
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
@@ -43,6 +45,9 @@ def main(argv=None):
     sql = sub.add_parser("sql-setup", help="create missing SQL tables")
     sql.add_argument("--iredapd", action="store_true", help="also iRedAPD's throttle tables")
 
+    recount = sub.add_parser("recount", help="recount domainCurrent* counters from the directory")
+    recount.add_argument("domains", nargs="*", help="domain names (default: every domain)")
+
     dev = sub.add_parser("dev", help="run a private slapd and the API from one data folder")
     dev.add_argument("--data", default="data", help="data folder (default ./data)")
     dev.add_argument("--bind", default="127.0.0.1:7791")
@@ -64,6 +69,9 @@ def main(argv=None):
     except LocalSlapdError as exc:
         print(f"iredapi-ldap: {exc}", file=sys.stderr)
         return 1
+    except ApiError as exc:  # bad input on the command line, or the directory is down
+        print(f"iredapi-ldap: {exc}", file=sys.stderr)
+        return 2 if exc.status < 500 else 1
 
 
 def _split_serve_args(argv):
@@ -158,6 +166,28 @@ def cmd_sql_setup(args):
     if args.iredapd:
         create_tables(SqlStore(sql_url(settings, "iredapd"), settings.SQL_TIMEOUT), iredapd_metadata)
     print("sql: tables present")
+    return 0
+
+
+def cmd_recount(args):
+    """Counters drift only when other tools (iRedAdmin's read-then-replace, hand
+    edits) change a domain, or a request died between reserving and writing."""
+    from . import addresses
+    from .directory import domains as domain_directory
+    from .directory import limits
+    from .directory.connection import LdapClient
+    from .directory.dn import DirectoryNames
+
+    settings = _settings(args)
+    ldap = LdapClient(settings)
+    names = DirectoryNames(settings.ldap_basedn, settings.ldap_domainadmin_dn)
+    domains = [addresses.domain_name(d) for d in args.domains] or sorted(
+        entry.first("domainName") for entry in domain_directory.list_domains(ldap, names, attributes=["domainName"]))
+    for domain in domains:
+        counted = limits.recount(ldap, names, domain)
+        print(f"{domain}: {counted[limits.USERS]} users, {counted[limits.ALIASES]} aliases, "
+              f"{counted[limits.LISTS]} lists, {counted[limits.QUOTA_BYTES]} bytes of quota")
+    ldap.close()
     return 0
 
 
@@ -300,6 +330,7 @@ COMMANDS = {
     "schema-install": cmd_schema_install,
     "bootstrap": _bootstrap_command,
     "sql-setup": cmd_sql_setup,
+    "recount": cmd_recount,
     "dev": cmd_dev,
 }
 
