@@ -65,6 +65,10 @@ def negate(filter_):
     return f"(!{filter_})"
 
 
+# Users, aliases and lists: the objects that own an address (mail or shadowAddress).
+ACCOUNT_CLASSES = any_of(eq("objectClass", "mailUser"), eq("objectClass", "mailList"), eq("objectClass", "mailAlias"))
+
+
 # -- DNs ----------------------------------------------------------------------------
 
 USERS_OU = "Users"

@@ -48,7 +48,6 @@ from .references import (
     dn_key,
     modify_quietly,
 )
-from .users import ACCOUNT_CLASSES
 
 # iRedAPD's policy names (libs/__init__.py), lower-case as it compares them.
 ACCESS_POLICIES = ("public", "domain", "subdomain", "membersonly", "moderatorsonly", "membersandmoderatorsonly")
@@ -139,7 +138,7 @@ def read_membership(ldap, names, list_entry):
     """One paged subtree search for everything carrying memberOfGroup=<list>, plus the
     ``member`` DNs of the list entry as read."""
     mail = list_entry.first("mail").lower()
-    filter_ = dnlib.all_of(dnlib.eq("memberOfGroup", mail), dnlib.any_of(ACCOUNT_CLASSES, _IS_EXTERNAL))
+    filter_ = dnlib.all_of(dnlib.eq("memberOfGroup", mail), dnlib.any_of(dnlib.ACCOUNT_CLASSES, _IS_EXTERNAL))
     enrolled, externals = {}, []
     for entry in ldap.paged_search(names.basedn, filter_, _MEMBER_ATTRIBUTES):
         if entry.has_value("objectClass", "mailExternalUser"):

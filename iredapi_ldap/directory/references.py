@@ -19,7 +19,6 @@ from .connection import (
     LdapOperationError,
 )
 from .domains import ensure_containers
-from .users import ACCOUNT_CLASSES
 
 _TOLERATED = (NO_SUCH_ATTRIBUTE, NO_SUCH_OBJECT, ATTRIBUTE_OR_VALUE_EXISTS)
 
@@ -64,7 +63,7 @@ def lookup_addresses(ldap, names, addresses):
     if not addresses:
         return lookup
     domains = sorted({a.rsplit("@", 1)[1] for a in addresses})
-    accounts = dnlib.all_of(ACCOUNT_CLASSES, dnlib.any_of(
+    accounts = dnlib.all_of(dnlib.ACCOUNT_CLASSES, dnlib.any_of(
         *(dnlib.eq(attribute, a) for a in addresses for attribute in ("mail", "shadowAddress"))))
     hosted = dnlib.all_of(
         dnlib.eq("objectClass", "mailDomain"), dnlib.negate(dnlib.eq("domainBackupMX", "yes")),
@@ -221,7 +220,7 @@ def remove_references(ldap, names, addresses, dn):
         dnlib.all_of(dnlib.any_of(dnlib.eq("objectClass", "mailAlias"), dnlib.eq("objectClass", "mailUser")),
                      naming("mailForwardingAddress")),
         dnlib.all_of(dnlib.eq("objectClass", "mailList"), dnlib.eq("member", dn)),
-        dnlib.all_of(dnlib.any_of(ACCOUNT_CLASSES, is_external), naming("memberOfGroup")),
+        dnlib.all_of(dnlib.any_of(dnlib.ACCOUNT_CLASSES, is_external), naming("memberOfGroup")),
         dnlib.all_of(is_external, naming("mail")),
     )
     attributes = ["objectClass", "domainAdmin", "mailForwardingAddress", "mail", "member", "memberOfGroup"]

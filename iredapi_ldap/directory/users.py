@@ -14,12 +14,12 @@ from .. import errors
 from . import dn as dnlib
 from . import limits as limitlib
 from .connection import (
-    ENTRY_ALREADY_EXISTS,
     NO_SUCH_ATTRIBUTE,
     NO_SUCH_OBJECT,
     LdapOperationError,
 )
-from .domains import delete_entry, ensure_containers
+from .domains import delete_entry
+from .references import add_account_entry, lookup_addresses
 
 # iRedAdmin's enabledService of a new user (iredmail-ldap.md §2.2).
 DEFAULT_SERVICES = (
@@ -31,8 +31,6 @@ DEFAULT_SERVICES = (
 )
 OBJECT_CLASSES = ("inetOrgPerson", "mailUser", "shadowAccount", "amavisAccount")
 HIDDEN_ATTRIBUTES = ("userPassword",)
-ACCOUNT_CLASSES = dnlib.any_of(
-    dnlib.eq("objectClass", "mailUser"), dnlib.eq("objectClass", "mailList"), dnlib.eq("objectClass", "mailAlias"))
 
 _CAS_ATTEMPTS = 20
 
@@ -74,26 +72,14 @@ def get_user(ldap, names, mail, attributes=("*",)):
     return entry
 
 
-def taken_addresses(ldap, names, addresses, except_dn=None):
-    """Which of ``addresses`` a user, alias or list already uses as mail or shadowAddress.
-
-    One indexed subtree search, whatever the number of addresses.
-    """
-    if not addresses:
-        return []
-    wanted = [dnlib.eq(attribute, a) for a in addresses for attribute in ("mail", "shadowAddress")]
-    found = ldap.search(names.basedn, dnlib.all_of(ACCOUNT_CLASSES, dnlib.any_of(*wanted)),
-                        ["mail", "shadowAddress"])
-    used = set()
-    for entry in found:
-        if except_dn and entry.dn.lower() == except_dn.lower():
-            continue
-        used.update(v.lower() for v in entry.values("mail") + entry.values("shadowAddress"))
-    return [a for a in addresses if a in used]
-
-
 def require_free(ldap, names, addresses, except_dn=None, param=None):
-    taken = taken_addresses(ldap, names, addresses, except_dn)
+    """ALREADY_EXISTS unless no user, alias or list (other than ``except_dn``) uses
+    any of ``addresses`` as mail or shadowAddress; one indexed search."""
+    if not addresses:
+        return
+    lookup = lookup_addresses(ldap, names, addresses)
+    taken = [a for a in addresses
+             if lookup.account(a) is not None and lookup.account(a).dn.lower() != (except_dn or "").lower()]
     if taken:
         raise errors.AlreadyExists(errors.ALREADY_EXISTS, param=param, detail=", ".join(taken))
 
@@ -106,24 +92,10 @@ def create_user(ldap, names, domain, domain_entry, user):
     reservation = {limitlib.USERS: 1, limitlib.QUOTA_BYTES: user.quota_bytes}
     limitlib.adjust_counters(ldap, names, domain, reservation, domain_entry)
     try:
-        _add_user_entry(ldap, names, domain, _user_attributes(user, limits))
+        add_account_entry(ldap, names, domain, names.user(user.mail), _user_attributes(user, limits))
     except Exception:
         limitlib.release(ldap, names, domain, reservation)
         raise
-
-
-def _add_user_entry(ldap, names, domain, attributes):
-    dn = names.user(attributes["mail"][0])
-    try:
-        ldap.add(dn, attributes)
-    except LdapOperationError as exc:
-        if exc.result == ENTRY_ALREADY_EXISTS:
-            raise errors.AlreadyExists(errors.ALREADY_EXISTS, detail=attributes["mail"][0]) from None
-        if exc.result != NO_SUCH_OBJECT:
-            raise
-        # ou=Users missing (a domain made by hand): add the containers and retry.
-        ensure_containers(ldap, names, domain)
-        ldap.add(dn, attributes)
 
 
 def _user_attributes(user, limits):

@@ -18,10 +18,9 @@ policy is recorded, not enforced.  Use a mailing list (/api/maillist) to restric
 
 from .. import addresses, errors, params
 from ..directory import aliases as alias_directory
-from ..directory import limits as limitlib
 from ..directory import references
 from ..params import Param, forbid_together, parse, read_params
-from .common import CREATED, managed_domain
+from .common import CREATED, managed_account_domain
 from .maillist import access_policy, forbid_overlap, stream_accounts
 from .user import mail_from_url
 
@@ -46,14 +45,10 @@ class AliasItem:
     def __init__(self, services):
         self._services = services
 
-    def _scope(self, req, mail):
-        domain = mail.split("@", 1)[1]
-        return domain, managed_domain(self._services, req.context.admin, domain, limitlib.DOMAIN_ATTRIBUTES)
-
     def on_get(self, req, resp, mail):
         mail = mail_from_url(mail)
         parse(read_params(req), ())
-        self._scope(req, mail)
+        managed_account_domain(self._services, req.context.admin, mail)
         services = self._services
         services.envelope.ok(resp, alias_directory.get_alias(services.ldap, services.names, mail).as_dict())
 
@@ -61,7 +56,7 @@ class AliasItem:
         services = self._services
         mail = mail_from_url(mail)
         values = parse(read_params(req), CREATE_PARAMS)
-        domain, domain_entry = self._scope(req, mail)
+        domain, domain_entry = managed_account_domain(self._services, req.context.admin, mail)
         # One search: is the address free, and do the members exist where they must?
         lookup = references.lookup_addresses(services.ldap, services.names, [mail, *values.get("members", [])])
         if lookup.account(mail) is not None:
@@ -78,7 +73,7 @@ class AliasItem:
         values = parse(read_params(req), UPDATE_PARAMS)
         forbid_together(values, "members", "addMember", "removeMember")
         forbid_overlap(values, "addMember", "removeMember")
-        self._scope(req, mail)
+        managed_account_domain(self._services, req.context.admin, mail)
         current = alias_directory.get_alias(services.ldap, services.names, mail)
         joining = values.get("members", values.get("addMember", []))
         lookup = references.lookup_addresses(services.ldap, services.names, joining)
@@ -99,7 +94,7 @@ class AliasItem:
         services = self._services
         mail = mail_from_url(mail)
         parse(read_params(req), ())
-        domain, _ = self._scope(req, mail)
+        domain, _ = managed_account_domain(self._services, req.context.admin, mail)
         entry = alias_directory.get_alias(services.ldap, services.names, mail, ["mail", "shadowAddress"])
         alias_directory.delete_alias(services.ldap, services.names, domain, entry)
         services.envelope.ok(resp)

@@ -6,6 +6,7 @@ import falcon
 
 from .. import addresses, errors
 from ..directory import domains as domain_directory
+from ..directory import limits as limitlib
 from ..params import integer
 
 
@@ -36,6 +37,13 @@ def managed_domain(services, admin, domain, attributes=("*",)):
     if not admin.manages(entry):
         raise errors.NotPermitted(errors.PERMISSION_DENIED, detail="you do not manage this domain")
     return entry
+
+
+def managed_account_domain(services, admin, mail):
+    """(domain, domain entry) of the account ``mail``, checked to be managed by
+    ``admin``; the entry carries what limit checks need (one round trip)."""
+    domain = mail.split("@", 1)[1]
+    return domain, managed_domain(services, admin, domain, limitlib.DOMAIN_ATTRIBUTES)
 
 
 CREATED = falcon.HTTP_201

@@ -22,11 +22,10 @@ A disabled list keeps its members, but Postfix stops expanding it (see directory
 """
 
 from .. import addresses, errors, params
-from ..directory import limits as limitlib
 from ..directory import lists as list_directory
 from ..directory import references
 from ..params import Param, forbid_together, parse, read_params
-from .common import CREATED, domain_from_url, managed_domain, stream_list
+from .common import CREATED, domain_from_url, managed_account_domain, managed_domain, stream_list
 from .user import mail_from_url
 
 access_policy = params.choice(*list_directory.ACCESS_POLICIES, aliases={"allowedonly": "moderatorsonly"},
@@ -74,10 +73,6 @@ class MailListItem:
     def __init__(self, services):
         self._services = services
 
-    def _scope(self, req, mail):
-        domain = mail.split("@", 1)[1]
-        return domain, managed_domain(self._services, req.context.admin, domain, limitlib.DOMAIN_ATTRIBUTES)
-
     def _members(self, req, lookup, mail, values, param):
         if param not in values:
             return None
@@ -88,7 +83,7 @@ class MailListItem:
     def on_get(self, req, resp, mail):
         mail = mail_from_url(mail)
         parse(read_params(req), ())
-        self._scope(req, mail)
+        managed_account_domain(self._services, req.context.admin, mail)
         services = self._services
         entry = list_directory.get_list(services.ldap, services.names, mail)
         membership = list_directory.read_membership(services.ldap, services.names, entry)
@@ -101,7 +96,7 @@ class MailListItem:
         services = self._services
         mail = mail_from_url(mail)
         values = parse(read_params(req), CREATE_PARAMS)
-        domain, domain_entry = self._scope(req, mail)
+        domain, domain_entry = managed_account_domain(self._services, req.context.admin, mail)
         # One search: is the address free, and what are the members?
         lookup = references.lookup_addresses(services.ldap, services.names, [mail, *values.get("members", [])])
         if lookup.account(mail) is not None:
@@ -121,7 +116,7 @@ class MailListItem:
         forbid_together(values, "moderators", "addModerator", "removeModerator")
         forbid_overlap(values, "addMember", "removeMember")
         forbid_overlap(values, "addModerator", "removeModerator")
-        domain, domain_entry = self._scope(req, mail)
+        domain, domain_entry = managed_account_domain(self._services, req.context.admin, mail)
         current = list_directory.get_list(services.ldap, services.names, mail)
         joining = values.get("members", values.get("addMember", []))
         lookup = references.lookup_addresses(services.ldap, services.names, joining)
@@ -143,7 +138,7 @@ class MailListItem:
         services = self._services
         mail = mail_from_url(mail)
         parse(read_params(req), DELETE_PARAMS)
-        domain, _ = self._scope(req, mail)
+        domain, _ = managed_account_domain(self._services, req.context.admin, mail)
         entry = list_directory.get_list(services.ldap, services.names, mail, ["mail", "shadowAddress"])
         list_directory.delete_list(services.ldap, services.names, domain, entry)
         services.envelope.ok(resp)

@@ -8,7 +8,7 @@ from ..directory import users as user_directory
 from ..directory.maildir import check_custom_maildir, maildir_path
 from ..directory.passwords import PasswordPolicy, check_password_hash, hash_password
 from ..params import Param, forbid_together, parse, read_params
-from .common import CREATED, domain_from_url, keep_days_from_url, managed_domain, stream_list
+from .common import CREATED, domain_from_url, keep_days_from_url, managed_account_domain, managed_domain, stream_list
 
 
 def _raw(value):
@@ -118,15 +118,10 @@ class UserItem:
     def __init__(self, services):
         self._services = services
 
-    def _scope(self, req, mail):
-        """The domain entry of ``mail``, checked to be managed by the caller."""
-        domain = mail.split("@", 1)[1]
-        return domain, managed_domain(self._services, req.context.admin, domain, limitlib.DOMAIN_ATTRIBUTES)
-
     def on_get(self, req, resp, mail):
         mail = mail_from_url(mail)
         parse(read_params(req), ())
-        self._scope(req, mail)
+        managed_account_domain(self._services, req.context.admin, mail)
         services = self._services
         entry = user_directory.get_user(services.ldap, services.names, mail)
         services.envelope.ok(resp, entry.as_dict(hidden=user_directory.HIDDEN_ATTRIBUTES))
@@ -138,7 +133,7 @@ class UserItem:
         if "password" not in values and "password_hash" not in values:
             raise errors.InvalidInput(errors.INVALID_PARAMETER, param="password",
                                       detail="give password or password_hash")
-        domain, domain_entry = self._scope(req, mail)
+        domain, domain_entry = managed_account_domain(self._services, req.context.admin, mail)
         limits = limitlib.DomainLimits.of(domain_entry)
         quota_mb = values.get("mailQuota") or limits.default_quota // MB
         user = user_directory.NewUser(
@@ -164,7 +159,7 @@ class UserItem:
         values = parse(read_params(req), UPDATE_PARAMS)
         for reset, add, remove, _ in _MULTI_VALUED:
             forbid_together(values, reset, add, remove)
-        domain, domain_entry = self._scope(req, mail)
+        domain, domain_entry = managed_account_domain(self._services, req.context.admin, mail)
         _check_shadow_addresses(values, mail, domain, domain_entry)
         limits = limitlib.DomainLimits.of(domain_entry)
         changes = self._changes(values, mail, limits)
@@ -221,7 +216,7 @@ class UserItem:
     def _delete(self, req, resp, mail, keep_days):
         mail = mail_from_url(mail)
         parse(read_params(req), ())
-        self._scope(req, mail)
+        managed_account_domain(self._services, req.context.admin, mail)
         provisioning.delete_user(self._services, mail, req.context.admin, keep_days)
         self._services.envelope.ok(resp)
 
