@@ -30,8 +30,11 @@ def peercred_dn(uid=None, gid=None):
 
 
 def config_ldif(suffix, db_directory, *, root_dn=None, root_pw=None, pid_file=None,
-                max_size=4 * 1024 ** 3, log_level="0"):
-    """cn=config for one mdb database; the local peer (our uid) may manage both."""
+                max_size=4 * 1024 ** 3, log_level="0", tls=None):
+    """cn=config for one mdb database; the local peer (our uid) may manage both.
+
+    ``tls`` = (certificate file, key file) lets clients use StartTLS.
+    """
     manager = peercred_dn()
     lines = [
         "dn: cn=config", "objectClass: olcGlobal", "cn: config", f"olcLogLevel: {log_level}",
@@ -39,6 +42,8 @@ def config_ldif(suffix, db_directory, *, root_dn=None, root_pw=None, pid_file=No
     ]
     if pid_file:
         lines.append(f"olcPidFile: {pid_file}")
+    if tls:
+        lines += [f"olcTLSCertificateFile: {tls[0]}", f"olcTLSCertificateKeyFile: {tls[1]}"]
     lines += [
         "", "dn: cn=module,cn=config", "objectClass: olcModuleList", "cn: module",
         f"olcModulePath: {MODULE_PATH}", "olcModuleLoad: back_mdb",

@@ -47,6 +47,7 @@ class LdapServer:
     vmailadmin_password: str
     basedn: str
     admin_basedn: str
+    ca_file: str  # the CA that signed the test slapd's certificate
     slapd: object  # the slapdtest object (restart(), terminate(), resume())
 
 
@@ -66,7 +67,9 @@ def ldap_server():
         TMPDIR = rundir
 
         def gen_config(self):
-            return config_ldif(self.suffix, self._db_directory, root_dn=self.root_dn, root_pw=self.root_pw)
+            # slapdtest's own test certificates (for localhost and 127.0.0.1) allow StartTLS tests.
+            return config_ldif(self.suffix, self._db_directory, root_dn=self.root_dn, root_pw=self.root_pw,
+                               tls=(self.servercert, self.serverkey))
 
     slapd = IredmailSlapd()
     slapd.start()
@@ -87,7 +90,7 @@ def ldap_server():
         ldap_uri=slapd.ldap_uri.rstrip("/"), ldapi_uri=slapd.ldapi_uri, suffix=SUFFIX,
         vmail_dn=f"cn=vmail,{SUFFIX}", vmail_password=VMAIL_PASSWORD,
         vmailadmin_dn=f"cn=vmailadmin,{SUFFIX}", vmailadmin_password=VMAILADMIN_PASSWORD,
-        basedn=f"o=domains,{SUFFIX}", admin_basedn=f"o=domainAdmins,{SUFFIX}", slapd=slapd,
+        basedn=f"o=domains,{SUFFIX}", admin_basedn=f"o=domainAdmins,{SUFFIX}", ca_file=slapd.cafile, slapd=slapd,
     )
     slapd.stop()
     shutil.rmtree(rundir, ignore_errors=True)
@@ -177,7 +180,7 @@ def make_app(ldap_server, tmp_path):
     def make(**overrides):
         overrides.setdefault("DATA_DIR", str(tmp_path))
         overrides.setdefault("LOGIN_MAX_FAILURES", 0)
-        app = create_app(base_settings(ldap_server.ldap_uri, **overrides))
+        app = create_app(base_settings(overrides.pop("ldap_uri", ldap_server.ldap_uri), **overrides))
         apps.append(app)
         return app
 
