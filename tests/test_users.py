@@ -401,6 +401,11 @@ def test_domain_admin_manages_only_its_domains_users(api, make_app, root_connect
     api.post(f"/api/user/boss@{domain}", {"password": PASSWORD})
     root_connection.modify(user_dn(f"boss@{domain}"), {"domainGlobalAdmin": [(ldap3.MODIFY_ADD, ["yes"])]})
     assert client.put(f"/api/user/boss@{domain}", {"password": "Taken-Over-1"}).status_code == 403
+    # a maildir path could reach into another domain's mail: global admins only
+    result = client.put(f"/api/user/mine@{domain}", {"maildir": f"/var/vmail/vmail1/{other}/t/h/e/theirs/"})
+    assert result.status_code == 403 and result.json["param"] == "maildir"
+    result = client.post(f"/api/user/mine2@{domain}", {"password": PASSWORD, "maildir": "/var/vmail/x/"})
+    assert result.status_code == 403 and read_entry(root_connection, user_dn(f"mine2@{domain}")) is None
 
 
 def test_counters_are_initialised_for_domains_made_by_other_tools(api, root_connection, domain):

@@ -114,6 +114,17 @@ def _check_shadow_addresses(values, mail, domain, domain_entry):
                                           detail=f"{address} is not in the user's domain or its alias domains")
 
 
+# A maildir path can point into another domain's mail on the same disk, so only
+# global admins may choose one; domain admins get the hashed default.
+GLOBAL_ONLY = ("maildir",)
+
+
+def _check_global_only(admin, values):
+    for name in GLOBAL_ONLY:
+        if name in values and not admin.is_global:
+            raise errors.NotPermitted(errors.PERMISSION_DENIED, param=name, detail="only global admins may set this")
+
+
 class UserItem:
     def __init__(self, services):
         self._services = services
@@ -130,6 +141,7 @@ class UserItem:
         services = self._services
         mail = mail_from_url(mail)
         values = parse(read_params(req), CREATE_PARAMS)
+        _check_global_only(req.context.admin, values)
         if "password" not in values and "password_hash" not in values:
             raise errors.InvalidInput(errors.INVALID_PARAMETER, param="password",
                                       detail="give password or password_hash")
@@ -157,6 +169,7 @@ class UserItem:
         services = self._services
         mail = mail_from_url(mail)
         values = parse(read_params(req), UPDATE_PARAMS)
+        _check_global_only(req.context.admin, values)
         for reset, add, remove, _ in _MULTI_VALUED:
             forbid_together(values, reset, add, remove)
         domain, domain_entry = managed_account_domain(self._services, req.context.admin, mail)
