@@ -56,7 +56,9 @@ def delete_user(services, mail, admin, keep_days):
     ldap, names = services.ldap, services.names
     domain = mail.split("@", 1)[1]
     entry = user_directory.get_user(ldap, names, mail, ["mail", "shadowAddress", "mailQuota", "homeDirectory",
-                                                        "storageBaseDirectory", "mailMessageStore"])
+                                                        "storageBaseDirectory", "mailMessageStore",
+                                                        "domainGlobalAdmin"])
+    user_directory.require_manageable(admin, entry)
     references.remove_references(ldap, names, [mail, *entry.values("shadowAddress")], entry.dn)
     maildir = maildir_of(entry)
     if maildir:

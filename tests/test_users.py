@@ -401,6 +401,8 @@ def test_domain_admin_manages_only_its_domains_users(api, make_app, root_connect
     api.post(f"/api/user/boss@{domain}", {"password": PASSWORD})
     root_connection.modify(user_dn(f"boss@{domain}"), {"domainGlobalAdmin": [(ldap3.MODIFY_ADD, ["yes"])]})
     assert client.put(f"/api/user/boss@{domain}", {"password": "Taken-Over-1"}).status_code == 403
+    assert client.delete(f"/api/user/boss@{domain}").json["msg"] == "PERMISSION_DENIED_UPDATE_GLOBAL_ADMIN_PROFILE"
+    assert read_entry(root_connection, user_dn(f"boss@{domain}")) is not None
     # a maildir path could reach into another domain's mail: global admins only
     result = client.put(f"/api/user/mine@{domain}", {"maildir": f"/var/vmail/vmail1/{other}/t/h/e/theirs/"})
     assert result.status_code == 403 and result.json["param"] == "maildir"

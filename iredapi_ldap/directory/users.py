@@ -72,6 +72,13 @@ def get_user(ldap, names, mail, attributes=("*",)):
     return entry
 
 
+def require_manageable(admin, entry):
+    """A global admin's own mail-user entry is only for global admins to change or delete."""
+    if (entry.first("domainGlobalAdmin") or "").lower() == "yes" and not admin.is_global:
+        raise errors.NotPermitted("PERMISSION_DENIED_UPDATE_GLOBAL_ADMIN_PROFILE",
+                                  detail="this user is a global admin")
+
+
 def require_free(ldap, names, addresses, except_dn=None, param=None):
     """ALREADY_EXISTS unless no user, alias or list (other than ``except_dn``) uses
     any of ``addresses`` as mail or shadowAddress; one indexed search."""

@@ -177,8 +177,7 @@ class UserItem:
         limits = limitlib.DomainLimits.of(domain_entry)
         changes = self._changes(values, mail, limits)
         current = user_directory.get_user(services.ldap, services.names, mail)
-        if current.first("domainGlobalAdmin", "").lower() == "yes" and not req.context.admin.is_global:
-            raise errors.NotPermitted("PERMISSION_DENIED_UPDATE_GLOBAL_ADMIN_PROFILE")
+        user_directory.require_manageable(req.context.admin, current)
         new_aliases = values.get("aliases", []) + values.get("addAlias", [])
         user_directory.require_free(services.ldap, services.names, new_aliases, except_dn=current.dn,
                                     param="aliases" if "aliases" in values else "addAlias")
