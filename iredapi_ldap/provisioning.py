@@ -44,7 +44,7 @@ def delete_domain(services, domain, admin, keep_days):
     domain_directory.delete_domain(services.ldap, services.names, domain, before_delete=record_mailbox)
 
 
-def delete_user(services, mail, admin, keep_days):
+def delete_user(services, mail, admin, keep_days, domain_entry=None):
     """Delete a user: references first, then the maildir record, then the entry.
 
     References are to its address and its alias (shadow) addresses: aliases' and
@@ -65,4 +65,4 @@ def delete_user(services, mail, admin, keep_days):
         deleted_mailboxes.record_deleted_mailbox(services.admin_store, mail, domain, maildir, admin.username,
                                                  keep_days)
     throttle.delete_settings_for_accounts(services.iredapd_store, [mail])
-    user_directory.delete_user_entry(ldap, names, domain, entry)
+    user_directory.delete_user_entry(ldap, names, domain, entry, domain_entry)

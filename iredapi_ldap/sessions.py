@@ -16,6 +16,9 @@ from .store import tables
 # Refresh last_seen at most this often, so most requests only read the row.
 TOUCH_INTERVAL = 30
 
+# Built once: every request runs it, and building a statement costs more than running it on SQLite.
+_LOOKUP = sa.select(tables.api_sessions).where(tables.api_sessions.c.id_hash == sa.bindparam("id_hash"))
+
 
 def _hash(token):
     return hashlib.sha256(token.encode("ascii", "replace")).hexdigest()
@@ -55,14 +58,18 @@ class SessionStore:
             return None
         now = int(self._clock())
         table = tables.api_sessions
-        with self._store.transaction() as conn:
-            row = conn.execute(sa.select(table).where(table.c.id_hash == _hash(token))).mappings().first()
-            if row is None:
-                return None
-            if row["last_seen"] + self._timeout < now:
+        # Every request reads its session: a read-only transaction, so that on SQLite requests
+        # do not queue for the write lock; the rare write goes in a transaction of its own.
+        with self._store.transaction(read_only=True) as conn:
+            row = conn.execute(_LOOKUP, {"id_hash": _hash(token)}).mappings().first()
+        if row is None:
+            return None
+        if row["last_seen"] + self._timeout < now:
+            with self._store.transaction() as conn:
                 conn.execute(sa.delete(table).where(table.c.id_hash == row["id_hash"]))
-                return None
-            if now - row["last_seen"] >= self._touch_interval:
+            return None
+        if now - row["last_seen"] >= self._touch_interval:
+            with self._store.transaction() as conn:
                 conn.execute(sa.update(table).where(table.c.id_hash == row["id_hash"]).values(last_seen=now))
         session = dict(row)
         session["needs_recheck"] = now - row["checked_at"] >= self._recheck_interval
@@ -100,7 +107,7 @@ class LoginThrottle:
             return False
         now = int(self._clock())
         table = tables.login_failures
-        with self._store.transaction() as conn:
+        with self._store.transaction(read_only=True) as conn:
             rows = conn.execute(sa.select(table).where(table.c.key.in_(keys))).mappings().all()
         return any(r["failures"] >= self._max and r["window_start"] + self._window > now for r in rows)
 

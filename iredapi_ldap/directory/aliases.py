@@ -121,10 +121,10 @@ def _modification(current, changes):
     return modification
 
 
-def delete_alias(ldap, names, domain, entry):
+def delete_alias(ldap, names, domain, entry, domain_entry=None):
     """Every reference to the alias first (other aliases, users' forwardings, lists),
     then the entry, then the domain's alias counter."""
-    delete_account_entry(ldap, names, domain, entry, limitlib.ALIASES)
+    delete_account_entry(ldap, names, domain, entry, limitlib.ALIASES, domain_entry)
 
 
 def list_aliases(ldap, names, domain, disabled_only=False, attributes=("*",)):

@@ -9,6 +9,8 @@ again.  That makes limits hold under concurrency without counting the domain's
 accounts on each request (stack.md §2.5-2.6).
 """
 
+import threading
+import zlib
 from dataclasses import dataclass
 
 import ldap3
@@ -80,12 +82,29 @@ def counter_value(domain_entry, counter):
     return int(value) if value is not None and value.lstrip("-").isdigit() else None
 
 
+# The threads of one worker take turns on a domain's counters: compare-and-set still decides
+# between workers and hosts, but a worker's own threads no longer make each other retry (under
+# load, each retry was another read and modify of the same entry).  Striped: memory stays fixed.
+_COUNTER_LOCKS = tuple(threading.Lock() for _ in range(64))
+
+
 def adjust_counters(ldap, names, domain, deltas, domain_entry=None):
     """Add ``deltas`` ({counter: n}) to the domain's counters, enforcing limits
     for positive deltas; returns the domain entry as it was just before.
 
     Raises NotPermitted with iRedAdmin's codes when a limit would be exceeded.
     """
+    lock = _COUNTER_LOCKS[zlib.crc32(domain.encode()) % len(_COUNTER_LOCKS)]
+    if not lock.acquire(blocking=False):
+        lock.acquire()
+        domain_entry = None  # another thread changed the counters while we waited: read them anew
+    try:
+        return _adjust_counters(ldap, names, domain, deltas, domain_entry)
+    finally:
+        lock.release()
+
+
+def _adjust_counters(ldap, names, domain, deltas, domain_entry):
     domain_dn = names.domain(domain)
     for _ in range(_ATTEMPTS):
         if domain_entry is None:

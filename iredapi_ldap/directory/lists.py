@@ -353,10 +353,10 @@ def _write_externals(ldap, names, mail, entries, wanted, active, domain_disabled
 # -- delete and list ----------------------------------------------------------------------
 
 
-def delete_list(ldap, names, domain, entry):
+def delete_list(ldap, names, domain, entry, domain_entry=None):
     """Members' memberOfGroup, the external entry and every other reference first,
     then the list entry, then the domain's list counter."""
-    delete_account_entry(ldap, names, domain, entry, limitlib.LISTS)
+    delete_account_entry(ldap, names, domain, entry, limitlib.LISTS, domain_entry)
 
 
 def list_lists(ldap, names, domain, disabled_only=False, attributes=("*",)):

@@ -130,10 +130,11 @@ def add_account_entry(ldap, names, domain, dn, attributes):
         ldap.add(dn, attributes)
 
 
-def delete_account_entry(ldap, names, domain, entry, counter):
+def delete_account_entry(ldap, names, domain, entry, counter, domain_entry=None):
     """Delete an alias or list: every reference to it first, then the entry, then its
-    slot in the domain's ``counter``.  Deleted meanwhile by another request (which
-    gave the slot back): NO_SUCH_ACCOUNT."""
+    slot in the domain's ``counter`` (``domain_entry``: as the caller read it, which
+    spares the counter a read).  Deleted meanwhile by another request (which gave the
+    slot back): NO_SUCH_ACCOUNT."""
     remove_references(ldap, names, entry.values("mail") + entry.values("shadowAddress"), entry.dn)
     try:
         ldap.delete(entry.dn)
@@ -141,7 +142,7 @@ def delete_account_entry(ldap, names, domain, entry, counter):
         if exc.result == NO_SUCH_OBJECT:
             raise errors.NoSuchObject(errors.NO_SUCH_ACCOUNT, detail=entry.first("mail")) from None
         raise
-    limitlib.adjust_counters(ldap, names, domain, {counter: -1})
+    limitlib.adjust_counters(ldap, names, domain, {counter: -1}, domain_entry)
 
 
 # -- DNs as values -----------------------------------------------------------------------

@@ -134,13 +134,15 @@ def _user_attributes(user, limits):
     return attributes
 
 
-def update_user(ldap, names, domain, current, changes):
+def update_user(ldap, names, domain, current, changes, domain_entry=None):
     """Apply ``changes`` to the user whose entry (as read) is ``current``.
 
     A quota change reserves the difference in the domain's quota counter and
     compare-and-sets the user's own mailQuota in the same modify as the other
     changes; if another request changed the quota meanwhile, the reservation
     is given back and the change is retried against the new value.
+    ``domain_entry``: the domain as the caller just read it (with its counters),
+    which spares the reservation a read; a stale one costs a retry, not a wrong count.
     """
     dn = current.dn
     for _ in range(_CAS_ATTEMPTS):
@@ -158,7 +160,8 @@ def update_user(ldap, names, domain, current, changes):
         if not modification:
             return
         if delta:
-            limitlib.adjust_counters(ldap, names, domain, {limitlib.QUOTA_BYTES: delta})
+            limitlib.adjust_counters(ldap, names, domain, {limitlib.QUOTA_BYTES: delta}, domain_entry)
+            domain_entry = None  # used once: a retry reads the domain again
         try:
             ldap.modify(dn, modification)
             return
@@ -188,11 +191,12 @@ def _modification(current, changes):
     return modification
 
 
-def delete_user_entry(ldap, names, domain, entry):
-    """Delete the user entry and give its slot and quota back to the domain."""
+def delete_user_entry(ldap, names, domain, entry, domain_entry=None):
+    """Delete the user entry and give its slot and quota back to the domain
+    (``domain_entry``: as the caller read it, which spares the counters a read)."""
     delete_entry(ldap, entry.dn)
     quota = int(entry.first("mailQuota") or 0)
-    limitlib.adjust_counters(ldap, names, domain, {limitlib.USERS: -1, limitlib.QUOTA_BYTES: -quota})
+    limitlib.adjust_counters(ldap, names, domain, {limitlib.USERS: -1, limitlib.QUOTA_BYTES: -quota}, domain_entry)
 
 
 def list_users(ldap, names, domain, disabled_only=False, attributes=("*",)):

@@ -94,9 +94,9 @@ class AliasItem:
         services = self._services
         mail = mail_from_url(mail)
         parse(read_params(req), ())
-        domain, _ = managed_account_domain(self._services, req.context.admin, mail)
+        domain, domain_entry = managed_account_domain(self._services, req.context.admin, mail)
         entry = alias_directory.get_alias(services.ldap, services.names, mail, ["mail", "shadowAddress"])
-        alias_directory.delete_alias(services.ldap, services.names, domain, entry)
+        alias_directory.delete_alias(services.ldap, services.names, domain, entry, domain_entry)
         services.envelope.ok(resp)
 
 

@@ -138,9 +138,9 @@ class MailListItem:
         services = self._services
         mail = mail_from_url(mail)
         parse(read_params(req), DELETE_PARAMS)
-        domain, _ = managed_account_domain(self._services, req.context.admin, mail)
+        domain, domain_entry = managed_account_domain(self._services, req.context.admin, mail)
         entry = list_directory.get_list(services.ldap, services.names, mail, ["mail", "shadowAddress"])
-        list_directory.delete_list(services.ldap, services.names, domain, entry)
+        list_directory.delete_list(services.ldap, services.names, domain, entry, domain_entry)
         services.envelope.ok(resp)
 
 

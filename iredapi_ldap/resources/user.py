@@ -181,7 +181,7 @@ class UserItem:
         new_aliases = values.get("aliases", []) + values.get("addAlias", [])
         user_directory.require_free(services.ldap, services.names, new_aliases, except_dn=current.dn,
                                     param="aliases" if "aliases" in values else "addAlias")
-        user_directory.update_user(services.ldap, services.names, domain, current, changes)
+        user_directory.update_user(services.ldap, services.names, domain, current, changes, domain_entry)
         services.envelope.ok(resp)
 
     def _changes(self, values, mail, limits):
@@ -228,8 +228,8 @@ class UserItem:
     def _delete(self, req, resp, mail, keep_days):
         mail = mail_from_url(mail)
         parse(read_params(req), ())
-        managed_account_domain(self._services, req.context.admin, mail)
-        provisioning.delete_user(self._services, mail, req.context.admin, keep_days)
+        _, domain_entry = managed_account_domain(self._services, req.context.admin, mail)
+        provisioning.delete_user(self._services, mail, req.context.admin, keep_days, domain_entry)
         self._services.envelope.ok(resp)
 
 

@@ -35,7 +35,10 @@ def create_sql_engine(url, timeout):
             os.makedirs(os.path.dirname(os.path.abspath(url.database)), exist_ok=True)
     else:
         raise ValueError(f"unsupported SQL backend {backend!r}")
-    engine = sa.create_engine(url, pool_pre_ping=True, connect_args=connect_args, **options)
+    # Every connection is used through transaction(), whose block ends in COMMIT or ROLLBACK, so
+    # the pool's own ROLLBACK on check-in (one more round trip per transaction) is not needed.
+    engine = sa.create_engine(url, pool_pre_ping=True, pool_reset_on_return=None, connect_args=connect_args,
+                              **options)
     if backend == "sqlite":
         sa.event.listen(engine, "connect", _sqlite_connected)
         sa.event.listen(engine, "begin", _sqlite_begin)
@@ -48,11 +51,16 @@ def _sqlite_connected(dbapi_connection, _record):
     dbapi_connection.execute("PRAGMA foreign_keys=ON")  # as MySQL and PostgreSQL enforce them
 
 
+_READ_ONLY = "iredapi_read_only"
+
+
 def _sqlite_begin(connection):
     # Take the file's write lock up front: a deferred transaction that has read cannot wait for
     # the lock later and fails with "database is locked".  This also serializes writers, which is
-    # what transaction(lock_key=...) asks for.
-    connection.exec_driver_sql("BEGIN IMMEDIATE")
+    # what transaction(lock_key=...) asks for.  A read-only transaction takes no lock: in WAL mode
+    # readers neither wait for nor block anyone.
+    read_only = connection.get_execution_options().get(_READ_ONLY)
+    connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
 
 def update_or_insert(conn, table, match, values):
@@ -76,6 +84,9 @@ class SqlStore:
         self._engine_pid = None
         self._engine_lock = threading.Lock()
         self._parent_pool = None
+        # SQLite has one write lock per file; a worker's threads queue for it here, in turn,
+        # instead of in SQLite's busy handler, which sleeps up to 100 ms between tries.
+        self._sqlite_writer = threading.Lock()
 
     def __repr__(self):
         return f"SqlStore({self.url!r})"
@@ -102,14 +113,20 @@ class SqlStore:
         return self._engine
 
     @contextlib.contextmanager
-    def transaction(self, lock_key=None):
+    def transaction(self, lock_key=None, read_only=False):
         """Yield a Connection in a transaction, committed at the end of the block.
 
         With ``lock_key`` (a string), transactions holding the same key run one at a time; the
-        lock is held until the transaction ends.
+        lock is held until the transaction ends.  ``read_only``: the block only reads, so on
+        SQLite it need not hold the database's write lock (which every other transaction waits for).
         """
+        writer = self._sqlite_writer if self.dialect_name == "sqlite" and not read_only else None
+        if writer is not None and not writer.acquire(timeout=self.timeout):
+            raise errors.BackendUnavailable(errors.SQL_SERVER_DOWN, detail="timed out waiting for a lock")
         try:
             with self.engine.connect() as conn:
+                if read_only:
+                    conn.execution_options(**{_READ_ONLY: True})
                 try:
                     with conn.begin():
                         if lock_key is not None:
@@ -123,6 +140,9 @@ class SqlStore:
             if _means_unavailable(exc):
                 raise errors.BackendUnavailable(errors.SQL_SERVER_DOWN) from exc
             raise
+        finally:
+            if writer is not None:
+                writer.release()
 
     def _lock(self, conn, key):
         if self.dialect_name == "postgresql":

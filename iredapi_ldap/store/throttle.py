@@ -36,7 +36,7 @@ def account_priority(account):
 
 def get_setting(store, account, kind):
     """The whole row for (account, kind) as a dict, or {} when there is none."""
-    with store.transaction() as conn:
+    with store.transaction(read_only=True) as conn:
         row = conn.execute(
             sa.select(throttle).where(_is_setting(account, kind)).order_by(throttle.c.id).limit(1)
         ).mappings().first()

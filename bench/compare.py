@@ -1,0 +1,44 @@
+"""Two saved runs side by side: ``python -m bench.compare BEFORE.json AFTER.json``.
+
+For each scenario and concurrency in both: the API's rate, latencies, errors, workers' CPU per
+request and the round trips seen, before → after.
+"""
+
+import json
+import sys
+
+from .report import _f, _per_request, _rt, _split
+
+
+def _key(row):
+    return row["scenario"], row["concurrency"]
+
+
+def table(before, after):
+    old = {_key(r): r for r in before["runs"]}
+    lines = [
+        "| scenario | c | conns per worker | req/s | p50 ms | p95 ms | p99 ms | errors | workers CPU ms/req "
+        "| round trips |",
+        "|---|---:|---|---|---|---|---|---|---|---|",
+    ]
+    for row in after["runs"]:
+        prev = old.get(_key(row))
+        if prev is None:
+            continue
+        a, b = prev["api"], row["api"]
+
+        def pair(key, digits=1, a=a, b=b):
+            return f"{_f(a[key], digits)} → {_f(b[key], digits)}"
+
+        cpu = (f"{_f(_per_request(a['cpu_core_pct']['workers'], a['rps']), 2)} → "
+               f"{_f(_per_request(b['cpu_core_pct']['workers'], b['rps']), 2)}")
+        lines.append(
+            f"| {row['title']} | {row['concurrency']} | {_split(a)} → {_split(b)} | {pair('rps')} "
+            f"| {pair('p50_ms', 2)} | {pair('p95_ms', 2)} | {pair('p99_ms', 2)} | {a['errors']} → {b['errors']} "
+            f"| {cpu} | {_rt(a['rt'])} → {_rt(b['rt'])} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    with open(sys.argv[1]) as first, open(sys.argv[2]) as second:
+        print(table(json.load(first), json.load(second)))

@@ -1,0 +1,77 @@
+"""Directory round trips of every endpoint: one request each, in a domain of its own, with
+the X-Directory-Round-Trips header read back and set against what the work needs."""
+
+D = "rt.bench"
+
+# (method, path, form, round trips the work needs, what they are)
+REQUESTS = [
+    ("POST", "/api/login", {"username": "{admin}", "password": "{password}"}, "2",
+     "read the admin entry (standalone admins first; a mail-user admin costs 1 more), bind"),
+    ("GET", "/api/domains", None, "1", "one paged search (+1 per 500 domains)"),
+    ("POST", f"/api/domain/{D}", {"cn": "RT"}, "5", "add the domain and its 4 containers"),
+    ("GET", f"/api/domain/{D}", None, "1", "read the domain"),
+    ("PUT", f"/api/domain/{D}", {"cn": "RT 2", "numberOfUsers": "50"}, "2", "read, modify (compare-and-set)"),
+    ("POST", f"/api/user/a@{D}", {"password": "{user_password}", "quota": "10"}, "4",
+     "read domain, look up the address, counter compare-and-set, add"),
+    ("POST", f"/api/user/b@{D}", {"password": "{user_password}"}, "4", "as above"),
+    ("GET", f"/api/user/a@{D}", None, "2", "read domain, read user"),
+    ("PUT", f"/api/user/a@{D}", {"cn": "A"}, "3", "read domain, read user, modify"),
+    ("PUT", f"/api/user/a@{D}", {"quota": "20"}, "4", "read domain, read user, quota compare-and-set, modify"),
+    ("PUT", f"/api/user/a@{D}", {"addAlias": f"a2@{D}"}, "4", "read domain, read user, look up the alias, modify"),
+    ("GET", f"/api/users/{D}", None, "2", "read domain, one page per 500 users"),
+    ("POST", f"/api/alias/al@{D}", {"members": f"a@{D}"}, "4",
+     "read domain, look up address and members, counter compare-and-set, add"),
+    ("GET", f"/api/alias/al@{D}", None, "2", "read domain, read alias"),
+    ("PUT", f"/api/alias/al@{D}", {"addMember": "x@example.org"}, "4",
+     "read domain, read alias, look up the member, modify"),
+    ("GET", f"/api/aliases/{D}", None, "2", "read domain, one page per 500 aliases"),
+    ("POST", f"/api/maillist/l@{D}", {"members": f"a@{D}"}, "5",
+     "read domain, look up address and members, counter compare-and-set, add, member's memberOfGroup"),
+    ("GET", f"/api/maillist/l@{D}", None, "3", "read domain, read list, read the membership"),
+    ("PUT", f"/api/maillist/l@{D}", {"addMember": f"b@{D}"}, "6",
+     "read domain, read list, look up the member, read the membership, member's memberOfGroup, list's member"),
+    ("GET", f"/api/maillists/{D}", None, "2", "read domain, one page per 500 lists"),
+    ("POST", f"/api/throttle/a@{D}/outbound", {"period": "60", "max_msgs": "10"}, "2",
+     "read domain, read user (+ SQL)"),
+    ("GET", f"/api/throttle/a@{D}/outbound", None, "2", "read domain, read user (+ SQL)"),
+    ("DELETE", f"/api/throttle/a@{D}/outbound", None, "2", "read domain, read user (+ SQL)"),
+    ("GET", f"/api/throttle/{D}/outbound", None, "1", "read domain (+ SQL)"),
+    ("DELETE", f"/api/maillist/l@{D}", None, "7",
+     "read domain, read list, search references, 1 modify per referencing entry (here 2 members), "
+     "delete, counter compare-and-set"),
+    ("DELETE", f"/api/alias/al@{D}", None, "5",
+     "read domain, read alias, search references (none), delete, counter compare-and-set"),
+    ("DELETE", f"/api/user/b@{D}", None, "5",
+     "read domain, read user, search references (none), delete, counter compare-and-set"),
+    ("DELETE", f"/api/domain/{D}", None, "-",
+     "read domain, then one search per container and one delete per entry (here 1 user + 4 containers "
+     "+ the domain)"),
+    ("POST", "/api/logout", None, "0", "SQL only"),
+]
+
+
+def measure(api_factory, values):
+    """Send each request once; [{method, path, status, seen, expected, work}]."""
+    api = api_factory()
+    rows = []
+    for method, path, form, expected, work in REQUESTS:
+        if form:
+            form = {k: v.format(**values) for k, v in form.items()}
+        status, headers, body = api.request(method, path, form)
+        seen = next((v for k, v in headers.items() if k.lower() == "x-directory-round-trips"), "-")
+        if path == "/api/login" and status == 200:
+            cookie = next(v for k, v in headers.items() if k.lower() == "set-cookie")
+            api.token = cookie.split(";", 1)[0].split("=", 1)[1]  # logout ends this session only
+        rows.append({"method": method, "path": path, "status": status, "seen": seen, "expected": expected,
+                     "work": work, "body": body[:200].decode(errors="replace") if status >= 300 else ""})
+    api.close()
+    return rows
+
+
+def table(rows):
+    lines = ["| request | status | round trips | the work needs | what |", "|---|---:|---:|---:|---|"]
+    for row in rows:
+        mark = "" if row["expected"] in ("-", row["seen"]) else " ⚠"
+        lines.append(f"| {row['method']} {row['path']} | {row['status']} | {row['seen']}{mark} | {row['expected']} "
+                     f"| {row['work']} |")
+    return "\n".join(lines)
