@@ -53,6 +53,12 @@ def parse_args(argv):
     parser.add_argument("--gunicorn-arg", action="append", default=[], metavar="ARG",
                         help="extra gunicorn command-line argument on top of gunicorn.conf.py, e.g. "
                              "--gunicorn-arg=--reuse-port (repeatable; for experiments)")
+    parser.add_argument("--compare-with", default=None, metavar="TREE",
+                        help="also run the API from another checkout (e.g. an export of HEAD), as a second "
+                             "gunicorn on the same slapd; its runs alternate with this tree's, so drift of the "
+                             "machine's speed hits both (python -m bench.compare FILE shows the pairs)")
+    parser.add_argument("--compare-gunicorn-arg", action="append", default=None, metavar="ARG",
+                        help="gunicorn arguments of the --compare-with server (default: the same as --gunicorn-arg)")
     parser.add_argument("--only", default="", help="comma-separated scenario names (default: all)")
     parser.add_argument("--skip-scale", action="store_true", help="no big domain, no scale phase, no listing")
     parser.add_argument("--out", default=None, help="results JSON (default bench/results/<timestamp>.json)")
@@ -93,6 +99,8 @@ class Bench:
         self.slapd = Slapd(self.root)
         self.server = None  # the running Gunicorn
         self.api = None
+        self.other = None  # the --compare-with Gunicorn, and its logged-in client
+        self.other_api = None
         self.next_n = 0
         self.run_id = 0
         self.mysql_dbs = {}
@@ -129,9 +137,10 @@ class Bench:
         self.start_server("sqlite", self.settings_file)
         self.fixtures()
         self.op_overhead = self._monitor_overhead()
-        self.results["endpoints"] = endpoints.measure(
-            lambda: Api(self.server.port),
-            {"admin": ADMIN, "password": ADMIN_PASSWORD, "user_password": USER_PASSWORD})
+        values = {"admin": ADMIN, "password": ADMIN_PASSWORD, "user_password": USER_PASSWORD}
+        self.results["endpoints"] = endpoints.measure(lambda: Api(self.server.port), values)
+        if self.other is not None:
+            self.results["endpoints_other"] = endpoints.measure(lambda: Api(self.other.port), values)
 
     def bulk_load(self, big_entry):
         count = self.args.users
@@ -161,12 +170,19 @@ class Bench:
         log(f"bulk load: {count:,} users, LDIF {generate_s:.1f}s, slapadd {slapadd_s:.1f}s, recount {recount_s:.1f}s")
 
     def start_server(self, label, settings_file):
-        if self.server is not None:
-            self.server.stop()
+        for server in (self.server, self.other):
+            if server is not None:
+                server.stop()
         self.server = Gunicorn(self.root, settings_file, self.args.workers, self.args.threads, label,
                                self.args.gunicorn_arg).start()
         self.api = Api(self.server.port)
         self.api.login()
+        if self.args.compare_with:
+            extra = self.args.gunicorn_arg if self.args.compare_gunicorn_arg is None else self.args.compare_gunicorn_arg
+            self.other = Gunicorn(self.root, settings_file, self.args.workers, self.args.threads, f"{label}-other",
+                                  extra, project_dir=Path(self.args.compare_with).resolve()).start()
+            self.other_api = Api(self.other.port)
+            self.other_api.login()
         self.sql_label = label
         log(f"gunicorn ({label}) on port {self.server.port}, workers {self.server.worker_pids()}")
 
@@ -227,8 +243,9 @@ class Bench:
         return write_settings(self.root, self.slapd, name="settings-mariadb.py", sql_url=url)
 
     def teardown(self):
-        if self.server is not None:
-            self.server.stop()
+        for server in (self.server, self.other):
+            if server is not None:
+                server.stop()
         self.slapd.stop()
         if self.mysql_dbs:
             try:
@@ -252,27 +269,28 @@ class Bench:
         self.run_id += 1
         return self.next_n, self.run_id
 
-    def run_api(self, scenario, concurrency, duration, warmup=1):
+    def run_api(self, scenario, concurrency, duration, warmup=1, other=False):
+        server, api = (self.other, self.other_api) if other else (self.server, self.api)
         if warmup:
             n_base, run_id = self._take_n()
-            result = loadgen.run_wrk(self.server.port, scenario, connections=concurrency, duration=warmup,
-                                     n_base=n_base, prefix=f"w{run_id}", cookie=f"{COOKIE}={self.api.token}",
+            result = loadgen.run_wrk(server.port, scenario, connections=concurrency, duration=warmup,
+                                     n_base=n_base, prefix=f"w{run_id}", cookie=f"{COOKIE}={api.token}",
                                      workdir=self.root, tag=f"{run_id}")
             self.next_n = result["last_n"] + 1
         n_base, run_id = self._take_n()
-        workers = self.server.worker_pids()
+        workers = server.worker_pids()
         sampler = procstat.RssSampler(lambda: workers, 0.1)
         cpu = procstat.CpuWindow({"workers": workers, "slapd": self.slapd.pid})
         ops_before = self._ops_total()
         profilers = self._start_profilers(scenario, concurrency, workers, duration) if self.args.profile else []
         split = {}
         probe = threading.Timer(min(1.0, duration / 2), lambda: split.update(
-            procstat.connections_per_process(workers, self.server.port)))
+            procstat.connections_per_process(workers, server.port)))
         sampler.start()
         cpu.start()
         probe.start()
-        result = loadgen.run_wrk(self.server.port, scenario, connections=concurrency, duration=duration,
-                                 n_base=n_base, prefix=f"w{run_id}", cookie=f"{COOKIE}={self.api.token}",
+        result = loadgen.run_wrk(server.port, scenario, connections=concurrency, duration=duration,
+                                 n_base=n_base, prefix=f"w{run_id}", cookie=f"{COOKIE}={api.token}",
                                  workdir=self.root, tag=f"{run_id}")
         window = cpu.stop()
         sampler.stop()
@@ -388,8 +406,13 @@ class Bench:
         duration = duration or self.args.duration
         log(f"{scenario.name} c={concurrency}: API")
         row = {"scenario": scenario.name, "title": scenario.title, "concurrency": concurrency,
-               "expected_rt": scenario.expected_rt, "rt_work": scenario.rt_work, "sql": scenario.sql,
-               "api": self.run_api(scenario, concurrency, duration), "raw": {}}
+               "expected_rt": scenario.expected_rt, "rt_work": scenario.rt_work, "sql": scenario.sql, "raw": {}}
+        if self.other is not None:  # alternate which server goes first
+            order = (False, True) if self.run_id % 2 else (True, False)
+            for other in order:
+                row["api_other" if other else "api"] = self.run_api(scenario, concurrency, duration, other=other)
+        else:
+            row["api"] = self.run_api(scenario, concurrency, duration)
         for lib in libs:
             log(f"{scenario.name} c={concurrency}: raw {lib}")
             row["raw"][lib] = self.run_raw(scenario, concurrency, lib, duration)

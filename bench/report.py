@@ -192,7 +192,8 @@ def markdown(results):
     parts = [
         f"## iredapi-ldap bench — {results['started']}",
         f"{results['machine']['cores']} cores, {results['machine']['mem_gib']} GiB, Python "
-        f"{results['machine']['python']}; gunicorn gthread {config['workers']} workers × {config['threads']} threads; "
+        f"{results['machine']['python']}; gunicorn gthread {config['workers']} workers × {config['threads']} threads"
+        + (f" (+ {' '.join(config['gunicorn_args'])})" if config.get("gunicorn_args") else "") + "; "
         f"{config['duration_s']} s per run; big domain {config['users']:,} users"
         + (" (quick)" if config["quick"] else ""),
         "", "### Endpoints against the raw directory work", "", main_table(results["runs"]),

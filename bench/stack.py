@@ -24,7 +24,6 @@ from iredapi_ldap.settings import load_settings
 from . import procstat
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
-GUNICORN_CONF = PROJECT_DIR / "gunicorn.conf.py"
 SUFFIX = "dc=example,dc=com"
 ADMIN = "postmaster@example.com"
 ADMIN_PASSWORD = "Bench-Admin-Pass-1!"
@@ -143,14 +142,15 @@ def settings_from(path):
 class Gunicorn:
     """The API as deployed: gunicorn -c gunicorn.conf.py (gthread), workers x threads."""
 
-    def __init__(self, data, settings_file, workers, threads, label, extra_args=()):
+    def __init__(self, data, settings_file, workers, threads, label, extra_args=(), project_dir=PROJECT_DIR):
         self.data = data
         self.settings_file = settings_file
         self.workers = workers
         self.threads = threads
         self.port = free_port()
         self.label = label
-        self.extra_args = list(extra_args)
+        self.extra_args = [arg for arg in extra_args if arg]
+        self.project_dir = Path(project_dir)
         self.process = None
         self.log_path = data / f"gunicorn-{label}.log"
 
@@ -158,11 +158,14 @@ class Gunicorn:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("IREDAPI_", "GUNICORN_", "WEB_CONCURRENCY"))}
         env.update({"IREDAPI_SETTINGS": str(self.settings_file), "WEB_CONCURRENCY": str(self.workers),
                     "IREDAPI_THREADS": str(self.threads)})
+        if self.project_dir != PROJECT_DIR:  # another checkout's code and gunicorn.conf.py
+            env["PYTHONPATH"] = str(self.project_dir)
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", str(GUNICORN_CONF), "--bind", f"127.0.0.1:{self.port}",
+            [sys.executable, "-m", "gunicorn", "-c", str(self.project_dir / "gunicorn.conf.py"),
+             "--bind", f"127.0.0.1:{self.port}",
              *_gunicorn_dev_options(), *self.extra_args],
-            cwd=PROJECT_DIR, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            cwd=self.project_dir, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
         log.close()
         deadline = time.monotonic() + timeout
