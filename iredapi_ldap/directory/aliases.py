@@ -17,7 +17,7 @@ from .. import errors
 from . import dn as dnlib
 from . import limits as limitlib
 from .connection import ATTRIBUTE_OR_VALUE_EXISTS, NO_SUCH_ATTRIBUTE, NO_SUCH_OBJECT, LdapOperationError
-from .references import add_account_entry, delete_account_entry
+from .references import add_account_entry, delete_account_entry, list_accounts
 
 SERVICES = ("mail", "deliver")
 MEMBERS = "mailForwardingAddress"
@@ -129,7 +129,4 @@ def delete_alias(ldap, names, domain, entry, domain_entry=None):
 
 def list_aliases(ldap, names, domain, disabled_only=False, attributes=("*",)):
     """The domain's aliases, page by page."""
-    parts = [IS_ALIAS]
-    if disabled_only:
-        parts.append(dnlib.eq("accountStatus", "disabled"))
-    return ldap.paged_search(names.ou(domain, dnlib.ALIASES_OU), dnlib.all_of(*parts), attributes, scope="one")
+    return list_accounts(ldap, names, domain, dnlib.ALIASES_OU, IS_ALIAS, disabled_only, attributes)

@@ -46,6 +46,7 @@ from .references import (
     delete_account_entry,
     delete_quietly,
     dn_key,
+    list_accounts,
     modify_quietly,
 )
 
@@ -361,7 +362,4 @@ def delete_list(ldap, names, domain, entry, domain_entry=None):
 
 def list_lists(ldap, names, domain, disabled_only=False, attributes=("*",)):
     """The domain's old-style lists, page by page."""
-    parts = [IS_LIST]
-    if disabled_only:
-        parts.append(dnlib.eq("accountStatus", "disabled"))
-    return ldap.paged_search(names.ou(domain, dnlib.GROUPS_OU), dnlib.all_of(*parts), attributes, scope="one")
+    return list_accounts(ldap, names, domain, dnlib.GROUPS_OU, IS_LIST, disabled_only, attributes)

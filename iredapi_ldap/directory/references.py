@@ -116,6 +116,14 @@ def classify_members(lookup, own_mail, addresses, param):
 # -- adding an account entry -------------------------------------------------------------
 
 
+def list_accounts(ldap, names, domain, ou, kind_filter, disabled_only=False, attributes=("*",)):
+    """Accounts of one kind in one of the domain's containers, page by page."""
+    parts = [kind_filter]
+    if disabled_only:
+        parts.append(dnlib.eq("accountStatus", "disabled"))
+    return ldap.paged_search(names.ou(domain, ou), dnlib.all_of(*parts), attributes, scope="one")
+
+
 def add_account_entry(ldap, names, domain, dn, attributes):
     """Add an alias or list entry; ALREADY_EXISTS if the DN is taken.  A missing
     container (a domain made by hand) is added and the add retried."""

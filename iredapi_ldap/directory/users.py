@@ -19,7 +19,7 @@ from .connection import (
     LdapOperationError,
 )
 from .domains import delete_entry
-from .references import add_account_entry, lookup_addresses
+from .references import add_account_entry, list_accounts, lookup_addresses
 
 # iRedAdmin's enabledService of a new user (iredmail-ldap.md §2.2).
 DEFAULT_SERVICES = (
@@ -201,7 +201,5 @@ def delete_user_entry(ldap, names, domain, entry, domain_entry=None):
 
 def list_users(ldap, names, domain, disabled_only=False, attributes=("*",)):
     """The domain's users (not its catch-all), page by page."""
-    parts = [dnlib.eq("objectClass", "mailUser"), dnlib.negate(dnlib.eq("mail", "@" + domain))]
-    if disabled_only:
-        parts.append(dnlib.eq("accountStatus", "disabled"))
-    return ldap.paged_search(names.ou(domain, dnlib.USERS_OU), dnlib.all_of(*parts), attributes, scope="one")
+    users = dnlib.all_of(dnlib.eq("objectClass", "mailUser"), dnlib.negate(dnlib.eq("mail", "@" + domain)))
+    return list_accounts(ldap, names, domain, dnlib.USERS_OU, users, disabled_only, attributes)
