@@ -433,9 +433,9 @@ class Bench:
 
     def scale_phase(self):
         """create / GET / PUT at 100 users against the big domain, run alternately (small, big,
-        small, big: slow drifts of the disk's fsync time hit both) and averaged over the rounds."""
+        small, big, …: drifts of the machine's speed hit both) and the median of the rounds taken."""
         libs = () if self.args.quick else ("ldap3",)
-        rounds = 1 if self.args.quick else 2
+        rounds = 1 if self.args.quick else 3
         for operation, small, big in sc.scale_scenarios(self.args.users):
             if self.args.only and "scale" not in self.args.only and operation not in self.args.only:
                 continue
@@ -508,15 +508,22 @@ class Bench:
         self.args.out.write_text(json.dumps(self.results, indent=1, sort_keys=False))
 
 
+def _median(values):
+    values = sorted(values)
+    middle = len(values) // 2
+    return values[middle] if len(values) % 2 else (values[middle - 1] + values[middle]) / 2
+
+
 def _average(rows):
-    """One row from several runs of a scenario: rates and latencies averaged, counts summed."""
+    """One row from several runs of a scenario: the median of each rate and latency, counts summed."""
     out = dict(rows[0], rounds=rows)
     for side in ("api",):
         merged = dict(rows[0][side])
         for key in ("rps", "p50_ms", "p95_ms", "p99_ms", "mean_ms"):
-            merged[key] = sum(r[side][key] for r in rows) / len(rows)
+            merged[key] = _median(r[side][key] for r in rows)
         merged["errors"] = sum(r[side]["errors"] for r in rows)
         merged["worker_peak_rss_mib"] = max(r[side]["worker_peak_rss_mib"] for r in rows)
+        merged["splits"] = [r[side].get("connections_per_worker", []) for r in rows]
         merged["rt"] = {}
         for r in rows:
             for k, v in r[side]["rt"].items():
@@ -526,7 +533,7 @@ def _average(rows):
     for lib in rows[0]["raw"]:
         merged = dict(rows[0]["raw"][lib])
         for key in ("rps", "p50_ms", "p95_ms", "p99_ms", "mean_ms"):
-            merged[key] = sum(r["raw"][lib][key] for r in rows) / len(rows)
+            merged[key] = _median(r["raw"][lib][key] for r in rows)
         out["raw"][lib] = merged
     return out
 

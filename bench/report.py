@@ -62,23 +62,25 @@ def _per_request(pct, rps):
     return None if pct is None or not rps else pct * 10.0 / rps
 
 
-def cpu_table(runs):
+def cpu_table(runs, cores=2):
     lines = [
-        "| scenario | c | API: workers % | API: slapd % | API: wrk % | API: machine busy % "
+        "| scenario | c | API: workers % | API: slapd % | API: wrk % | API: machine busy % | API: other processes % "
         "| API workers CPU ms/req | ldap3 raw: client % | ldap3 raw: slapd % | ldap3 raw client CPU ms/req "
         "| python-ldap raw: client % | python-ldap raw: slapd % | raw errors (ldap3/python-ldap) "
         "| raw round trips (ldap3) |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|",
     ]
     for row in runs:
         api = row["api"]
+        ours = sum(api["cpu_core_pct"][k] for k in ("workers", "slapd", "wrk"))
+        other = max(0.0, api["machine_busy_pct"] * cores - ours)  # % of one core used by anything else
         l3 = row["raw"].get("ldap3") or {}
         pl = row["raw"].get("python-ldap") or {}
         l3_client = l3.get("cpu_core_pct", {}).get("client")
         lines.append(
             f"| {row['title']} | {row['concurrency']} | {_f(api['cpu_core_pct']['workers'])} "
             f"| {_f(api['cpu_core_pct']['slapd'])} | {_f(api['cpu_core_pct']['wrk'])} | {_f(api['machine_busy_pct'])} "
-            f"| {_f(_per_request(api['cpu_core_pct']['workers'], api['rps']), 2)} "
+            f"| {_f(other)} | {_f(_per_request(api['cpu_core_pct']['workers'], api['rps']), 2)} "
             f"| {_f(l3_client)} | {_f(l3.get('cpu_core_pct', {}).get('slapd'))} "
             f"| {_f(_per_request(l3_client, l3.get('rps')), 2)} "
             f"| {_f(pl.get('cpu_core_pct', {}).get('client'))} | {_f(pl.get('cpu_core_pct', {}).get('slapd'))} "
@@ -101,9 +103,9 @@ def scale_pairs(scale):
 
 def scale_table(scale):
     lines = [
-        "| operation | c | users | req/s | p50 ms | p95 ms | p99 ms | errors | round trips | p50 ratio big/small "
-        "| p95 ratio | raw ldap3 p50 ms | raw p50 ratio big/small |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|",
+        "| operation | c | users | conns per worker (each round) | req/s | p50 ms | p95 ms | p99 ms | errors "
+        "| round trips | p50 ratio big/small | p95 ratio | raw ldap3 p50 ms | raw p50 ratio big/small |",
+        "|---|---:|---:|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|",
     ]
     for operation, concurrency, small, big in scale_pairs(scale):
         raw_small, raw_big = small["raw"].get("ldap3"), big["raw"].get("ldap3")
@@ -114,7 +116,9 @@ def scale_table(scale):
             ratio50 = big["api"]["p50_ms"] / small["api"]["p50_ms"] if small["api"]["p50_ms"] else None
             ratio95 = big["api"]["p95_ms"] / small["api"]["p95_ms"] if small["api"]["p95_ms"] else None
             lines.append(
-                f"| {operation} | {concurrency} | {row['domain_users']:,} | {_f(api['rps'])} | {_f(api['p50_ms'], 2)} "
+                f"| {operation} | {concurrency} | {row['domain_users']:,} "
+                f"| {' '.join('/'.join(map(str, s)) for s in api.get('splits', [])) or '-'} "
+                f"| {_f(api['rps'])} | {_f(api['p50_ms'], 2)} "
                 f"| {_f(api['p95_ms'], 2)} | {_f(api['p99_ms'], 2)} | {api['errors']} | {_rt(api['rt'])} "
                 f"| {_x(ratio50) if row is big else ''} | {_x(ratio95) if row is big else ''} "
                 f"| {_f(raw['p50_ms'], 2) if raw else '-'} | {_x(raw_ratio) if row is big and raw else ''} |")
@@ -197,7 +201,7 @@ def markdown(results):
         f"{config['duration_s']} s per run; big domain {config['users']:,} users"
         + (" (quick)" if config["quick"] else ""),
         "", "### Endpoints against the raw directory work", "", main_table(results["runs"]),
-        "", "### Where the CPU went (% of one core)", "", cpu_table(results["runs"]),
+        "", "### Where the CPU went (% of one core)", "", cpu_table(results["runs"], results["machine"]["cores"]),
     ]
     if results["scale"]:
         parts += ["", "### Scale: 100 users against the big domain", "", scale_table(results["scale"])]

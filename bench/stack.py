@@ -114,7 +114,7 @@ class Slapd:
 
     def database_bytes(self):
         path = self.local.data_dir / "data.mdb"
-        return path.stat().st_size if path.exists() else 0
+        return path.stat().st_blocks * 512 if path.exists() else 0  # used, not the sparse olcDbMaxSize
 
     def slapadd(self, ldif_path):
         """Offline bulk add (slapd must be stopped): -q skips the consistency checks a
