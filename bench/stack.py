@@ -16,8 +16,8 @@ import ldap3
 
 from iredapi_ldap.cli import _dev_settings, _gunicorn_dev_options, _write_private
 from iredapi_ldap.directory import setup as directory_setup
-from iredapi_ldap.directory.connection import open_external
 from iredapi_ldap.directory.passwords import hash_password
+from iredapi_ldap.directory.setup import open_external
 from iredapi_ldap.localslapd import LocalSlapd, _sbin, free_port, peercred_dn
 from iredapi_ldap.settings import load_settings
 

@@ -104,7 +104,7 @@ def cmd_serve(args):
 
 def cmd_schema_install(args):
     from .directory import setup
-    from .directory.connection import open_external
+    from .directory.setup import open_external
 
     settings = _settings(args)
     conn = open_external(args.ldapi)
@@ -123,8 +123,8 @@ def cmd_bootstrap(args, admin_password=None, quiet=False):
     caller keeps it); an existing admin keeps its password.
     """
     from .directory import setup
-    from .directory.connection import open_external
     from .directory.passwords import hash_password
+    from .directory.setup import open_external
     from .localslapd import peercred_dn
 
     settings = _settings(args)

@@ -91,8 +91,8 @@ _NON_NEGATIVE = {
     "SQL_TIMEOUT", "iredadmin_db_port", "iredapd_db_port",
 }
 
-# 0 is no timeout at all here: ldap3 would make its sockets non-blocking, the SQL
-# engine refuses it.
+# 0 would be no timeout at all: a hung slapd would hold a worker thread for ever, and
+# the SQL engine refuses it.
 _POSITIVE = {"ldap_timeout", "SQL_TIMEOUT"}
 
 

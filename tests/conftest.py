@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import pytest
 
 from iredapi_ldap.directory import setup as directory_setup
-from iredapi_ldap.directory.connection import open_external
+from iredapi_ldap.directory.setup import open_external
 from iredapi_ldap.localslapd import SYSTEM_SCHEMAS, config_ldif, peercred_dn
 from iredapi_ldap.settings import build_settings
 

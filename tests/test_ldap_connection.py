@@ -1,7 +1,12 @@
 """How the API reaches slapd: ldap://, ldapi://, StartTLS with certificate checks, outages."""
 
+import os
+import signal
+import time
+
 import pytest
 
+from iredapi_ldap.directory.connection import libldap_uri
 from tests.conftest import ApiClient
 
 
@@ -40,3 +45,53 @@ def test_reconnects_after_slapd_restarts(make_app, ldap_server, new_domain):
     ldap_server.slapd.restart()
     domain = new_domain()
     assert client.post(f"/api/domain/{domain}").status_code == 201
+
+
+def test_a_hung_slapd_is_503_within_the_timeout_and_the_next_request_reconnects(make_app, ldap_server, new_domain):
+    domain = new_domain()
+    client = ApiClient(make_app(ldap_timeout=1)).login()
+    assert client.post(f"/api/domain/{domain}").status_code == 201
+    os.kill(ldap_server.slapd._proc.pid, signal.SIGSTOP)
+    try:
+        started = time.monotonic()
+        result = client.get(f"/api/domain/{domain}")
+        waited = time.monotonic() - started
+    finally:
+        os.kill(ldap_server.slapd._proc.pid, signal.SIGCONT)
+    assert (result.status_code, result.json["msg"]) == (503, "SERVER_DOWN")
+    assert 0.9 <= waited < 3  # one timeout, not one per retry
+    # The answer slapd sends once it runs again must not be taken for the next request's.
+    result = client.get(f"/api/domain/{domain}")
+    assert result.status_code == 200 and result.json["data"]["domainName"] == [domain]
+
+
+def test_paged_search_walks_every_page_one_round_trip_each(make_app, ldap_server, root_connection, new_domain):
+    domain = new_domain()
+    client = ApiClient(make_app()).login()
+    assert client.post(f"/api/domain/{domain}").status_code == 201
+    ldap = make_app().services.ldap
+    base = f"ou=Users,domainName={domain},{ldap_server.basedn}"
+    for n in range(5):
+        root_connection.add(f"mail=p{n}@{domain},{base}", ["inetOrgPerson"],
+                            {"mail": f"p{n}@{domain}", "cn": "x", "sn": "x", "uid": f"p{n}"})
+    ldap.reset_round_trips()
+    found = [entry.first("mail") for entry in ldap.paged_search(base, "(mail=*)", ["mail"], scope="one",
+                                                                  page_size=2)]
+    assert sorted(found) == [f"p{n}@{domain}" for n in range(5)]
+    assert ldap.round_trips == 3
+
+
+def test_paged_search_of_a_missing_base_yields_nothing(make_app, ldap_server):
+    ldap = make_app().services.ldap
+    assert list(ldap.paged_search(f"domainName=absent.test,{ldap_server.basedn}", "(objectClass=*)")) == []
+
+
+@pytest.mark.parametrize(("configured", "used"), [
+    ("ldap://127.0.0.1:389/", "ldap://127.0.0.1:389"),
+    ("ldaps://ldap.example.com", "ldaps://ldap.example.com"),
+    ("ldapi://%2Fvar%2Frun%2Fslapd%2Fldapi", "ldapi://%2Fvar%2Frun%2Fslapd%2Fldapi"),
+    ("ldapi:///var/run/slapd/ldapi", "ldapi://%2Fvar%2Frun%2Fslapd%2Fldapi"),
+    ("ldapi://", "ldapi://"),
+])
+def test_uris_are_given_to_libldap_in_its_own_form(configured, used):
+    assert libldap_uri(configured) == used

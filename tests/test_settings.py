@@ -126,7 +126,7 @@ def test_a_value_of_the_wrong_type_is_named(name, value):
     ("ldap_uri", "http://127.0.0.1:389"),
     ("ldap_uri", "127.0.0.1:389"),
     ("ldap_timeout", -1),
-    ("ldap_timeout", 0),  # 0 makes ldap3's sockets non-blocking: every read would fail
+    ("ldap_timeout", 0),  # 0 would be no timeout: a hung slapd would hold a thread for ever
     ("SQL_TIMEOUT", -5),
     ("SQL_TIMEOUT", 0),  # the SQL engine refuses 0
     ("SESSION_TIMEOUT", -1),

@@ -3,7 +3,7 @@
 The one place that knows their keys, units and how to change them safely.
 """
 
-import ldap3
+from .connection import MODIFY_ADD, MODIFY_DELETE
 
 # Domain keys this API writes, and what their integers mean.
 DOMAIN_QUOTA = "domainQuota"  # whole-domain quota, stored "<n>:<unit>"; we write MB
@@ -58,7 +58,7 @@ def domain_quota_mb(settings):
 
 
 def compare_and_set_changes(current_values, updates):
-    """ldap3 changes turning ``current_values`` into the state ``updates`` asks for.
+    """Changes turning ``current_values`` into the state ``updates`` asks for.
 
     ``updates`` maps key -> new value (str/int) or None to remove the key.  The
     old values of changed keys are deleted by exact value in the same modify
@@ -80,7 +80,7 @@ def compare_and_set_changes(current_values, updates):
         to_add += new
     operations = []
     if to_delete:
-        operations.append((ldap3.MODIFY_DELETE, to_delete))
+        operations.append((MODIFY_DELETE, to_delete))
     if to_add:
-        operations.append((ldap3.MODIFY_ADD, to_add))
+        operations.append((MODIFY_ADD, to_add))
     return {"accountSetting": operations} if operations else {}

@@ -11,12 +11,18 @@ enforces access policies on mailing lists only.
 
 from dataclasses import dataclass, field
 
-import ldap3
-
 from .. import errors
 from . import dn as dnlib
 from . import limits as limitlib
-from .connection import ATTRIBUTE_OR_VALUE_EXISTS, NO_SUCH_ATTRIBUTE, NO_SUCH_OBJECT, LdapOperationError
+from .connection import (
+    ATTRIBUTE_OR_VALUE_EXISTS,
+    MODIFY_ADD,
+    MODIFY_DELETE,
+    MODIFY_REPLACE,
+    NO_SUCH_ATTRIBUTE,
+    NO_SUCH_OBJECT,
+    LdapOperationError,
+)
 from .references import add_account_entry, delete_account_entry, list_accounts
 
 SERVICES = ("mail", "deliver")
@@ -100,22 +106,22 @@ def update_alias(ldap, names, current, changes):
 def _modification(current, changes):
     modification = {}
     if changes.cn is not None:
-        modification["cn"] = [(ldap3.MODIFY_REPLACE, [changes.cn] if changes.cn else [])]
+        modification["cn"] = [(MODIFY_REPLACE, [changes.cn] if changes.cn else [])]
     if changes.access_policy is not None:
-        modification["accessPolicy"] = [(ldap3.MODIFY_REPLACE, [changes.access_policy])]
+        modification["accessPolicy"] = [(MODIFY_REPLACE, [changes.access_policy])]
     if changes.account_status is not None:
-        modification["accountStatus"] = [(ldap3.MODIFY_REPLACE, [changes.account_status])]
+        modification["accountStatus"] = [(MODIFY_REPLACE, [changes.account_status])]
     if changes.members is not None:
-        modification[MEMBERS] = [(ldap3.MODIFY_REPLACE, list(changes.members))]
+        modification[MEMBERS] = [(MODIFY_REPLACE, list(changes.members))]
     else:
         operations = []
         new = [v for v in changes.add_members if not current.has_value(MEMBERS, v)]
         if new:
-            operations.append((ldap3.MODIFY_ADD, new))
+            operations.append((MODIFY_ADD, new))
         removed = set(changes.remove_members)
         gone = [v for v in current.values(MEMBERS) if v.lower() in removed]
         if gone:
-            operations.append((ldap3.MODIFY_DELETE, gone))
+            operations.append((MODIFY_DELETE, gone))
         if operations:
             modification[MEMBERS] = operations
     return modification

@@ -1,19 +1,23 @@
-"""LDAP connections: one bound ldap3 connection per thread, opened lazily.
+"""LDAP connections: one bound python-ldap connection per thread, opened lazily.
 
 Connections are never opened at import and never shared across a fork: each
-thread of each gunicorn worker opens its own on first use (ldap3's SYNC
-strategies are not safe to share, stack.md §2.2).  Every operation counts as one
-directory round trip; the web layer reports the count per request.
+thread of each gunicorn worker opens its own on first use.  Every operation
+counts as one directory round trip; the web layer reports the count per request.
+
+Why python-ldap and not ldap3 here: profiles of the API under load spent 58% of a
+worker's CPU inside ldap3 (BER encoding and decoding in pure Python, under the GIL);
+python-ldap does that in libldap with the GIL released (bench/README.md has the
+figures).  Changes are given in one library-neutral shape, ``{attribute: [(MODIFY_*,
+values)]}``, and entries come back as ``Entry``; nothing else of python-ldap leaks out.
 """
 
 import logging
 import os
-import ssl
 import threading
-from urllib.parse import unquote
+from urllib.parse import quote, unquote
 
-import ldap3
-from ldap3.core import exceptions as ldap3_exceptions
+import ldap
+from ldap.controls.pagedresults import SimplePagedResultsControl
 
 from .. import errors
 
@@ -30,15 +34,16 @@ NOT_ALLOWED_ON_NON_LEAF = 66
 ENTRY_ALREADY_EXISTS = 68
 ASSERTION_FAILED = 122
 
-_DISCONNECTS = (
-    ldap3_exceptions.LDAPSocketOpenError,
-    ldap3_exceptions.LDAPSocketReceiveError,
-    ldap3_exceptions.LDAPSocketSendError,
-    ldap3_exceptions.LDAPSessionTerminatedByServerError,
-    ldap3_exceptions.LDAPResponseTimeoutError,
-    ldap3_exceptions.LDAPSocketCloseError,
-    ldap3_exceptions.LDAPStartTLSError,
-)
+# Kinds of change in a modification ({attribute: [(kind, values)]}).
+MODIFY_ADD = "MODIFY_ADD"
+MODIFY_DELETE = "MODIFY_DELETE"  # no values: the whole attribute
+MODIFY_REPLACE = "MODIFY_REPLACE"  # no values: remove the attribute
+_MOD_OPS = {MODIFY_ADD: ldap.MOD_ADD, MODIFY_DELETE: ldap.MOD_DELETE, MODIFY_REPLACE: ldap.MOD_REPLACE}
+
+_SCOPES = {"base": ldap.SCOPE_BASE, "one": ldap.SCOPE_ONELEVEL, "subtree": ldap.SCOPE_SUBTREE}
+
+# The connection is gone (or never came): reconnect and try once more.
+_DISCONNECTS = (ldap.SERVER_DOWN, ldap.CONNECT_ERROR)
 
 
 class LdapOperationError(Exception):
@@ -93,50 +98,45 @@ class _ThreadState(threading.local):
 
 
 class LdapClient:
-    """Per-thread ldap3 connections to one directory, bound as ``ldap_bind_dn``."""
+    """Per-thread connections to one directory, bound as ``ldap_bind_dn``."""
 
     def __init__(self, settings):
-        self._uri = _strip_trailing_slash(settings.ldap_uri)
+        self._uri = libldap_uri(settings.ldap_uri)
         self._bind_dn = settings.ldap_bind_dn
         self._bind_password = settings.ldap_bind_password
         self._starttls = settings.ldap_starttls
         self._timeout = settings.ldap_timeout
-        self._tls = None
-        if self._uri.startswith("ldaps://") or self._starttls:
-            self._tls = ldap3.Tls(
-                validate=ssl.CERT_REQUIRED if settings.ldap_tls_verify else ssl.CERT_NONE,
-                ca_certs_file=settings.ldap_tls_ca_file,
-            )
+        self._tls = self._uri.startswith("ldaps://") or self._starttls
+        self._tls_verify = settings.ldap_tls_verify
+        self._tls_ca_file = settings.ldap_tls_ca_file
         self._state = _ThreadState()
 
     # -- connections ------------------------------------------------------
 
-    def _server(self):
-        # One Server per connection: a shared Server with schema info is not
-        # thread-safe in ldap3 2.9 (stack.md §2.2); we ask for no info at all.
-        return _server_for(self._uri, self._tls, self._timeout)
-
     def _open(self, user=None, password=None, bind=True):
-        conn = ldap3.Connection(
-            self._server(),
-            user=user,
-            password=password,
-            client_strategy=ldap3.SAFE_SYNC,
-            receive_timeout=self._timeout,
-            raise_exceptions=False,
-            return_empty_attributes=False,
-            read_only=False,
-            auto_referrals=False,
-        )
-        conn.open()
-        if self._starttls:
-            conn.start_tls()
-        if bind:
-            status, result, _, _ = conn.bind()
-            if not status:
-                conn.unbind()
-                log.error("binding as %s failed: %s", user, result.get("description"))
-                raise errors.BackendUnavailable(errors.SERVER_DOWN, detail="cannot bind to the directory")
+        conn = ldap.initialize(self._uri)
+        conn.set_option(ldap.OPT_PROTOCOL_VERSION, 3)
+        conn.set_option(ldap.OPT_REFERRALS, 0)
+        conn.set_option(ldap.OPT_NETWORK_TIMEOUT, self._timeout)
+        conn.set_option(ldap.OPT_TIMEOUT, self._timeout)
+        conn.timeout = self._timeout  # python-ldap's own wait for each synchronous answer
+        if self._tls:
+            conn.set_option(ldap.OPT_X_TLS_REQUIRE_CERT,
+                            ldap.OPT_X_TLS_DEMAND if self._tls_verify else ldap.OPT_X_TLS_NEVER)
+            if self._tls_ca_file:
+                conn.set_option(ldap.OPT_X_TLS_CACERTFILE, self._tls_ca_file)
+            conn.set_option(ldap.OPT_X_TLS_NEWCTX, 0)  # last: applies the TLS options above
+        try:
+            if self._starttls:
+                conn.start_tls_s()
+            if bind:
+                conn.simple_bind_s(user, password)
+        except _DISCONNECTS:
+            raise
+        except ldap.LDAPError as exc:
+            _unbind_quietly(conn)
+            log.error("connecting or binding as %s failed: %s", user, _message(exc))
+            raise errors.BackendUnavailable(errors.SERVER_DOWN, detail="cannot bind to the directory") from exc
         return conn
 
     def _fresh_state(self):
@@ -152,25 +152,19 @@ class LdapClient:
             try:
                 state.connection = self._open(self._bind_dn, self._bind_password)
             except _DISCONNECTS as exc:
-                raise errors.BackendUnavailable(errors.SERVER_DOWN, detail=str(exc)) from exc
+                raise errors.BackendUnavailable(errors.SERVER_DOWN, detail=_message(exc)) from exc
         return state.connection
 
     def _drop_connection(self):
         state = self._state
         if state.connection is not None:
-            try:
-                state.connection.unbind()
-            except Exception:  # already broken; nothing to release
-                pass
+            _unbind_quietly(state.connection)
         state.connection = None
 
     def close(self):
         self._drop_connection()
         if self._state.auth_connection is not None:
-            try:
-                self._state.auth_connection.unbind()
-            except Exception:
-                pass
+            _unbind_quietly(self._state.auth_connection)
             self._state.auth_connection = None
 
     # -- round trips --------------------------------------------------------
@@ -182,78 +176,88 @@ class LdapClient:
     def round_trips(self):
         return self._state.round_trips
 
-    def _call(self, operation, *args, **kwargs):
-        """Run one operation; reconnect once if the connection went away."""
+    def _call(self, dn, operation):
+        """Run ``operation(connection)``, one round trip; reconnect once if the connection went away.
+
+        A timeout is not retried: the operation may have been carried out.
+        """
         for attempt in (1, 2):
             conn = self.connection()
             self._state.round_trips += 1
             try:
-                return getattr(conn, operation)(*args, **kwargs)
+                return operation(conn)
             except _DISCONNECTS as exc:
                 self._drop_connection()
                 if attempt == 2:
-                    raise errors.BackendUnavailable(errors.SERVER_DOWN, detail=str(exc)) from exc
-                log.warning("LDAP connection lost (%s); reconnecting", exc)
+                    raise errors.BackendUnavailable(errors.SERVER_DOWN, detail=_message(exc)) from exc
+                log.warning("LDAP connection lost (%s); reconnecting", _message(exc))
+            except ldap.TIMEOUT as exc:
+                self._drop_connection()  # a late answer must not meet the next request
+                raise errors.BackendUnavailable(errors.SERVER_DOWN, detail="the directory did not answer") from exc
+            except ldap.LDAPError as exc:
+                raise LdapOperationError(_result_code(exc), _message(exc), dn) from exc
 
     # -- operations -----------------------------------------------------------
 
-    def read(self, dn, attributes=("*",), filter_="(objectClass=*)", controls=None):
+    def read(self, dn, attributes=("*",), filter_="(objectClass=*)"):
         """The entry at ``dn`` if it exists and matches ``filter_``, else None."""
-        status, result, response, _ = self._call(
-            "search", dn, filter_, search_scope=ldap3.BASE, attributes=list(attributes), controls=controls
-        )
-        if result["result"] == NO_SUCH_OBJECT:
-            return None
-        _check(result, dn)
-        for item in response:
-            if item.get("type") == "searchResEntry":
-                return Entry(item["dn"], item["raw_attributes"])
+        try:
+            found = self._call(dn, lambda conn: conn.search_ext_s(
+                dn, ldap.SCOPE_BASE, filter_, list(attributes), timeout=self._timeout))
+        except LdapOperationError as exc:
+            if exc.result == NO_SUCH_OBJECT:
+                return None
+            raise
+        for found_dn, attrs in found:
+            if found_dn is not None:  # not a referral
+                return Entry(found_dn, attrs)
         return None
 
-    def search(self, base, filter_, attributes=("*",), scope="subtree", size_limit=0):
+    def search(self, base, filter_, attributes=("*",), scope="subtree"):
         """All entries below ``base`` matching ``filter_`` (a list)."""
-        scope = {"base": ldap3.BASE, "one": ldap3.LEVEL, "subtree": ldap3.SUBTREE}[scope]
-        status, result, response, _ = self._call(
-            "search", base, filter_, search_scope=scope, attributes=list(attributes), size_limit=size_limit
-        )
-        if result["result"] == NO_SUCH_OBJECT:
-            return []
-        _check(result, base)
-        return [Entry(i["dn"], i["raw_attributes"]) for i in response if i.get("type") == "searchResEntry"]
+        try:
+            found = self._call(base, lambda conn: conn.search_ext_s(
+                base, _SCOPES[scope], filter_, list(attributes), timeout=self._timeout))
+        except LdapOperationError as exc:
+            if exc.result == NO_SUCH_OBJECT:
+                return []
+            raise
+        return [Entry(found_dn, attrs) for found_dn, attrs in found if found_dn is not None]
 
     def paged_search(self, base, filter_, attributes=("*",), scope="subtree", page_size=500):
         """Yield entries page by page (RFC 2696), so memory stays flat on big domains."""
-        scope = {"base": ldap3.BASE, "one": ldap3.LEVEL, "subtree": ldap3.SUBTREE}[scope]
-        cookie = None
+        paging = SimplePagedResultsControl(True, size=page_size, cookie="")
         while True:
-            status, result, response, _ = self._call(
-                "search", base, filter_, search_scope=scope, attributes=list(attributes),
-                paged_size=page_size, paged_cookie=cookie,
-            )
-            if result["result"] == NO_SUCH_OBJECT:
+            try:
+                _, found, _, controls = self._call(base, lambda conn: _search_page(
+                    conn, base, _SCOPES[scope], filter_, list(attributes), paging, self._timeout))
+            except LdapOperationError as exc:
+                if exc.result == NO_SUCH_OBJECT:
+                    return
+                raise
+            for found_dn, attrs in found:
+                if found_dn is not None:
+                    yield Entry(found_dn, attrs)
+            cookies = [c.cookie for c in controls if c.controlType == SimplePagedResultsControl.controlType]
+            if not cookies or not cookies[0]:
                 return
-            _check(result, base)
-            for item in response:
-                if item.get("type") == "searchResEntry":
-                    yield Entry(item["dn"], item["raw_attributes"])
-            cookie = (
-                result.get("controls", {}).get("1.2.840.113556.1.4.319", {}).get("value", {}).get("cookie")
-            )
-            if not cookie:
-                return
+            paging.cookie = cookies[0]
 
     def add(self, dn, attributes):
-        status, result, _, _ = self._call("add", dn, attributes=attributes)
-        _check(result, dn)
+        """Add an entry: ``attributes`` is {name: value or [values]}."""
+        addlist = [(name, _encode_values(values)) for name, values in attributes.items()]
+        self._call(dn, lambda conn: conn.add_ext_s(dn, [(name, values) for name, values in addlist if values]))
 
-    def modify(self, dn, changes, controls=None):
-        """Apply ``changes`` ({attr: [(op, values)]}) atomically to one entry."""
-        status, result, _, _ = self._call("modify", dn, changes, controls=controls)
-        _check(result, dn)
+    def modify(self, dn, changes):
+        """Apply ``changes`` ({attr: [(MODIFY_*, values)]}) atomically to one entry."""
+        modlist = []
+        for name, operations in changes.items():
+            for kind, values in operations:
+                modlist.append((_MOD_OPS[kind], name, _encode_values(values) or None))
+        self._call(dn, lambda conn: conn.modify_ext_s(dn, modlist))
 
     def delete(self, dn):
-        status, result, _, _ = self._call("delete", dn)
-        _check(result, dn)
+        self._call(dn, lambda conn: conn.delete_ext_s(dn))
 
     def credentials_valid(self, dn, password):
         """Bind as ``dn`` on a separate per-thread connection: slapd checks its own hashes."""
@@ -265,50 +269,49 @@ class LdapClient:
                 if state.auth_connection is None:
                     state.auth_connection = self._open(bind=False)
                 self._state.round_trips += 1
-                status, result, _, _ = state.auth_connection.rebind(user=dn, password=password)
-                return bool(status)
-            except ldap3_exceptions.LDAPBindError:
-                return False
-            except _DISCONNECTS as exc:
+                state.auth_connection.simple_bind_s(dn, password)
+                return True
+            except _DISCONNECTS + (ldap.TIMEOUT,) as exc:
                 state.auth_connection = None
                 if attempt == 2:
-                    raise errors.BackendUnavailable(errors.SERVER_DOWN, detail=str(exc)) from exc
+                    raise errors.BackendUnavailable(errors.SERVER_DOWN, detail=_message(exc)) from exc
+            except ldap.LDAPError:
+                return False  # wrong password, no such entry, a DN slapd will not take
         return False
 
 
-def _check(result, dn):
-    if result["result"] != SUCCESS:
-        raise LdapOperationError(result["result"], result.get("message") or result.get("description"), dn)
+def _search_page(conn, base, scope, filter_, attributes, paging, timeout):
+    msgid = conn.search_ext(base, scope, filter_, attributes, serverctrls=[paging], timeout=timeout)
+    return conn.result3(msgid, all=1, timeout=timeout)
 
 
-def _strip_trailing_slash(uri):
-    # ldap3 2.9.1 rejects "ldap://host:port/" (stack.md §2.3).
-    return uri.rstrip("/") if not uri.startswith("ldapi://") else uri
+def _encode_values(values):
+    if values is None:
+        return []
+    if isinstance(values, (str, bytes, int)):
+        values = [values]
+    return [v if isinstance(v, bytes) else str(v).encode("utf-8") for v in values]
 
 
-def _server_for(uri, tls, timeout):
+def _result_code(exc):
+    info = exc.args[0] if exc.args and isinstance(exc.args[0], dict) else {}
+    return info.get("result", -1)
+
+
+def _message(exc):
+    info = exc.args[0] if exc.args and isinstance(exc.args[0], dict) else {}
+    return info.get("info") or info.get("desc") or str(exc)
+
+
+def _unbind_quietly(conn):
+    try:
+        conn.unbind_s()
+    except Exception:  # already broken; nothing to release
+        pass
+
+
+def libldap_uri(uri):
+    """``uri`` as libldap takes it: no trailing slash, an ldapi:// socket path percent-encoded."""
     if uri.startswith("ldapi://"):
-        socket_path = unquote(uri[len("ldapi://"):]) or "/var/run/slapd/ldapi"
-        return ldap3.Server("ldapi://" + socket_path, get_info=ldap3.NONE, connect_timeout=timeout)
-    return ldap3.Server(uri, get_info=ldap3.NONE, tls=tls, connect_timeout=timeout)
-
-
-def open_external(ldapi_uri, timeout=10):
-    """A connection over ldapi:// authenticated by SASL EXTERNAL (the peer's uid).
-
-    Used by the CLI for schema and tree set-up on the LDAP server itself.
-    """
-    conn = ldap3.Connection(
-        _server_for(ldapi_uri, None, timeout),
-        authentication=ldap3.SASL,
-        sasl_mechanism=ldap3.EXTERNAL,
-        sasl_credentials="",
-        client_strategy=ldap3.SAFE_SYNC,
-        raise_exceptions=False,
-        receive_timeout=timeout,
-    )
-    conn.open()
-    status, result, _, _ = conn.bind()
-    if not status:
-        raise LdapOperationError(result["result"], result.get("description"), "SASL EXTERNAL")
-    return conn
+        return "ldapi://" + quote(unquote(uri[len("ldapi://"):]), safe="")
+    return uri.rstrip("/")

@@ -6,14 +6,15 @@ Nothing here knows HTTP; errors are ``iredapi_ldap.errors`` kinds.
 
 from dataclasses import dataclass, field
 
-import ldap3
-
 from .. import errors
 from . import account_settings
 from . import dn as dnlib
 from .connection import (
     ATTRIBUTE_OR_VALUE_EXISTS,
     ENTRY_ALREADY_EXISTS,
+    MODIFY_ADD,
+    MODIFY_DELETE,
+    MODIFY_REPLACE,
     NO_SUCH_ATTRIBUTE,
     NO_SUCH_OBJECT,
     NOT_ALLOWED_ON_NON_LEAF,
@@ -112,12 +113,12 @@ def update_domain(ldap, names, domain, changes, current):
     domain_dn = names.domain(domain)
     plain = {}
     if changes.cn is not None:
-        plain["cn"] = [(ldap3.MODIFY_REPLACE, [changes.cn] if changes.cn else [])]
+        plain["cn"] = [(MODIFY_REPLACE, [changes.cn] if changes.cn else [])]
     if changes.transport is not None:
-        plain["mtaTransport"] = [(ldap3.MODIFY_REPLACE, [changes.transport])]
+        plain["mtaTransport"] = [(MODIFY_REPLACE, [changes.transport])]
     if changes.account_status is not None:
         set_accounts_domain_status(ldap, names, domain, disabled=changes.account_status == "disabled")
-        plain["accountStatus"] = [(ldap3.MODIFY_REPLACE, [changes.account_status])]
+        plain["accountStatus"] = [(MODIFY_REPLACE, [changes.account_status])]
     for _ in range(_CAS_ATTEMPTS):
         modification = dict(plain)
         modification.update(account_settings.compare_and_set_changes(current.values("accountSetting"),
@@ -145,7 +146,7 @@ def set_accounts_domain_status(ldap, names, domain, disabled):
     """
     wanted = dnlib.eq("domainStatus", "disabled")
     filter_ = dnlib.all_of(ACCOUNT_CLASSES_FILTER, dnlib.negate(wanted) if disabled else wanted)
-    operation = ldap3.MODIFY_ADD if disabled else ldap3.MODIFY_DELETE
+    operation = MODIFY_ADD if disabled else MODIFY_DELETE
     tolerated = ATTRIBUTE_OR_VALUE_EXISTS if disabled else NO_SUCH_ATTRIBUTE
     count = 0
     for entry in ldap.paged_search(names.domain(domain), filter_, ["1.1"]):

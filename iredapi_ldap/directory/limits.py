@@ -13,12 +13,10 @@ import threading
 import zlib
 from dataclasses import dataclass
 
-import ldap3
-
 from .. import errors
 from . import account_settings as keys
 from . import dn as dnlib
-from .connection import ATTRIBUTE_OR_VALUE_EXISTS, NO_SUCH_ATTRIBUTE, LdapOperationError
+from .connection import ATTRIBUTE_OR_VALUE_EXISTS, MODIFY_ADD, MODIFY_DELETE, NO_SUCH_ATTRIBUTE, LdapOperationError
 
 USERS = "domainCurrentUserNumber"
 ALIASES = "domainCurrentAliasNumber"
@@ -117,8 +115,8 @@ def _adjust_counters(ldap, names, domain, deltas, domain_entry):
             continue
         _check_limits(domain_entry, current, deltas)
         changes = {
-            counter: [(ldap3.MODIFY_DELETE, [str(current[counter])]),
-                      (ldap3.MODIFY_ADD, [str(current[counter] + delta)])]
+            counter: [(MODIFY_DELETE, [str(current[counter])]),
+                      (MODIFY_ADD, [str(current[counter] + delta)])]
             for counter, delta in deltas.items() if delta
         }
         if not changes:
@@ -185,8 +183,8 @@ def recount(ldap, names, domain):
         changes = {}
         for counter, value in counted.items():
             old = before.values(counter)
-            ops = [(ldap3.MODIFY_DELETE, old)] if old else []
-            changes[counter] = ops + [(ldap3.MODIFY_ADD, [str(value)])]
+            ops = [(MODIFY_DELETE, old)] if old else []
+            changes[counter] = ops + [(MODIFY_ADD, [str(value)])]
         try:
             ldap.modify(names.domain(domain), changes)
             return counted

@@ -27,14 +27,15 @@ members, never to the domain's size.
 
 from dataclasses import dataclass, field
 
-import ldap3
-
 from .. import errors
 from . import dn as dnlib
 from . import limits as limitlib
 from .connection import (
     ATTRIBUTE_OR_VALUE_EXISTS,
     ENTRY_ALREADY_EXISTS,
+    MODIFY_ADD,
+    MODIFY_DELETE,
+    MODIFY_REPLACE,
     NO_SUCH_ATTRIBUTE,
     NO_SUCH_OBJECT,
     LdapOperationError,
@@ -188,7 +189,7 @@ def create_list(ldap, names, domain, domain_entry, new, members):
         limitlib.release(ldap, names, domain, reservation)
         raise
     for entry in internal.values():
-        modify_quietly(ldap, entry.dn, {"memberOfGroup": [(ldap3.MODIFY_ADD, [new.mail])]})
+        modify_quietly(ldap, entry.dn, {"memberOfGroup": [(MODIFY_ADD, [new.mail])]})
     if members.external:
         _write_externals(ldap, names, new.mail, [], set(members.external), True, limits.disabled,
                          replace_leftover=True)
@@ -222,11 +223,11 @@ def update_list(ldap, names, domain_entry, current, changes):
 def _apply(ldap, names, current, changes, domain_disabled):
     modification = {}
     if changes.cn is not None:
-        modification["cn"] = [(ldap3.MODIFY_REPLACE, [changes.cn] if changes.cn else [])]
+        modification["cn"] = [(MODIFY_REPLACE, [changes.cn] if changes.cn else [])]
     if changes.access_policy is not None:
-        modification["accessPolicy"] = [(ldap3.MODIFY_REPLACE, [changes.access_policy])]
+        modification["accessPolicy"] = [(MODIFY_REPLACE, [changes.access_policy])]
     if changes.account_status is not None:
-        modification["accountStatus"] = [(ldap3.MODIFY_REPLACE, [changes.account_status])]
+        modification["accountStatus"] = [(MODIFY_REPLACE, [changes.account_status])]
     for attribute in MODERATOR_ATTRIBUTES:
         operations = _value_changes(current, attribute, changes.moderators, changes.add_moderators,
                                     changes.remove_moderators)
@@ -244,14 +245,14 @@ def _apply(ldap, names, current, changes, domain_disabled):
 
 def _value_changes(current, attribute, reset, add, remove):
     if reset is not None:
-        return [(ldap3.MODIFY_REPLACE, list(reset))]
+        return [(MODIFY_REPLACE, list(reset))]
     operations = []
     new = [v for v in add if not current.has_value(attribute, v)]
     if new:
-        operations.append((ldap3.MODIFY_ADD, new))
+        operations.append((MODIFY_ADD, new))
     gone = [v for v in current.values(attribute) if v.lower() in set(remove)]
     if gone:
-        operations.append((ldap3.MODIFY_DELETE, gone))
+        operations.append((MODIFY_DELETE, gone))
     return operations
 
 
@@ -276,12 +277,12 @@ def _reconcile_members(ldap, names, current, changes, active, domain_disabled):
     # Leave first (mail stops reaching whoever is no longer wanted), then join.
     for key, member in state.enrolled.items():
         if key not in enrolled_wanted:
-            modify_quietly(ldap, member.dn, {"memberOfGroup": [(ldap3.MODIFY_DELETE, [mail])]})
+            modify_quietly(ldap, member.dn, {"memberOfGroup": [(MODIFY_DELETE, [mail])]})
     for key, member in list(enrolled_wanted.items()):
         if key in state.enrolled:
             continue
         try:
-            ldap.modify(member.dn, {"memberOfGroup": [(ldap3.MODIFY_ADD, [mail])]})
+            ldap.modify(member.dn, {"memberOfGroup": [(MODIFY_ADD, [mail])]})
         except LdapOperationError as exc:
             if exc.result == NO_SUCH_OBJECT:
                 del wanted[key]  # a DN left on the list by an account deleted elsewhere
@@ -291,10 +292,10 @@ def _reconcile_members(ldap, names, current, changes, active, domain_disabled):
     operations = []
     gone = [value for key, value in state.recorded.items() if key not in wanted]
     if gone:
-        operations.append((ldap3.MODIFY_DELETE, gone))
+        operations.append((MODIFY_DELETE, gone))
     new = [member.dn for key, member in wanted.items() if key not in state.recorded]
     if new:
-        operations.append((ldap3.MODIFY_ADD, new))
+        operations.append((MODIFY_ADD, new))
     return operations
 
 
@@ -321,11 +322,11 @@ def _write_externals(ldap, names, mail, entries, wanted, active, domain_disabled
             continue
         changes = {}
         gone = [value for address, value in present.items() if address not in keep]
-        operations = ([(ldap3.MODIFY_DELETE, gone)] if gone else []) + ([(ldap3.MODIFY_ADD, add)] if add else [])
+        operations = ([(MODIFY_DELETE, gone)] if gone else []) + ([(MODIFY_ADD, add)] if add else [])
         if operations:
             changes["mail"] = operations
         if (entry.first("accountStatus") or "").lower() != status:
-            changes["accountStatus"] = [(ldap3.MODIFY_REPLACE, [status])]
+            changes["accountStatus"] = [(MODIFY_REPLACE, [status])]
         if changes:
             ldap.modify(entry.dn, changes)
     if remaining:
@@ -342,7 +343,7 @@ def _write_externals(ldap, names, mail, entries, wanted, active, domain_disabled
             ldap.add(own_dn, attributes)
         except LdapOperationError as exc:
             if exc.result == ENTRY_ALREADY_EXISTS and replace_leftover:
-                ldap.modify(own_dn, {name: [(ldap3.MODIFY_REPLACE, values)] for name, values in attributes.items()
+                ldap.modify(own_dn, {name: [(MODIFY_REPLACE, values)] for name, values in attributes.items()
                                      if name not in ("objectClass", "memberOfGroup")})
             elif exc.result == NO_SUCH_OBJECT:
                 ensure_containers(ldap, names, mail.split("@", 1)[1])

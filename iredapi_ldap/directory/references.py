@@ -5,8 +5,7 @@ adding an account entry, and taking a deleted account out of every entry that na
 
 from dataclasses import dataclass, field
 
-import ldap3
-from ldap3.utils.dn import parse_dn
+import ldap.dn
 
 from .. import errors
 from . import dn as dnlib
@@ -14,6 +13,7 @@ from . import limits as limitlib
 from .connection import (
     ATTRIBUTE_OR_VALUE_EXISTS,
     ENTRY_ALREADY_EXISTS,
+    MODIFY_DELETE,
     NO_SUCH_ATTRIBUTE,
     NO_SUCH_OBJECT,
     LdapOperationError,
@@ -159,8 +159,8 @@ def delete_account_entry(ldap, names, domain, entry, counter, domain_entry=None)
 def dn_key(dn):
     """A DN in a form two spellings of the same DN share (case, escapes, spaces)."""
     try:
-        return tuple((attribute.strip().lower(), _unescape(value).strip().lower())
-                     for attribute, value, _ in parse_dn(dn, strip=True))
+        return tuple((attribute.strip().lower(), value.strip().lower())
+                     for rdn in ldap.dn.str2dn(dn) for attribute, value, _ in rdn)
     except Exception:  # not a DN we can parse (written by another tool): compare it as text
         return (dn.strip().lower(),)
 
@@ -171,33 +171,6 @@ def address_of_dn(dn):
     if len(key) > 1 and key[0][0] == "mail" and "@" in key[0][1]:
         return key[0][1]
     return None
-
-
-def _unescape(value):
-    """An RFC 4514 attribute value without its escapes (``\\+``, ``\\2B``)."""
-    out, raw, index = [], bytearray(), 0
-    while index < len(value):
-        ch = value[index]
-        if ch == "\\" and _is_hex_pair(value[index + 1:index + 3]):
-            raw.append(int(value[index + 1:index + 3], 16))
-            index += 3
-            continue
-        if raw:
-            out.append(raw.decode("utf-8", "replace"))
-            raw = bytearray()
-        if ch == "\\" and index + 1 < len(value):
-            out.append(value[index + 1])
-            index += 2
-            continue
-        out.append(ch)
-        index += 1
-    if raw:
-        out.append(raw.decode("utf-8", "replace"))
-    return "".join(out)
-
-
-def _is_hex_pair(text):
-    return len(text) == 2 and all(ch in "0123456789abcdefABCDEF" for ch in text)
 
 
 # -- removing references -------------------------------------------------------------------
@@ -245,10 +218,10 @@ def remove_references(ldap, names, addresses, dn):
         for attribute in ("domainAdmin", "mailForwardingAddress", "memberOfGroup"):
             matching = [v for v in entry.values(attribute) if v.lower() in wanted]
             if matching:
-                changes[attribute] = [(ldap3.MODIFY_DELETE, matching)]
+                changes[attribute] = [(MODIFY_DELETE, matching)]
         members = [v for v in entry.values("member") if dn_key(v) == own_key]
         if members:
-            changes["member"] = [(ldap3.MODIFY_DELETE, members)]
+            changes["member"] = [(MODIFY_DELETE, members)]
         modify_quietly(ldap, entry.dn, changes)
 
 
@@ -259,7 +232,7 @@ def _remove_from_external(ldap, entry, addresses):
         delete_quietly(ldap, entry.dn)
         return
     gone = [v for v in entry.values("mail") if v.lower() in addresses]
-    modify_quietly(ldap, entry.dn, {"mail": [(ldap3.MODIFY_DELETE, gone)]})
+    modify_quietly(ldap, entry.dn, {"mail": [(MODIFY_DELETE, gone)]})
 
 
 def modify_quietly(ldap, dn, changes):

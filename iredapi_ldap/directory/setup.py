@@ -9,6 +9,7 @@ import base64
 import logging
 import time
 from pathlib import Path
+from urllib.parse import unquote
 
 import ldap3
 
@@ -231,3 +232,26 @@ def bootstrap_tree(conn, settings, *, vmail_password_hash, vmailadmin_password_h
 def _service_account(name, password_hash, today):
     return {"objectClass": ["top", "person", "shadowAccount"], "cn": [name], "sn": [name], "uid": [name],
             "userPassword": [password_hash], "shadowLastChange": [today]}
+
+
+def open_external(ldapi_uri, timeout=10):
+    """An ldap3 connection over ldapi:// authenticated by SASL EXTERNAL (the peer's uid).
+
+    Used by the CLI for schema and tree set-up on the LDAP server itself.  Set-up runs
+    once, so it keeps ldap3's readable result dicts; requests go through ``LdapClient``.
+    """
+    socket_path = unquote(ldapi_uri[len("ldapi://"):]) or "/var/run/slapd/ldapi"
+    conn = ldap3.Connection(
+        ldap3.Server("ldapi://" + socket_path, get_info=ldap3.NONE, connect_timeout=timeout),
+        authentication=ldap3.SASL,
+        sasl_mechanism=ldap3.EXTERNAL,
+        sasl_credentials="",
+        client_strategy=ldap3.SAFE_SYNC,
+        raise_exceptions=False,
+        receive_timeout=timeout,
+    )
+    conn.open()
+    status, result, _, _ = conn.bind()
+    if not status:
+        raise LdapOperationError(result["result"], result.get("description"), "SASL EXTERNAL")
+    return conn

@@ -8,12 +8,13 @@ hold under concurrency at a constant number of round trips.
 import time
 from dataclasses import dataclass, field
 
-import ldap3
-
 from .. import errors
 from . import dn as dnlib
 from . import limits as limitlib
 from .connection import (
+    MODIFY_ADD,
+    MODIFY_DELETE,
+    MODIFY_REPLACE,
     NO_SUCH_ATTRIBUTE,
     NO_SUCH_OBJECT,
     LdapOperationError,
@@ -152,9 +153,9 @@ def update_user(ldap, names, domain, current, changes, domain_entry=None):
             old = int(current.first("mailQuota") or 0)
             delta = changes.quota_bytes - old
             old_values = current.values("mailQuota")
-            ops = [(ldap3.MODIFY_DELETE, old_values)] if old_values else []
+            ops = [(MODIFY_DELETE, old_values)] if old_values else []
             if changes.quota_bytes:
-                ops.append((ldap3.MODIFY_ADD, [str(changes.quota_bytes)]))
+                ops.append((MODIFY_ADD, [str(changes.quota_bytes)]))
             if ops:
                 modification["mailQuota"] = ops
         if not modification:
@@ -179,15 +180,15 @@ def update_user(ldap, names, domain, current, changes, domain_entry=None):
 def _modification(current, changes):
     modification = {}
     for attribute, values in changes.replace.items():
-        modification[attribute] = [(ldap3.MODIFY_REPLACE, list(values))]
+        modification[attribute] = [(MODIFY_REPLACE, list(values))]
     for attribute, values in changes.add.items():
         new = [v for v in values if not current.has_value(attribute, v)]
         if new:
-            modification.setdefault(attribute, []).append((ldap3.MODIFY_ADD, new))
+            modification.setdefault(attribute, []).append((MODIFY_ADD, new))
     for attribute, values in changes.remove.items():
         gone = [v for v in values if current.has_value(attribute, v)]
         if gone:
-            modification.setdefault(attribute, []).append((ldap3.MODIFY_DELETE, gone))
+            modification.setdefault(attribute, []).append((MODIFY_DELETE, gone))
     return modification
 
 
