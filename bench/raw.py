@@ -9,7 +9,8 @@ What one request does (the API's code, read and cross-checked with X-Directory-R
 
   every request with a session   SQL: SELECT the session row by the token's hash
   login              SQL: SELECT login_failures (2 keys); LDAP: read admin entry; bind;
-                     SQL: DELETE the username's failures; INSERT session + DELETE expired
+                     SQL: DELETE the username's failures (only if there were any); INSERT session
+                     + DELETE expired
   domain_create      LDAP: add domain; add ou=Users, ou=Groups, ou=Aliases, ou=Externals
   user_create        LDAP: read domain; search "address taken" (lookup_addresses); modify counters
                      (compare-and-set, re-read + retry on conflict; a process's threads take
@@ -243,8 +244,8 @@ class Sql:
         if row is None:
             raise RawError("no session")
 
-    def login_blocked(self, keys):
-        self._run(self.admin, f"SELECT * FROM login_failures WHERE {self.key} IN (?, ?)", keys).fetchall()
+    def login_failures(self, keys):
+        return self._run(self.admin, f"SELECT * FROM login_failures WHERE {self.key} IN (?, ?)", keys).fetchall()
 
     def login_clear(self, key):
         with self._writing():
@@ -344,12 +345,13 @@ class Work:
     def login(self, n):
         username = self.spec["admin"]
         keys = ("ip:127.0.0.1", f"user:{username}")
-        self.sql.login_blocked(keys)
+        recorded = self.sql.login_failures(keys)
         dn = self.names.admin(username)
         entry = self.ldap.read(dn, ADMIN_ATTRIBUTES, dnlib.eq("objectClass", "mailAdmin"))
         if entry is None or not self.ldap.bind(dn, self.spec["admin_password"]):
             raise RawError("login failed")
-        self.sql.login_clear(keys[1])
+        if recorded:  # as the API: the username's failures are deleted only when there are some
+            self.sql.login_clear(keys[1])
         self.sql.create_session(username, dn)
 
     def domain_create(self, n):

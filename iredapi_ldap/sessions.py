@@ -16,8 +16,14 @@ from .store import tables
 # Refresh last_seen at most this often, so most requests only read the row.
 TOUCH_INTERVAL = 30
 
-# Built once: every request runs it, and building a statement costs more than running it on SQLite.
+# Built once: every request or login runs them, and building a statement costs more than running
+# it on SQLite.
 _LOOKUP = sa.select(tables.api_sessions).where(tables.api_sessions.c.id_hash == sa.bindparam("id_hash"))
+_INSERT = sa.insert(tables.api_sessions)
+_SWEEP = sa.delete(tables.api_sessions).where(tables.api_sessions.c.last_seen < sa.bindparam("before"))
+_FAILURES = sa.select(tables.login_failures).where(
+    tables.login_failures.c.key.in_(sa.bindparam("keys", expanding=True)))
+_CLEAR_FAILURES = sa.delete(tables.login_failures).where(tables.login_failures.c.key == sa.bindparam("key"))
 
 
 def _hash(token):
@@ -39,13 +45,12 @@ class SessionStore:
         token = secrets.token_urlsafe(32)
         now = int(self._clock())
         with self._store.transaction() as conn:
-            conn.execute(sa.insert(tables.api_sessions).values(
-                id_hash=_hash(token), username=admin.username, admin_dn=admin.dn,
-                is_global_admin=admin.is_global, created_at=now, last_seen=now, checked_at=now,
-            ))
+            conn.execute(_INSERT, {
+                "id_hash": _hash(token), "username": admin.username, "admin_dn": admin.dn,
+                "is_global_admin": admin.is_global, "created_at": now, "last_seen": now, "checked_at": now,
+            })
             # Expired rows are swept by whoever logs in, not by a timer per worker.
-            conn.execute(sa.delete(tables.api_sessions).where(
-                tables.api_sessions.c.last_seen < now - self._timeout))
+            conn.execute(_SWEEP, {"before": now - self._timeout})
         return token
 
     def lookup(self, token):
@@ -102,16 +107,19 @@ class LoginThrottle:
     def keys(client_ip, username):
         return (f"ip:{client_ip}", f"user:{username[:250]}")
 
-    def blocked(self, keys):
+    def check(self, keys):
+        """(whether a login for ``keys`` is refused now, the keys that have failures recorded)."""
         if self._max == 0:
-            return False
+            return False, frozenset()
         now = int(self._clock())
-        table = tables.login_failures
         with self._store.transaction(read_only=True) as conn:
-            rows = conn.execute(sa.select(table).where(table.c.key.in_(keys))).mappings().all()
-        return any(r["failures"] >= self._max and r["window_start"] + self._window > now for r in rows)
+            rows = conn.execute(_FAILURES, {"keys": list(keys)}).mappings().all()
+        blocked = any(r["failures"] >= self._max and r["window_start"] + self._window > now for r in rows)
+        return blocked, frozenset(r["key"] for r in rows)
 
     def record_failure(self, keys):
+        if self._max == 0:
+            return  # throttling is off: nothing would ever read the counters
         now = int(self._clock())
         table = tables.login_failures
         for key in keys:
@@ -137,4 +145,4 @@ class LoginThrottle:
 
     def clear(self, key):
         with self._store.transaction() as conn:
-            conn.execute(sa.delete(tables.login_failures).where(tables.login_failures.c.key == key))
+            conn.execute(_CLEAR_FAILURES, {"key": key})

@@ -269,6 +269,16 @@ def test_zero_max_failures_means_no_throttle(make_app):
     for _ in range(12):
         assert login_from(app, "192.0.2.1", password="Wrong-1").status_code == 401
     assert login_from(app, "192.0.2.1").status_code == 200
+    assert rows(app, tables.login_failures) == []  # and keeps no counters nobody reads
+
+
+def test_a_success_leaves_other_usernames_counts_alone(make_app):
+    # The success clears only its own username's count (and writes nothing when it has none).
+    app = make_app(LOGIN_MAX_FAILURES=3)
+    assert login_from(app, "192.0.2.1", username="other@example.com", password="x").status_code == 401
+    assert login_from(app, "192.0.2.2").status_code == 200
+    assert {r["key"]: r["failures"] for r in rows(app, tables.login_failures)} == {
+        "ip:192.0.2.1": 1, "user:other@example.com": 1}
 
 
 # -- what is stored and logged -------------------------------------------------------------------------

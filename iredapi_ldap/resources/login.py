@@ -33,7 +33,8 @@ class Login:
         values = parse(read_params(req), LOGIN_PARAMS, required=("username", "password"))
         username = values["username"]
         keys = services.login_throttle.keys(req.context.client_ip, username)
-        if services.login_throttle.blocked(keys):
+        blocked, recorded = services.login_throttle.check(keys)
+        if blocked:
             raise errors.TooManyRequests(errors.TOO_MANY_LOGIN_FAILURES,
                                          detail="too many failed logins; wait and try again")
         account = find_admin_account(services.ldap, services.names, username)
@@ -45,7 +46,8 @@ class Login:
             services.login_throttle.record_failure(keys)
             log.warning("failed API login for %s from %s", username, req.context.client_ip)
             raise errors.LoginRequired(errors.INVALID_CREDENTIALS)
-        services.login_throttle.clear(keys[1])
+        if keys[1] in recorded:  # most logins have no failures to forget: no write for them
+            services.login_throttle.clear(keys[1])
         token = services.sessions.create(account)
         resp.set_cookie(
             services.settings.SESSION_COOKIE_NAME, token, path="/", http_only=True, same_site="Strict",

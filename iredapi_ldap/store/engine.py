@@ -6,6 +6,7 @@ across gunicorn's fork.  Every error that means "the database is not there" beco
 """
 
 import contextlib
+import functools
 import os
 import threading
 
@@ -66,12 +67,21 @@ def _sqlite_begin(connection):
 def update_or_insert(conn, table, match, values):
     """UPDATE the rows of ``table`` whose columns equal ``match`` to ``values``; INSERT one if none
     matched.  Return "updated" or "created".  Run it under a transaction lock on ``match``."""
-    where = sa.and_(*(table.c[name] == value for name, value in match.items()))
+    update, insert = _upsert_statements(table, tuple(match))
     # MySQL counts matched (not changed) rows: SQLAlchemy connects with CLIENT.FOUND_ROWS.
-    if conn.execute(table.update().where(where).values(values)).rowcount:
+    if conn.execute(update, {**{"match_" + name: value for name, value in match.items()}, **values}).rowcount:
         return "updated"
-    conn.execute(table.insert().values({**match, **values}))
+    conn.execute(insert, {**match, **values})
     return "created"
+
+
+@functools.lru_cache(maxsize=64)
+def _upsert_statements(table, match_names):
+    # Built once per shape, with bound parameters: building and cache-keying a statement on
+    # every request cost more than running it (bench/README.md).
+    # The columns set are the executed parameters' names that are columns (SQLAlchemy's rule).
+    where = sa.and_(*(table.c[name] == sa.bindparam("match_" + name) for name in match_names))
+    return table.update().where(where), table.insert()
 
 
 class SqlStore:

@@ -34,12 +34,16 @@ def account_priority(account):
     return ACCOUNT_PRIORITIES["domain" if account.startswith("@") else "email"]
 
 
+# Built once: every throttle GET runs it (see update_or_insert).
+_GET_SETTING = (sa.select(throttle)
+                .where(throttle.c.account == sa.bindparam("account"), throttle.c.kind == sa.bindparam("kind"))
+                .order_by(throttle.c.id).limit(1))
+
+
 def get_setting(store, account, kind):
     """The whole row for (account, kind) as a dict, or {} when there is none."""
     with store.transaction(read_only=True) as conn:
-        row = conn.execute(
-            sa.select(throttle).where(_is_setting(account, kind)).order_by(throttle.c.id).limit(1)
-        ).mappings().first()
+        row = conn.execute(_GET_SETTING, {"account": account, "kind": kind}).mappings().first()
     return dict(row) if row else {}
 
 
