@@ -1,6 +1,8 @@
 """One real server: gunicorn with two gthread workers on the test slapd; one login session
 is honoured by both workers (sessions live in the shared SQL store, not in a worker)."""
 
+import collections
+import contextlib
 import http.client
 import json
 import os
@@ -51,7 +53,9 @@ def wait_until_answering(port, proc, deadline):
     raise AssertionError("gunicorn did not answer within 20 s")
 
 
-def test_two_workers_honour_one_session(ldap_server, tmp_path):
+@contextlib.contextmanager
+def gunicorn(ldap_server, tmp_path, bind, workers=2, threads=2):
+    """gunicorn -c gunicorn.conf.py on ``bind``; yields (process, access log path); asserts a clean exit."""
     settings_file = tmp_path / "settings.py"
     settings_file.write_text(
         f'ldap_uri = "{ldap_server.ldap_uri}"\n'
@@ -62,19 +66,41 @@ def test_two_workers_honour_one_session(ldap_server, tmp_path):
         "ENABLE_RESTFUL_API = True\n"
         f'DATA_DIR = "{tmp_path / "data"}"\n'
     )
-    port = free_port()
     access_log = tmp_path / "access.log"
     error_log = tmp_path / "error.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("IREDAPI_", "GUNICORN_", "WEB_CONCURRENCY"))}
     env["IREDAPI_SETTINGS"] = str(settings_file)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "--bind", f"127.0.0.1:{port}",
-         "--workers", "2", "--threads", "2", "--access-logfile", str(access_log),
+        [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "--bind", bind,
+         "--workers", str(workers), "--threads", str(threads), "--access-logfile", str(access_log),
          "--access-logformat", "%(p)s %(s)s", "--error-logfile", str(error_log),
          *private_control_socket()],
         cwd=PROJECT_DIR, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     try:
+        yield proc, access_log
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+    assert proc.returncode == 0, error_log.read_text()
+
+
+def login(port):
+    status, headers, body = request(port, "POST", "/api/login",
+                                    body=urlencode({"username": GLOBAL_ADMIN, "password": GLOBAL_ADMIN_PASSWORD}),
+                                    headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert status == 200, body
+    set_cookie = next(v for k, v in headers if k.lower() == "set-cookie")
+    return set_cookie.split(";", 1)[0].split("=", 1)[1]
+
+
+def test_two_workers_honour_one_session(ldap_server, tmp_path):
+    port = free_port()
+    with gunicorn(ldap_server, tmp_path, f"127.0.0.1:{port}") as (proc, access_log):
         wait_until_answering(port, proc, time.monotonic() + 20)
 
         status, headers, body = request(port, "POST", "/api/login",
@@ -106,14 +132,6 @@ def test_two_workers_honour_one_session(ldap_server, tmp_path):
                 break
         assert statuses and all(status == 200 for status in statuses)
         assert len(pids) >= 2, f"only worker(s) {pids} answered {len(statuses)} requests"
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
-    assert proc.returncode == 0, error_log.read_text()
 
 
 def worker_pids(access_log, master_pid, expected, deadline):
@@ -126,3 +144,75 @@ def worker_pids(access_log, master_pid, expected, deadline):
             assert master_pid not in pids
             return pids
         time.sleep(0.1)
+
+
+def test_keep_alive_connections_opened_at_once_are_spread_over_the_workers(ldap_server, tmp_path):
+    # Each worker listens on its own SO_REUSEPORT socket (gunicorn.conf.py): with one shared
+    # socket, the worker that woke first took most of them and left a core idle.
+    port = free_port()
+    with gunicorn(ldap_server, tmp_path, f"127.0.0.1:{port}", threads=8) as (proc, access_log):
+        wait_until_answering(port, proc, time.monotonic() + 20)
+        token = login(port)
+        connections = [http.client.HTTPConnection("127.0.0.1", port, timeout=10) for _ in range(16)]
+        for conn in connections:
+            conn.connect()
+        try:
+            for conn in connections:  # one request each, on the connection kept open
+                conn.request("GET", "/api/domains", headers={"Cookie": f"{COOKIE}={token}"})
+                response = conn.getresponse()
+                assert response.status == 200, response.read()
+                response.read()
+        finally:
+            for conn in connections:
+                conn.close()
+        worker_pids(access_log, proc.pid, expected=17, deadline=time.monotonic() + 5)
+        pid_of_request = [line.split()[0] for line in access_log.read_text().splitlines() if line.strip()]
+        split = collections.Counter(pid_of_request[-16:])  # the 16 GETs, one per connection
+        assert len(split) == 2, f"every connection went to one worker: {split}"
+
+
+def test_a_unix_socket_bind_serves(ldap_server, tmp_path):
+    # SO_REUSEPORT is for TCP only; on a Unix socket the workers share the master's socket.
+    path = tmp_path / "api.sock"
+    with gunicorn(ldap_server, tmp_path, f"unix:{path}") as (proc, access_log):
+        deadline = time.monotonic() + 20
+        while not path.exists() and time.monotonic() < deadline:
+            assert proc.poll() is None, "gunicorn exited during start-up"
+            time.sleep(0.1)
+        statuses = [unix_request(path, "GET", "/api/domains")[0] for _ in range(20)]
+        assert statuses == [401] * 20
+
+
+def unix_request(path, method, url):
+    import socket
+
+    class UnixConnection(http.client.HTTPConnection):
+        def connect(self):
+            self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            self.sock.settimeout(10)
+            self.sock.connect(str(path))
+
+    conn = UnixConnection("localhost")
+    try:
+        conn.request(method, url, headers={"Connection": "close"})
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
+def test_a_second_server_on_a_taken_port_refuses_to_start(ldap_server, tmp_path):
+    # SO_REUSEPORT would otherwise let it share the port with the first, each answering half.
+    port = free_port()
+    first = tmp_path / "first"
+    first.mkdir()
+    with gunicorn(ldap_server, first, f"127.0.0.1:{port}") as (proc, access_log):
+        wait_until_answering(port, proc, time.monotonic() + 20)
+        second = subprocess.run(
+            [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "--bind", f"127.0.0.1:{port}",
+             *private_control_socket()],
+            cwd=PROJECT_DIR, env={**os.environ, "IREDAPI_SETTINGS": str(first / "settings.py")},
+            capture_output=True, text=True, timeout=30)
+        assert second.returncode != 0
+        assert f"cannot listen on 127.0.0.1:{port}" in second.stderr
+        assert request(port, "GET", "/api/domains")[0] == 401  # the first one still answers alone
