@@ -136,4 +136,4 @@ def sql_store_fixture(sql_database):
         with store.engine.begin() as conn:
             for table in reversed(iredapd_metadata.sorted_tables + iredadmin_metadata.sorted_tables):
                 conn.execute(table.delete())
-        store.engine.dispose()
+        store.dispose()

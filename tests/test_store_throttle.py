@@ -363,6 +363,24 @@ def test_pool_recovers_after_server_ends_connections(sql_store):
     assert throttle.get_setting(sql_store, USER, "outbound")["period"] == 60
 
 
+@pytest.mark.parametrize("sql_database", SERVERS, indirect=True)
+def test_reads_run_in_autocommit_see_every_write_and_survive_a_server_restart(sql_store):
+    with sql_store.transaction(read_only=True) as conn:
+        dbapi = conn.connection.dbapi_connection
+        in_autocommit = dbapi.get_autocommit() if hasattr(dbapi, "get_autocommit") else dbapi.autocommit
+    assert in_autocommit  # no COMMIT round trip after a read
+    throttle.set_setting(sql_store, USER, "outbound", 60, 1, 1, 1)
+    assert throttle.get_setting(sql_store, USER, "outbound")["period"] == 60
+    throttle.set_setting(sql_store, USER, "outbound", 120, 1, 1, 1)
+    # the pooled reading connection holds no old snapshot
+    assert throttle.get_setting(sql_store, USER, "outbound")["period"] == 120
+    assert kill_connections(sql_store) >= 2  # the writer's and the reader's
+    assert throttle.get_setting(sql_store, USER, "outbound")["period"] == 120
+    with sql_store.transaction() as conn:  # writes still run in a transaction
+        dbapi = conn.connection.dbapi_connection
+        assert not (dbapi.get_autocommit() if hasattr(dbapi, "get_autocommit") else dbapi.autocommit)
+
+
 # -- the tables ------------------------------------------------------------------------------
 
 

@@ -15,9 +15,10 @@ import sqlalchemy as sa
 from .. import errors
 
 
-def create_sql_engine(url, timeout):
+def create_sql_engine(url, timeout, autocommit=False):
     """An Engine for ``url`` whose connects (and MySQL reads/writes, SQLite lock waits) give up
-    after ``timeout`` seconds."""
+    after ``timeout`` seconds.  ``autocommit`` (MySQL, PostgreSQL): its connections are put in
+    autocommit once, when they connect, so a statement needs no COMMIT after it."""
     if timeout <= 0:
         raise ValueError("SQL timeout must be a positive number of seconds")
     url = sa.make_url(url)
@@ -27,9 +28,11 @@ def create_sql_engine(url, timeout):
         connect_args = {"connect_timeout": timeout, "read_timeout": timeout, "write_timeout": timeout}
         # READ COMMITTED (PostgreSQL's default): under REPEATABLE READ an UPDATE that matches
         # nothing takes a gap lock, and two such transactions then deadlock on their INSERTs.
-        options["isolation_level"] = "READ COMMITTED"
+        options["isolation_level"] = "AUTOCOMMIT" if autocommit else "READ COMMITTED"
     elif backend == "postgresql":
         connect_args = {"connect_timeout": timeout}
+        if autocommit:
+            options["isolation_level"] = "AUTOCOMMIT"
     elif backend == "sqlite":
         connect_args = {"timeout": timeout}
         if url.database and url.database != ":memory:":
@@ -90,10 +93,10 @@ class SqlStore:
     def __init__(self, url, timeout):
         self.url = sa.make_url(url)
         self.timeout = timeout
-        self._engine = None
+        self._engines = {}  # autocommit (bool) -> Engine, made on first use
         self._engine_pid = None
         self._engine_lock = threading.Lock()
-        self._parent_pool = None
+        self._parent_pools = []
         # SQLite has one write lock per file; a worker's threads queue for it here, in turn,
         # instead of in SQLite's busy handler, which sleeps up to 100 ms between tries.
         self._sqlite_writer = threading.Lock()
@@ -109,28 +112,39 @@ class SqlStore:
 
     @property
     def engine(self):
-        if self._engine_pid != os.getpid():
+        return self._engine(autocommit=False)
+
+    def _engine(self, autocommit):
+        if self._engine_pid != os.getpid() or autocommit not in self._engines:
             with self._engine_lock:
-                if self._engine is None:
-                    self._engine = create_sql_engine(self.url, self.timeout)
-                elif self._engine_pid != os.getpid():
-                    # Inherited through fork: a new pool for this process.  The parent's
-                    # connections stay referenced, so they are never closed (nor garbage
-                    # collected) here: SQLite forbids touching a connection across fork.
-                    self._parent_pool = self._engine.pool
-                    self._engine.dispose(close=False)
-                self._engine_pid = os.getpid()
-        return self._engine
+                if self._engine_pid != os.getpid():
+                    for engine in self._engines.values():
+                        # Inherited through fork: a new pool for this process.  The parent's
+                        # connections stay referenced, so they are never closed (nor garbage
+                        # collected) here: SQLite forbids touching a connection across fork.
+                        self._parent_pools.append(engine.pool)
+                        engine.dispose(close=False)
+                    self._engine_pid = os.getpid()
+                if autocommit not in self._engines:
+                    self._engines[autocommit] = create_sql_engine(self.url, self.timeout, autocommit=autocommit)
+        return self._engines[autocommit]
 
     @contextlib.contextmanager
     def transaction(self, lock_key=None, read_only=False):
         """Yield a Connection in a transaction, committed at the end of the block.
 
         With ``lock_key`` (a string), transactions holding the same key run one at a time; the
-        lock is held until the transaction ends.  ``read_only``: the block only reads, so on
-        SQLite it need not hold the database's write lock (which every other transaction waits for).
+        lock is held until the transaction ends.  ``read_only``: the block only reads, and each of
+        its statements may see the database as of its own start: on SQLite it holds no write lock
+        (which every other transaction waits for), on MySQL and PostgreSQL it runs in autocommit.
         """
-        writer = self._sqlite_writer if self.dialect_name == "sqlite" and not read_only else None
+        sqlite = self.dialect_name == "sqlite"
+        if read_only and not sqlite and lock_key is None:
+            # Reads in autocommit: each statement is a transaction of its own (every caller's
+            # block is one SELECT), and no COMMIT round trip follows it.
+            yield from self._autocommit_block()
+            return
+        writer = self._sqlite_writer if sqlite and not read_only else None
         if writer is not None and not writer.acquire(timeout=self.timeout):
             raise errors.BackendUnavailable(errors.SQL_SERVER_DOWN, detail="timed out waiting for a lock")
         try:
@@ -153,6 +167,20 @@ class SqlStore:
         finally:
             if writer is not None:
                 writer.release()
+
+    def dispose(self):
+        """Close this process's pooled connections (tests, and commands that are done)."""
+        for engine in self._engines.values():
+            engine.dispose()
+
+    def _autocommit_block(self):
+        try:
+            with self._engine(autocommit=True).connect() as conn:
+                yield conn
+        except sa.exc.SQLAlchemyError as exc:
+            if _means_unavailable(exc):
+                raise errors.BackendUnavailable(errors.SQL_SERVER_DOWN) from exc
+            raise
 
     def _lock(self, conn, key):
         if self.dialect_name == "postgresql":
