@@ -28,17 +28,18 @@ def create_sql_engine(url, timeout, autocommit=False):
         connect_args = {"connect_timeout": timeout, "read_timeout": timeout, "write_timeout": timeout}
         # READ COMMITTED (PostgreSQL's default): under REPEATABLE READ an UPDATE that matches
         # nothing takes a gap lock, and two such transactions then deadlock on their INSERTs.
-        options["isolation_level"] = "AUTOCOMMIT" if autocommit else "READ COMMITTED"
+        options["isolation_level"] = "READ COMMITTED"
     elif backend == "postgresql":
         connect_args = {"connect_timeout": timeout}
-        if autocommit:
-            options["isolation_level"] = "AUTOCOMMIT"
     elif backend == "sqlite":
         connect_args = {"timeout": timeout}
         if url.database and url.database != ":memory:":
             os.makedirs(os.path.dirname(os.path.abspath(url.database)), exist_ok=True)
     else:
         raise ValueError(f"unsupported SQL backend {backend!r}")
+    if autocommit and backend != "sqlite":
+        # Without skip_autocommit_rollback SQLAlchemy still sends a ROLLBACK when the block ends.
+        options.update(isolation_level="AUTOCOMMIT", skip_autocommit_rollback=True)
     # Every connection is used through transaction(), whose block ends in COMMIT or ROLLBACK, so
     # the pool's own ROLLBACK on check-in (one more round trip per transaction) is not needed.
     engine = sa.create_engine(url, pool_pre_ping=True, pool_reset_on_return=None, connect_args=connect_args,
