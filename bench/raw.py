@@ -14,7 +14,8 @@ What one request does (the API's code, read and cross-checked with X-Directory-R
   domain_create      LDAP: add domain; add ou=Users, ou=Groups, ou=Aliases, ou=Externals
   user_create        LDAP: read domain; search "address taken" (lookup_addresses); modify counters
                      (compare-and-set, re-read + retry on conflict; a process's threads take
-                     turns per domain, as limits.adjust_counters does); add user
+                     turns per domain and reuse what the last one wrote, as
+                     limits.adjust_counters does); add user
   user_get           LDAP: read domain; read user
   user_put_quota     LDAP: read domain; read user; modify quota counter (CAS); modify user
   alias_add_member   LDAP: read domain; read alias; search the member address; modify alias
@@ -46,6 +47,7 @@ from iredapi_ldap.directory.references import _LOOKUP_ATTRIBUTES
 
 MB = 1024 * 1024
 _COUNTER_LOCKS = tuple(threading.Lock() for _ in range(64))
+_LAST_WRITTEN = [None] * len(_COUNTER_LOCKS)  # as limits._LAST_WRITTEN
 _SQLITE_WRITER = threading.Lock()  # store.engine: a process's SQLite writers queue in turn
 SUCCESS, NO_SUCH_ATTRIBUTE, VALUE_EXISTS, NO_SUCH_OBJECT = 0, 16, 20, 32
 
@@ -304,36 +306,44 @@ class Work:
         return (n * 7919) % self.count
 
     def _read_domain(self, domain, attributes=limitlib.DOMAIN_ATTRIBUTES):
+        self.domain_asked_at = time.monotonic()  # as Entry.read_at
         entry = self.ldap.read(self.names.domain(domain), attributes, dnlib.eq("objectClass", "mailDomain"))
         if entry is None:
             raise RawError(f"no domain {domain}")
         return entry
 
     def _adjust(self, domain, entry, deltas):
-        """limits.adjust_counters: the process's threads take turns per domain (re-reading the
-        counters after a wait), compare-and-set, re-read and retry on conflict."""
-        lock = _COUNTER_LOCKS[zlib.crc32(domain.encode()) % len(_COUNTER_LOCKS)]
-        if not lock.acquire(blocking=False):
-            lock.acquire()
-            entry = None
-        try:
-            self._adjust_locked(domain, entry, deltas)
-        finally:
-            lock.release()
+        """limits.adjust_counters: the process's threads take turns per domain, comparing against
+        what the process last wrote when that is newer than the read, compare-and-set, re-read and
+        retry on conflict."""
+        stripe = zlib.crc32(domain.encode()) % len(_COUNTER_LOCKS)
+        with _COUNTER_LOCKS[stripe]:
+            known = None
+            last = _LAST_WRITTEN[stripe]
+            if (last is not None and last[0] == domain and last[2] > self.domain_asked_at
+                    and set(deltas) <= set(last[1])):
+                known = last[1]
+            self._adjust_locked(domain, entry, deltas, known, stripe)
 
-    def _adjust_locked(self, domain, entry, deltas):
+    def _adjust_locked(self, domain, entry, deltas, known, stripe):
         for _ in range(20):
             if entry is None:
                 entry = self._read_domain(domain)
+                known = None
+            current = {counter: known[counter] if known else int(_first(entry, counter)) for counter in deltas}
             changes = []
             for counter, delta in deltas.items():
                 if delta:
-                    current = int(_first(entry, counter))
-                    changes += [("delete", counter, [str(current)]), ("add", counter, [str(current + delta)])]
+                    changes += [("delete", counter, [str(current[counter])]),
+                                ("add", counter, [str(current[counter] + delta)])]
             if not changes:
                 return
             code = self.ldap.modify(self.names.domain(domain), changes)
             if code == SUCCESS:
+                written = {counter: current[counter] + delta for counter, delta in deltas.items()}
+                last = _LAST_WRITTEN[stripe]
+                _LAST_WRITTEN[stripe] = (domain, {**last[1], **written} if last and last[0] == domain else written,
+                                         time.monotonic())
                 return
             if code not in (NO_SUCH_ATTRIBUTE, VALUE_EXISTS):
                 raise RawError(f"counter modify: {code}")

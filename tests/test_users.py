@@ -223,6 +223,27 @@ def test_50_parallel_creates_against_a_limit_of_10(api, make_app, root_connectio
     print(f"50 parallel creates: {elapsed:.2f}s")
 
 
+def test_parallel_creates_in_one_worker_need_no_counter_reread(api, make_app, root_connection, new_domain):
+    # Threads of one worker take turns on the counters, and the one waiting compares against
+    # what its predecessor wrote: 4 round trips each, no retries.  (Across workers, the
+    # compare-and-set decides; the limit tests above cover that.)
+    domain = new_domain()
+    api.post(f"/api/domain/{domain}", {"quota": "1000"})
+    app = make_app()
+    clients = [ApiClient(app).login() for _ in range(8)]
+    results = _parallel(40, lambda i: clients[i % 8].post(f"/api/user/h{i}@{domain}",
+                                                          {"password": PASSWORD, "mailQuota": "2"}))
+    assert [r.status_code for r in results] == [201] * 40
+    assert {r.headers["X-Directory-Round-Trips"] for r in results} == {"4"}
+    assert counters(root_connection, domain) == (40, 40 * 2 * MB)
+    # and another worker's write (here: a direct change) is caught by the compare-and-set
+    root_connection.modify(domain_dn(domain), {"domainCurrentUserNumber": [(ldap3.MODIFY_REPLACE, ["41"])]})
+    results = _parallel(8, lambda i: clients[i].post(f"/api/user/k{i}@{domain}",
+                                                     {"password": PASSWORD, "mailQuota": "2"}))
+    assert [r.status_code for r in results] == [201] * 8
+    assert counters(root_connection, domain)[0] == 49
+
+
 def test_20_parallel_quota_raises_never_exceed_the_domain_quota(api, make_app, root_connection, new_domain):
     domain = new_domain()
     api.post(f"/api/domain/{domain}", {"quota": "100"})

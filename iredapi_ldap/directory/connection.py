@@ -14,6 +14,7 @@ values)]}``, and entries come back as ``Entry``; nothing else of python-ldap lea
 import logging
 import os
 import threading
+import time
 from urllib.parse import quote, unquote
 
 import ldap
@@ -57,12 +58,14 @@ class LdapOperationError(Exception):
 
 
 class Entry:
-    """An entry's attributes, looked up case-insensitively, values as str."""
+    """An entry's attributes, looked up case-insensitively, values as str.  ``read_at``: the
+    ``time.monotonic()`` at which it was asked for; it shows no write that ended after that."""
 
-    __slots__ = ("dn", "_attrs")
+    __slots__ = ("dn", "_attrs", "read_at")
 
-    def __init__(self, dn, raw_attributes):
+    def __init__(self, dn, raw_attributes, read_at=None):
         self.dn = dn
+        self.read_at = time.monotonic() if read_at is None else read_at
         # lower-cased name -> (name as slapd spells it, values)
         self._attrs = {
             name.lower(): (name, [v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v) for v in values])
@@ -201,6 +204,7 @@ class LdapClient:
 
     def read(self, dn, attributes=("*",), filter_="(objectClass=*)"):
         """The entry at ``dn`` if it exists and matches ``filter_``, else None."""
+        asked = time.monotonic()
         try:
             found = self._call(dn, lambda conn: conn.search_ext_s(
                 dn, ldap.SCOPE_BASE, filter_, list(attributes), timeout=self._timeout))
@@ -210,11 +214,12 @@ class LdapClient:
             raise
         for found_dn, attrs in found:
             if found_dn is not None:  # not a referral
-                return Entry(found_dn, attrs)
+                return Entry(found_dn, attrs, asked)
         return None
 
     def search(self, base, filter_, attributes=("*",), scope="subtree"):
         """All entries below ``base`` matching ``filter_`` (a list)."""
+        asked = time.monotonic()
         try:
             found = self._call(base, lambda conn: conn.search_ext_s(
                 base, _SCOPES[scope], filter_, list(attributes), timeout=self._timeout))
@@ -222,12 +227,13 @@ class LdapClient:
             if exc.result == NO_SUCH_OBJECT:
                 return []
             raise
-        return [Entry(found_dn, attrs) for found_dn, attrs in found if found_dn is not None]
+        return [Entry(found_dn, attrs, asked) for found_dn, attrs in found if found_dn is not None]
 
     def paged_search(self, base, filter_, attributes=("*",), scope="subtree", page_size=500):
         """Yield entries page by page (RFC 2696), so memory stays flat on big domains."""
         paging = SimplePagedResultsControl(True, size=page_size, cookie="")
         while True:
+            asked = time.monotonic()
             try:
                 _, found, _, controls = self._call(base, lambda conn: _search_page(
                     conn, base, _SCOPES[scope], filter_, list(attributes), paging, self._timeout))
@@ -237,7 +243,7 @@ class LdapClient:
                 raise
             for found_dn, attrs in found:
                 if found_dn is not None:
-                    yield Entry(found_dn, attrs)
+                    yield Entry(found_dn, attrs, asked)
             cookies = [c.cookie for c in controls if c.controlType == SimplePagedResultsControl.controlType]
             if not cookies or not cookies[0]:
                 return

@@ -10,6 +10,7 @@ accounts on each request (stack.md §2.5-2.6).
 """
 
 import threading
+import time
 import zlib
 from dataclasses import dataclass
 
@@ -84,6 +85,11 @@ def counter_value(domain_entry, counter):
 # between workers and hosts, but a worker's own threads no longer make each other retry (under
 # load, each retry was another read and modify of the same entry).  Striped: memory stays fixed.
 _COUNTER_LOCKS = tuple(threading.Lock() for _ in range(64))
+# Per stripe, under its lock: (domain, {counter: value}, when) as this worker last wrote them.  A
+# thread whose domain entry was asked for before that write ended compares against these values
+# instead of reading the entry again.  Only a guess: if another worker or host wrote since, the
+# compare-and-set fails and we read anew.
+_LAST_WRITTEN = [None] * len(_COUNTER_LOCKS)
 
 
 def adjust_counters(ldap, names, domain, deltas, domain_entry=None):
@@ -92,22 +98,23 @@ def adjust_counters(ldap, names, domain, deltas, domain_entry=None):
 
     Raises NotPermitted with iRedAdmin's codes when a limit would be exceeded.
     """
-    lock = _COUNTER_LOCKS[zlib.crc32(domain.encode()) % len(_COUNTER_LOCKS)]
-    if not lock.acquire(blocking=False):
-        lock.acquire()
-        domain_entry = None  # another thread changed the counters while we waited: read them anew
-    try:
-        return _adjust_counters(ldap, names, domain, deltas, domain_entry)
-    finally:
-        lock.release()
+    stripe = zlib.crc32(domain.encode()) % len(_COUNTER_LOCKS)
+    with _COUNTER_LOCKS[stripe]:
+        known = None
+        last = _LAST_WRITTEN[stripe]
+        if (domain_entry is not None and last is not None and last[0] == domain
+                and last[2] > domain_entry.read_at and set(deltas) <= set(last[1])):
+            known = last[1]  # our own thread wrote after this entry was read: its values are newer
+        return _adjust_counters(ldap, names, domain, deltas, domain_entry, known, stripe)
 
 
-def _adjust_counters(ldap, names, domain, deltas, domain_entry):
+def _adjust_counters(ldap, names, domain, deltas, domain_entry, known, stripe):
     domain_dn = names.domain(domain)
     for _ in range(_ATTEMPTS):
         if domain_entry is None:
             domain_entry = _read(ldap, names, domain)
-        current = {counter: counter_value(domain_entry, counter) for counter in deltas}
+            known = None
+        current = {counter: (known[counter] if known else counter_value(domain_entry, counter)) for counter in deltas}
         if any(value is None for value in current.values()):
             # Counters never written (domain made by another tool): count once.
             recount(ldap, names, domain)
@@ -123,11 +130,17 @@ def _adjust_counters(ldap, names, domain, deltas, domain_entry):
             return domain_entry
         try:
             ldap.modify(domain_dn, changes)
-            return domain_entry
         except LdapOperationError as exc:
             if exc.result not in (NO_SUCH_ATTRIBUTE, ATTRIBUTE_OR_VALUE_EXISTS):
                 raise
             domain_entry = None  # someone else changed a counter first: read again
+            continue
+        written = {counter: current[counter] + delta for counter, delta in deltas.items()}
+        last = _LAST_WRITTEN[stripe]
+        if last is not None and last[0] == domain:
+            written = {**last[1], **written}
+        _LAST_WRITTEN[stripe] = (domain, written, time.monotonic())
+        return domain_entry
     raise errors.Conflict("CONCURRENT_UPDATE", detail="the domain's counters kept changing; try again")
 
 
