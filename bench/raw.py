@@ -28,6 +28,7 @@ What one request does (the API's code, read and cross-checked with X-Directory-R
 import contextlib
 import hashlib
 import json
+import random
 import secrets
 import sqlite3
 import sys
@@ -326,7 +327,10 @@ class Work:
             self._adjust_locked(domain, entry, deltas, known, stripe)
 
     def _adjust_locked(self, domain, entry, deltas, known, stripe):
-        for _ in range(20):
+        give_up_at = time.monotonic() + 10  # as limits._CONTENTION_SECONDS
+        for attempt in range(1000):
+            if attempt and entry is None and time.monotonic() > give_up_at:
+                break
             if entry is None:
                 entry = self._read_domain(domain)
                 known = None
@@ -348,6 +352,7 @@ class Work:
             if code not in (NO_SUCH_ATTRIBUTE, VALUE_EXISTS):
                 raise RawError(f"counter modify: {code}")
             entry = None
+            time.sleep(random.uniform(0, min(0.002 * attempt, 0.02)))
         raise RawError("counters kept changing")
 
     # scenarios

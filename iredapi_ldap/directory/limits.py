@@ -9,6 +9,7 @@ again.  That makes limits hold under concurrency without counting the domain's
 accounts on each request (stack.md §2.5-2.6).
 """
 
+import random
 import threading
 import time
 import zlib
@@ -33,7 +34,11 @@ EXCEEDED_MAX_USER_QUOTA = "EXCEEDED_MAX_USER_QUOTA"  # ours: above the domain's 
 # Domain attributes a limit check needs (one base read).
 DOMAIN_ATTRIBUTES = ["accountStatus", "accountSetting", "domainAdmin", "domainAliasName", *COUNTERS]
 
-_ATTEMPTS = 20
+_ATTEMPTS = 20  # recount
+# Counter updates retry on conflict for this long (then 409 CONCURRENT_UPDATE): under a burst of
+# creates in one domain from several workers, a worker can lose many races in a row.
+_CONTENTION_SECONDS = 10
+_MAX_ATTEMPTS = 1000
 
 # counter -> accountSetting key of its limit (0/absent = unlimited, -1 = none)
 _ACCOUNT_LIMITS = {USERS: keys.NUMBER_OF_USERS, ALIASES: keys.NUMBER_OF_ALIASES, LISTS: keys.NUMBER_OF_LISTS}
@@ -110,7 +115,10 @@ def adjust_counters(ldap, names, domain, deltas, domain_entry=None):
 
 def _adjust_counters(ldap, names, domain, deltas, domain_entry, known, stripe):
     domain_dn = names.domain(domain)
-    for _ in range(_ATTEMPTS):
+    give_up_at = time.monotonic() + _CONTENTION_SECONDS
+    for attempt in range(_MAX_ATTEMPTS):
+        if attempt and domain_entry is None and time.monotonic() > give_up_at:
+            break
         if domain_entry is None:
             domain_entry = _read(ldap, names, domain)
             known = None
@@ -133,7 +141,10 @@ def _adjust_counters(ldap, names, domain, deltas, domain_entry, known, stripe):
         except LdapOperationError as exc:
             if exc.result not in (NO_SUCH_ATTRIBUTE, ATTRIBUTE_OR_VALUE_EXISTS):
                 raise
-            domain_entry = None  # someone else changed a counter first: read again
+            # Someone else changed a counter first: read again, after a short random pause, so
+            # that writers of two workers that keep colliding fall out of step.
+            domain_entry = None
+            time.sleep(random.uniform(0, min(0.002 * attempt, 0.02)))
             continue
         written = {counter: current[counter] + delta for counter, delta in deltas.items()}
         last = _LAST_WRITTEN[stripe]
