@@ -403,12 +403,18 @@ class Work:
         self.sql.session()
         entry = self._read_domain(self.domain)
         mail = f"u{self.spread(n)}@{self.domain}"
-        user = self.ldap.read(self.names.user(mail), ["*"], dnlib.eq("objectClass", "mailUser"))
-        old = int(_first(user, "mailQuota") or 0)
         new = (1 + n) * MB
-        self._adjust(self.domain, entry, {limitlib.QUOTA_BYTES: new - old})
-        changes = ([("delete", "mailQuota", [str(old)])] if old else []) + [("add", "mailQuota", [str(new)])]
-        _ok(self.ldap.modify(self.names.user(mail), changes), mail)
+        for _ in range(20):  # as users.update_user: another request changed the quota: give back, retry
+            user = self.ldap.read(self.names.user(mail), ["*"], dnlib.eq("objectClass", "mailUser"))
+            old = int(_first(user, "mailQuota") or 0)
+            self._adjust(self.domain, entry, {limitlib.QUOTA_BYTES: new - old})
+            entry = None
+            changes = ([("delete", "mailQuota", [str(old)])] if old else []) + [("add", "mailQuota", [str(new)])]
+            code = self.ldap.modify(self.names.user(mail), changes)
+            if code != NO_SUCH_ATTRIBUTE:
+                return _ok(code, mail)
+            self._adjust(self.domain, None, {limitlib.QUOTA_BYTES: old - new})
+        raise RawError(f"{mail} kept changing")
 
     def _lookup(self, address):
         """references.lookup_addresses for one address: accounts using it, hosted domain."""
