@@ -25,7 +25,6 @@ from .. import errors
 log = logging.getLogger(__name__)
 
 # LDAP result codes we act on (RFC 4511 and extensions).
-SUCCESS = 0
 NO_SUCH_ATTRIBUTE = 16
 ATTRIBUTE_OR_VALUE_EXISTS = 20
 NO_SUCH_OBJECT = 32
@@ -204,18 +203,8 @@ class LdapClient:
 
     def read(self, dn, attributes=("*",), filter_="(objectClass=*)"):
         """The entry at ``dn`` if it exists and matches ``filter_``, else None."""
-        asked = time.monotonic()
-        try:
-            found = self._call(dn, lambda conn: conn.search_ext_s(
-                dn, ldap.SCOPE_BASE, filter_, list(attributes), timeout=self._timeout))
-        except LdapOperationError as exc:
-            if exc.result == NO_SUCH_OBJECT:
-                return None
-            raise
-        for found_dn, attrs in found:
-            if found_dn is not None:  # not a referral
-                return Entry(found_dn, attrs, asked)
-        return None
+        found = self.search(dn, filter_, attributes, scope="base")
+        return found[0] if found else None
 
     def search(self, base, filter_, attributes=("*",), scope="subtree"):
         """All entries below ``base`` matching ``filter_`` (a list)."""
@@ -227,7 +216,7 @@ class LdapClient:
             if exc.result == NO_SUCH_OBJECT:
                 return []
             raise
-        return [Entry(found_dn, attrs, asked) for found_dn, attrs in found if found_dn is not None]
+        return [Entry(found_dn, attrs, asked) for found_dn, attrs in found if found_dn is not None]  # no referrals
 
     def paged_search(self, base, filter_, attributes=("*",), scope="subtree", page_size=500):
         """Yield entries page by page (RFC 2696), so memory stays flat on big domains."""
@@ -299,14 +288,18 @@ def _encode_values(values):
     return [v if isinstance(v, bytes) else str(v).encode("utf-8") for v in values]
 
 
+def _details(exc):
+    """python-ldap's dict of an LDAPError (result, desc, info), or {}."""
+    return exc.args[0] if exc.args and isinstance(exc.args[0], dict) else {}
+
+
 def _result_code(exc):
-    info = exc.args[0] if exc.args and isinstance(exc.args[0], dict) else {}
-    return info.get("result", -1)
+    return _details(exc).get("result", -1)
 
 
 def _message(exc):
-    info = exc.args[0] if exc.args and isinstance(exc.args[0], dict) else {}
-    return info.get("info") or info.get("desc") or str(exc)
+    details = _details(exc)
+    return details.get("info") or details.get("desc") or str(exc)
 
 
 def _unbind_quietly(conn):
