@@ -24,8 +24,7 @@ from pathlib import Path
 
 from iredapi_ldap.directory import domains as domain_directory
 from iredapi_ldap.directory import limits as limitlib
-from iredapi_ldap.directory.connection import LdapClient
-from iredapi_ldap.directory.dn import DirectoryNames
+from iredapi_ldap.directory.base import Directory
 from iredapi_ldap.settings import sql_url
 from iredapi_ldap.store.engine import SqlStore
 from iredapi_ldap.store.schema import create_tables
@@ -123,13 +122,12 @@ class Bench:
         self.settings_file = write_settings(self.root, self.slapd)
         self.settings = settings_from(self.settings_file)
         self.slapd.install(self.settings)
-        self.names = DirectoryNames(self.settings.ldap_basedn, self.settings.ldap_domainadmin_dn)
-        ldap = LdapClient(self.settings)
+        directory = Directory.from_settings(self.settings)
         domains = [sc.MAIN, sc.GROUPS] + ([] if self.args.skip_scale else [sc.SMALL, sc.BIG])
         for domain in domains:  # the directory layer POST /api/domain uses
-            domain_directory.create_domain(ldap, self.names, domain, domain_directory.DomainChanges(), "dovecot")
-        big_entry = None if self.args.skip_scale else domain_directory.get_domain(ldap, self.names, sc.BIG)
-        ldap.close()
+            domain_directory.create_domain(directory, domain, {"transport": "dovecot"})
+        big_entry = None if self.args.skip_scale else domain_directory.get_domain(directory, sc.BIG)
+        directory.close()
         if big_entry is not None:
             self.bulk_load(big_entry)
         for prefix, metadata in (("iredadmin", iredadmin_metadata), ("iredapd", iredapd_metadata)):
@@ -146,8 +144,8 @@ class Bench:
         count = self.args.users
         ldif = self.root / "users.ldif"
         log(f"bulk load: writing LDIF for {count:,} users")
-        generate_s = bulk.write_users_ldif(ldif, self.names, sc.BIG, big_entry, count, USER_PASSWORD,
-                                           quota_mb=100)
+        directory = Directory.from_settings(self.settings)
+        generate_s = bulk.write_users_ldif(ldif, directory, sc.BIG, big_entry, count, USER_PASSWORD, quota_mb=100)
         self.slapd.stop()
         log("bulk load: slapadd -q (slapd stopped)")
         started = time.monotonic()
@@ -155,12 +153,11 @@ class Bench:
         slapadd_s = time.monotonic() - started
         self.slapd.start()
         started = time.monotonic()
-        ldap = LdapClient(self.settings)
-        counted = limitlib.recount(ldap, self.names, sc.BIG)
-        ldap.close()
+        counted = limitlib.recount(directory, sc.BIG)
+        directory.close()
         recount_s = time.monotonic() - started
         self.results["bulk"] = {
-            "path": "LDIF from users._user_attributes -> slapadd -q (slapd stopped, olcToolThreads 2) "
+            "path": "LDIF from users.new_user_attributes -> slapadd -q (slapd stopped, olcToolThreads 2) "
                     "-> slapd start -> limits.recount",
             "users": count, "ldif_bytes": ldif.stat().st_size, "generate_s": generate_s, "slapadd_s": slapadd_s,
             "recount_s": recount_s, "total_s": generate_s + slapadd_s + recount_s,

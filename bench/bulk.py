@@ -1,13 +1,11 @@
 """Loading a domain with many users offline: LDIF from the API's own attribute builder
-(``users._user_attributes``), ``slapadd -q`` with slapd stopped, then ``limits.recount``."""
+(``users.new_user_attributes``), ``slapadd -q`` with slapd stopped, then ``limits.recount``."""
 
 import base64
 import time
 
-from iredapi_ldap.directory import limits as limitlib
 from iredapi_ldap.directory import users as userlib
 from iredapi_ldap.directory.maildir import maildir_path
-from iredapi_ldap.directory.passwords import hash_password
 
 
 def _line(name, value):
@@ -18,19 +16,18 @@ def _line(name, value):
     return f"{name}: {value}\n"
 
 
-def write_users_ldif(path, names, domain, domain_entry, count, password, quota_mb=0, storage="/var/vmail/vmail1"):
+def write_users_ldif(path, directory, domain, domain_entry, count, password, quota_mb=0,
+                     storage="/var/vmail/vmail1"):
     """``count`` users u0..u<count-1>@domain, shaped exactly as POST /api/user shapes them
-    (default scheme SSHA512, each with its own salt)."""
-    limits = limitlib.DomainLimits.of(domain_entry)
+    (the settings' password scheme, each with its own salt)."""
     started = time.monotonic()
     with open(path, "w", encoding="ascii") as out:
         for index in range(count):
             mail = f"u{index}@{domain}"
-            user = userlib.NewUser(mail=mail, password_hash=hash_password(password, "SSHA512"),
-                                   home_directory=maildir_path(mail, storage), cn="Bench", language="en_US",
-                                   quota_bytes=quota_mb * limitlib.MB)
-            out.write(_line("dn", names.user(mail)))
-            for name, values in userlib._user_attributes(user, limits).items():
+            params = {"password": password, "maildir": maildir_path(mail, storage), "cn": "Bench",
+                      "preferredLanguage": "en_US", "mailQuota": quota_mb}
+            out.write(_line("dn", directory.names.user(mail)))
+            for name, values in userlib.new_user_attributes(directory, mail, params, domain_entry).items():
                 for value in values:
                     out.write(_line(name, value))
             out.write("\n")

@@ -7,9 +7,8 @@
 4. ``SessionCheck``: a valid login session, except on resources that say
    ``login_required = False``; puts the ``Admin`` on ``req.context.admin``.
 
-Scope checks that need the target's entry (a domain admin acting on domain B)
-are done by the resource with ``require_domain``/``require_global``, which cost
-no extra directory round trip.
+This says who is asking; whether that admin may act on what a request names (a domain
+admin acting on domain B) is decided in ``authorization``.
 """
 
 import ipaddress
@@ -65,9 +64,9 @@ def _ip(text):
 
 
 class RequestContext:
-    def __init__(self, settings, ldap):
+    def __init__(self, settings, directory):
         self._proxies = settings.proxy_networks
-        self._ldap = ldap
+        self._ldap = directory.client
 
     def process_request(self, req, resp):
         req.context.client_ip = client_address(req, self._proxies)
@@ -105,10 +104,10 @@ class ClientAllowList:
 
 
 class SessionCheck:
-    def __init__(self, settings, sessions, ldap):
+    def __init__(self, settings, sessions, directory):
         self._cookie = settings.SESSION_COOKIE_NAME
         self._sessions = sessions
-        self._ldap = ldap
+        self._directory = directory
 
     def process_resource(self, req, resp, resource, params):
         if resource is None or not getattr(resource, "login_required", True):
@@ -120,7 +119,7 @@ class SessionCheck:
         is_global = bool(session["is_global_admin"])
         if session["needs_recheck"]:
             # A disabled or demoted admin loses access within SESSION_RECHECK_INTERVAL.
-            account = read_admin_account(self._ldap, session["admin_dn"], session["username"])
+            account = read_admin_account(self._directory, session["admin_dn"], session["username"])
             if account is None or not account.is_active or not account.may_administer:
                 self._sessions.delete(token)
                 raise errors.LoginRequired(errors.LOGIN_REQUIRED, detail="the admin account is no longer active")
@@ -134,13 +133,3 @@ def _session_token(req, cookie_name):
     values = req.get_cookie_values(cookie_name)
     return values[0] if values else None
 
-
-def require_global(admin):
-    if not admin.is_global:
-        raise errors.NotPermitted(errors.PERMISSION_DENIED, detail="only global admins may do this")
-
-
-def require_domain(admin, domain_entry):
-    """The admin manages this domain, or PERMISSION_DENIED."""
-    if not admin.manages(domain_entry):
-        raise errors.NotPermitted(errors.PERMISSION_DENIED, detail="you do not manage this domain")

@@ -6,9 +6,10 @@ from dataclasses import dataclass
 import falcon
 
 from . import access, errors
-from .directory.connection import LdapClient, LdapOperationError
-from .directory.dn import DirectoryNames
+from .directory.base import Directory
+from .directory.connection import LdapOperationError
 from .resources import alias, domain, login, maillist, throttle, user
+from .resources.common import UrlParts
 from .sessions import LoginThrottle, SessionStore
 from .settings import load_settings, sql_url
 from .store.engine import SqlStore
@@ -27,8 +28,7 @@ class Services:
     """
 
     settings: object
-    ldap: LdapClient
-    names: DirectoryNames
+    directory: Directory  # the LDAP client, the tree's naming rules, per-process counter state
     admin_store: SqlStore  # our own tables: sessions, login failures, deleted mailboxes
     iredapd_store: SqlStore  # iRedAPD's database: throttle settings
     sessions: SessionStore
@@ -46,8 +46,7 @@ def build_services(settings):
             create_tables(store, metadata)
     return Services(
         settings=settings,
-        ldap=LdapClient(settings),
-        names=DirectoryNames(settings.ldap_basedn, settings.ldap_domainadmin_dn),
+        directory=Directory.from_settings(settings),
         admin_store=admin_store,
         iredapd_store=iredapd_store,
         sessions=SessionStore(admin_store, settings.SESSION_TIMEOUT, settings.SESSION_RECHECK_INTERVAL),
@@ -89,10 +88,11 @@ def create_app(settings, services=None):
     services = services or build_services(settings)
     app = ApiApp(
         middleware=[
-            access.RequestContext(settings, services.ldap),
+            access.RequestContext(settings, services.directory),
             access.ApiSwitch(settings),
             access.ClientAllowList(settings),
-            access.SessionCheck(settings, services.sessions, services.ldap),
+            access.SessionCheck(settings, services.sessions, services.directory),
+            UrlParts(),
             services.envelope,  # only gives Falcon's own OPTIONS answer a JSON body
         ],
     )

@@ -175,19 +175,17 @@ def cmd_recount(args):
     from . import addresses
     from .directory import domains as domain_directory
     from .directory import limits
-    from .directory.connection import LdapClient
-    from .directory.dn import DirectoryNames
+    from .directory.base import Directory
 
     settings = _settings(args)
-    ldap = LdapClient(settings)
-    names = DirectoryNames(settings.ldap_basedn, settings.ldap_domainadmin_dn)
+    directory = Directory.from_settings(settings)
     domains = [addresses.domain_name(d) for d in args.domains] or sorted(
-        entry.first("domainName") for entry in domain_directory.list_domains(ldap, names, attributes=["domainName"]))
+        entry.first("domainName") for entry in domain_directory.list_domains(directory, attributes=["domainName"]))
     for domain in domains:
-        counted = limits.recount(ldap, names, domain)
+        counted = limits.recount(directory, domain)
         print(f"{domain}: {counted[limits.USERS]} users, {counted[limits.ALIASES]} aliases, "
               f"{counted[limits.LISTS]} lists, {counted[limits.QUOTA_BYTES]} bytes of quota")
-    ldap.close()
+    directory.close()
     return 0
 
 

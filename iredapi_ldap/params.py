@@ -136,6 +136,14 @@ def forbid_together(values, reset, *incremental):
                                    detail=f"{reset!r} replaces the whole list; do not combine it with {other!r}")
 
 
+def forbid_overlap(values, add, remove):
+    """The same value to add and to remove in one request is a contradiction."""
+    both = set(values.get(add, ())) & set(values.get(remove, ()))
+    if both:
+        raise InvalidInput(errors.CONFLICTING_PARAMETERS, param=remove,
+                           detail=f"{', '.join(sorted(both))} given to both {add} and {remove}")
+
+
 # -- parsers -----------------------------------------------------------------------
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")

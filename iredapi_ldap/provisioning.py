@@ -6,6 +6,7 @@ references and records first, the directory entry last.
 
 import posixpath
 
+from . import authorization
 from .directory import domains as domain_directory
 from .directory import references
 from .directory import users as user_directory
@@ -39,9 +40,9 @@ def delete_domain(services, domain, admin, keep_days):
             deleted_mailboxes.record_deleted_mailbox(services.admin_store, mail, domain, maildir,
                                                      admin.username, keep_days)
 
-    domain_directory.get_domain(services.ldap, services.names, domain, ["1.1"])
+    domain_directory.get_domain(services.directory, domain, ["1.1"])
     throttle.delete_settings_for_domain(services.iredapd_store, domain)
-    domain_directory.delete_domain(services.ldap, services.names, domain, before_delete=record_mailbox)
+    domain_directory.delete_domain(services.directory, domain, before_delete=record_mailbox)
 
 
 def delete_user(services, mail, admin, keep_days, domain_entry=None):
@@ -53,16 +54,16 @@ def delete_user(services, mail, admin, keep_days, domain_entry=None):
     A retry after a crash half-way finds the entry still there and does the
     remaining steps; each step is harmless to repeat.
     """
-    ldap, names = services.ldap, services.names
+    directory = services.directory
     domain = mail.split("@", 1)[1]
-    entry = user_directory.get_user(ldap, names, mail, ["mail", "shadowAddress", "mailQuota", "homeDirectory",
-                                                        "storageBaseDirectory", "mailMessageStore",
-                                                        "domainGlobalAdmin"])
-    user_directory.require_manageable(admin, entry)
-    references.remove_references(ldap, names, [mail, *entry.values("shadowAddress")], entry.dn)
+    entry = user_directory.get_user(directory, mail, ["mail", "shadowAddress", "mailQuota", "homeDirectory",
+                                                      "storageBaseDirectory", "mailMessageStore",
+                                                      "domainGlobalAdmin"])
+    authorization.require_manageable_account(admin, entry)
+    references.remove_references(directory, [mail, *entry.values("shadowAddress")], entry.dn)
     maildir = maildir_of(entry)
     if maildir:
         deleted_mailboxes.record_deleted_mailbox(services.admin_store, mail, domain, maildir, admin.username,
                                                  keep_days)
     throttle.delete_settings_for_accounts(services.iredapd_store, [mail])
-    user_directory.delete_user_entry(ldap, names, domain, entry, domain_entry)
+    user_directory.delete_user_entry(directory, entry, domain_entry)

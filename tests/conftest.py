@@ -186,7 +186,7 @@ def make_app(ldap_server, tmp_path):
 
     yield make
     for app in apps:
-        app.services.ldap.close()
+        app.services.directory.client.close()
 
 
 @pytest.fixture

@@ -168,7 +168,7 @@ def test_unexpected_exception_is_500_without_a_traceback(api, monkeypatch, caplo
     def broken(*args, **kwargs):
         raise RuntimeError("secret-internal-detail")
 
-    monkeypatch.setattr(api.app.services.ldap, "read", broken)
+    monkeypatch.setattr(api.app.services.directory.client, "read", broken)
     with caplog.at_level(logging.ERROR):
         result = api.get(f"/api/domain/{domain}", headers={"Accept": "text/html"})
     assert result.status_code == 500
@@ -185,7 +185,7 @@ def test_unexpected_ldap_result_is_500(api, monkeypatch, domain_with_entry):
     def refused(dn, *args, **kwargs):
         raise LdapOperationError(80, "other", dn)
 
-    monkeypatch.setattr(api.app.services.ldap, "read", refused)
+    monkeypatch.setattr(api.app.services.directory.client, "read", refused)
     result = api.get(f"/api/domain/{domain}")
     assert result.status_code == 500
     assert assert_json(result) == {"success": False, "msg": "INTERNAL_ERROR"}
@@ -259,7 +259,7 @@ def test_pro_envelope_uses_underscored_keys(make_app, new_domain):
 def test_pro_envelope_for_unexpected_errors(make_app, monkeypatch):
     client = ApiClient(make_app(API_ENVELOPE="pro")).login()
     for method in ("search", "paged_search"):
-        monkeypatch.setattr(client.app.services.ldap, method, lambda *a, **k: 1 / 0)
+        monkeypatch.setattr(client.app.services.directory.client, method, lambda *a, **k: 1 / 0)
     result = client.get("/api/domains")
     assert result.status_code == 500 and assert_json(result) == {"_success": False, "_msg": "INTERNAL_ERROR"}
 

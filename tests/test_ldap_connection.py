@@ -69,7 +69,7 @@ def test_paged_search_walks_every_page_one_round_trip_each(make_app, ldap_server
     domain = new_domain()
     client = ApiClient(make_app()).login()
     assert client.post(f"/api/domain/{domain}").status_code == 201
-    ldap = make_app().services.ldap
+    ldap = make_app().services.directory.client
     base = f"ou=Users,domainName={domain},{ldap_server.basedn}"
     for n in range(5):
         root_connection.add(f"mail=p{n}@{domain},{base}", ["inetOrgPerson"],
@@ -82,7 +82,7 @@ def test_paged_search_walks_every_page_one_round_trip_each(make_app, ldap_server
 
 
 def test_paged_search_of_a_missing_base_yields_nothing(make_app, ldap_server):
-    ldap = make_app().services.ldap
+    ldap = make_app().services.directory.client
     assert list(ldap.paged_search(f"domainName=absent.test,{ldap_server.basedn}", "(objectClass=*)")) == []
 
 

@@ -1,6 +1,6 @@
 """A request that dies half-way leaves a state that the same request, repeated, finishes."""
 
-from iredapi_ldap.directory import domains as domain_directory
+from iredapi_ldap.directory import entries
 from iredapi_ldap.directory import users as user_directory
 from iredapi_ldap.store.deleted_mailboxes import list_deleted_mailboxes
 from tests.conftest import SUFFIX, count_entries, read_entry
@@ -43,19 +43,19 @@ def test_domain_delete_that_died_half_way_is_finished_by_a_retry(api, root_conne
     api.post(f"/api/domain/{domain}")
     for i in range(6):
         api.post(f"/api/user/u{i}@{domain}", {"password": PASSWORD})
-    real, deleted = domain_directory.delete_entry, []
+    real, deleted = entries.delete_entry, []
 
-    def crash_after_three(ldap, dn, before_delete=None):
+    def crash_after_three(directory, dn, before_delete=None):
         if len(deleted) == 3:
             raise RuntimeError("worker killed")
         deleted.append(dn)
-        return real(ldap, dn, before_delete)
+        return real(directory, dn, before_delete)
 
-    monkeypatch.setattr(domain_directory, "delete_entry", crash_after_three)
+    monkeypatch.setattr(entries, "delete_entry", crash_after_three)
     assert api.delete(f"/api/domain/{domain}").status_code == 500
     assert 0 < count_entries(root_connection, _domain_dn(domain), "(objectClass=mailUser)") < 6
 
-    monkeypatch.setattr(domain_directory, "delete_entry", real)
+    monkeypatch.setattr(entries, "delete_entry", real)
     assert api.delete(f"/api/domain/{domain}").status_code == 200
     assert count_entries(root_connection, _domain_dn(domain)) == 0
     rows = list_deleted_mailboxes(api.app.services.admin_store, domain)
@@ -67,17 +67,19 @@ def test_domain_disable_that_died_half_way_is_finished_by_a_retry(api, root_conn
     api.post(f"/api/domain/{domain}")
     for i in range(4):
         api.post(f"/api/user/u{i}@{domain}", {"password": PASSWORD})
-    ldap = api.app.services.ldap
+    ldap = api.app.services.directory.client
     real_modify, calls = ldap.modify, []
 
-    def crash_on_second(dn, changes, controls=None):
+    def crash_on_second(dn, changes):
         calls.append(dn)
         if len(calls) == 2:
             raise RuntimeError("worker killed")
-        return real_modify(dn, changes, controls)
+        return real_modify(dn, changes)
 
     monkeypatch.setattr(ldap, "modify", crash_on_second)
     assert api.put(f"/api/domain/{domain}", {"accountStatus": "disabled"}).status_code == 500
+    # It died half-way: one account disabled, the others and the domain itself not yet.
+    assert count_entries(root_connection, _domain_dn(domain), "(&(objectClass=mailUser)(domainStatus=disabled))") == 1
     assert read_entry(root_connection, _domain_dn(domain))["accountStatus"] == ["active"]
     monkeypatch.setattr(ldap, "modify", real_modify)
     assert api.put(f"/api/domain/{domain}", {"accountStatus": "disabled"}).status_code == 200

@@ -35,21 +35,22 @@ class AdminAccount:
     may_administer: bool  # global, standalone admin, or a mail user with domainadmin
 
 
-def find_admin_account(ldap, names, username):
+def find_admin_account(directory, username):
     """The admin account for ``username`` (standalone admins first), or None.
 
     Two base reads at most: both DNs are known from the address, so no search
     of the tree is needed.
     """
-    entry = ldap.read(names.admin(username), _ATTRIBUTES, dnlib.eq("objectClass", "mailAdmin"))
+    names = directory.names
+    entry = directory.read(names.admin(username), _ATTRIBUTES, dnlib.eq("objectClass", "mailAdmin"))
     if entry is None:
-        entry = ldap.read(names.user(username), _ATTRIBUTES, dnlib.eq("objectClass", "mailUser"))
+        entry = directory.read(names.user(username), _ATTRIBUTES, dnlib.eq("objectClass", "mailUser"))
     return None if entry is None else _account(entry, username)
 
 
-def read_admin_account(ldap, dn, username):
+def read_admin_account(directory, dn, username):
     """Re-read a logged-in admin by DN (one round trip), or None if gone."""
-    entry = ldap.read(dn, _ATTRIBUTES)
+    entry = directory.read(dn, _ATTRIBUTES)
     return None if entry is None else _account(entry, username)
 
 

@@ -9,7 +9,8 @@ again.  That makes limits hold under concurrency without counting the domain's
 accounts on each request (stack.md §2.5-2.6).
 """
 
-import random
+import contextlib
+import logging
 import threading
 import time
 import zlib
@@ -18,7 +19,11 @@ from dataclasses import dataclass
 from .. import errors
 from . import account_settings as keys
 from . import dn as dnlib
-from .connection import ATTRIBUTE_OR_VALUE_EXISTS, MODIFY_ADD, MODIFY_DELETE, NO_SUCH_ATTRIBUTE, LdapOperationError
+from .connection import MODIFY_ADD, MODIFY_DELETE
+from .domains import get_domain
+from .entries import retry_on_conflict
+
+log = logging.getLogger(__name__)
 
 USERS = "domainCurrentUserNumber"
 ALIASES = "domainCurrentAliasNumber"
@@ -27,9 +32,6 @@ QUOTA_BYTES = "domainCurrentQuotaSize"
 COUNTERS = (USERS, ALIASES, LISTS, QUOTA_BYTES)
 
 MB = 1024 * 1024
-EXCEEDED_ACCOUNT_LIMIT = "EXCEEDED_DOMAIN_ACCOUNT_LIMIT"
-EXCEEDED_DOMAIN_QUOTA = "EXCEEDED_DOMAIN_QUOTA_SIZE"
-EXCEEDED_MAX_USER_QUOTA = "EXCEEDED_MAX_USER_QUOTA"  # ours: above the domain's maxUserQuota
 
 # Domain attributes a limit check needs (one base read).
 DOMAIN_ATTRIBUTES = ["accountStatus", "accountSetting", "domainAdmin", "domainAliasName", *COUNTERS]
@@ -74,10 +76,10 @@ class DomainLimits:
     def check_user_quota(self, quota_bytes):
         """A single user's quota against the domain's rules (before any counting)."""
         if self.max_user_quota and (quota_bytes == 0 or quota_bytes > self.max_user_quota):
-            raise errors.NotPermitted(EXCEEDED_MAX_USER_QUOTA, param="quota",
+            raise errors.NotPermitted(errors.EXCEEDED_MAX_USER_QUOTA, param="quota",
                                       detail=f"the domain allows at most {self.max_user_quota // MB} MB per user")
         if self.domain_quota and quota_bytes == 0:
-            raise errors.NotPermitted(EXCEEDED_DOMAIN_QUOTA, param="quota",
+            raise errors.NotPermitted(errors.EXCEEDED_DOMAIN_QUOTA_SIZE, param="quota",
                                       detail="a domain with a quota cannot have users with unlimited quota")
 
 
@@ -86,80 +88,91 @@ def counter_value(domain_entry, counter):
     return int(value) if value is not None and value.lstrip("-").isdigit() else None
 
 
-# The threads of one worker take turns on a domain's counters: compare-and-set still decides
-# between workers and hosts, but a worker's own threads no longer make each other retry (under
-# load, each retry was another read and modify of the same entry).  Striped: memory stays fixed.
-_COUNTER_LOCKS = tuple(threading.Lock() for _ in range(64))
-# Per stripe, under its lock: (domain, {counter: value}, when) as this worker last wrote them.  A
-# thread whose domain entry was asked for before that write ended compares against these values
-# instead of reading the entry again.  Only a guess: if another worker or host wrote since, the
-# compare-and-set fails and we read anew.
-_LAST_WRITTEN = [None] * len(_COUNTER_LOCKS)
+class CounterState:
+    """A process's view of the counters it writes, kept on its ``Directory``.
+
+    The threads of one worker take turns on a domain's counters: compare-and-set still decides
+    between workers and hosts, but a worker's own threads no longer make each other retry (under
+    load, each retry was another read and modify of the same entry).  Striped: memory stays
+    fixed.  Per stripe, under its lock: (domain, {counter: value}, when) as this worker last wrote
+    them.  A thread whose domain entry was asked for before that write ended compares against
+    these values instead of reading the entry again.  Only a guess: if another worker or host
+    wrote since, the compare-and-set fails and we read anew.
+    """
+
+    STRIPES = 64
+
+    def __init__(self):
+        self.locks = tuple(threading.Lock() for _ in range(self.STRIPES))
+        self.last_written = [None] * self.STRIPES
+
+    def stripe(self, domain):
+        return zlib.crc32(domain.encode()) % self.STRIPES
 
 
-def adjust_counters(ldap, names, domain, deltas, domain_entry=None):
+def adjust_counters(directory, domain, deltas, domain_entry=None):
     """Add ``deltas`` ({counter: n}) to the domain's counters, enforcing limits
     for positive deltas; returns the domain entry as it was just before.
 
-    Raises NotPermitted with iRedAdmin's codes when a limit would be exceeded.
+    ``domain_entry``: the domain as the caller just read it (with DOMAIN_ATTRIBUTES), which
+    spares a read; a stale one costs a retry, never a wrong count.  Raises NotPermitted with
+    iRedAdmin's codes when a limit would be exceeded.
     """
-    stripe = zlib.crc32(domain.encode()) % len(_COUNTER_LOCKS)
-    with _COUNTER_LOCKS[stripe]:
+    state = directory.counters
+    stripe = state.stripe(domain)
+    with state.locks[stripe]:
         known = None
-        last = _LAST_WRITTEN[stripe]
+        last = state.last_written[stripe]
         if (domain_entry is not None and last is not None and last[0] == domain
                 and last[2] > domain_entry.read_at and set(deltas) <= set(last[1])):
             known = last[1]  # our own thread wrote after this entry was read: its values are newer
-        return _adjust_counters(ldap, names, domain, deltas, domain_entry, known, stripe)
+
+        def attempt(n):
+            entry = domain_entry if n == 0 and domain_entry is not None else read_domain(directory, domain)
+            values = known if n == 0 else None
+            current = {counter: (values[counter] if values else counter_value(entry, counter)) for counter in deltas}
+            if any(value is None for value in current.values()):
+                # Counters never written (domain made by another tool): count once.
+                recount(directory, domain)
+                entry = read_domain(directory, domain)
+                current = {counter: counter_value(entry, counter) for counter in deltas}
+            _check_limits(entry, current, deltas)
+            changes = {
+                counter: [(MODIFY_DELETE, [str(current[counter])]), (MODIFY_ADD, [str(current[counter] + delta)])]
+                for counter, delta in deltas.items() if delta
+            }
+            if changes:
+                directory.modify(directory.names.domain(domain), changes)
+                written = {counter: current[counter] + delta for counter, delta in deltas.items()}
+                last = state.last_written[stripe]
+                if last is not None and last[0] == domain:
+                    written = {**last[1], **written}
+                state.last_written[stripe] = (domain, written, time.monotonic())
+            return entry
+
+        return retry_on_conflict(attempt, "domain's counters", attempts=_MAX_ATTEMPTS, seconds=_CONTENTION_SECONDS)
 
 
-def _adjust_counters(ldap, names, domain, deltas, domain_entry, known, stripe):
-    domain_dn = names.domain(domain)
-    give_up_at = time.monotonic() + _CONTENTION_SECONDS
-    for attempt in range(_MAX_ATTEMPTS):
-        if attempt and domain_entry is None and time.monotonic() > give_up_at:
-            break
-        if domain_entry is None:
-            domain_entry = _read(ldap, names, domain)
-            known = None
-        current = {counter: (known[counter] if known else counter_value(domain_entry, counter)) for counter in deltas}
-        if any(value is None for value in current.values()):
-            # Counters never written (domain made by another tool): count once.
-            recount(ldap, names, domain)
-            domain_entry = None
-            continue
-        _check_limits(domain_entry, current, deltas)
-        changes = {
-            counter: [(MODIFY_DELETE, [str(current[counter])]),
-                      (MODIFY_ADD, [str(current[counter] + delta)])]
-            for counter, delta in deltas.items() if delta
-        }
-        if not changes:
-            return domain_entry
+@contextlib.contextmanager
+def reserved(directory, domain, deltas, domain_entry=None):
+    """Reserve ``deltas`` in the domain's counters for the block, and give them back if the
+    block fails in any way (an LDAP error, a timeout, text slapd refuses, a bug): a failed
+    request must never leave the counters off.  Yields the domain entry as it was before."""
+    entry = adjust_counters(directory, domain, deltas, domain_entry)
+    try:
+        yield entry
+    except BaseException:
         try:
-            ldap.modify(domain_dn, changes)
-        except LdapOperationError as exc:
-            if exc.result not in (NO_SUCH_ATTRIBUTE, ATTRIBUTE_OR_VALUE_EXISTS):
-                raise
-            # Someone else changed a counter first: read again, after a short random pause, so
-            # that writers of two workers that keep colliding fall out of step.
-            domain_entry = None
-            time.sleep(random.uniform(0, min(0.002 * attempt, 0.02)))
-            continue
-        written = {counter: current[counter] + delta for counter, delta in deltas.items()}
-        last = _LAST_WRITTEN[stripe]
-        if last is not None and last[0] == domain:
-            written = {**last[1], **written}
-        _LAST_WRITTEN[stripe] = (domain, written, time.monotonic())
-        return domain_entry
-    raise errors.Conflict("CONCURRENT_UPDATE", detail="the domain's counters kept changing; try again")
+            release(directory, domain, deltas)
+        except Exception:  # noqa: BLE001 - report the original failure; the log says how to repair
+            log.exception("could not give back %s of domain %s; run `iredapi-ldap recount %s`",
+                          deltas, domain, domain)
+        raise
 
 
-def _read(ldap, names, domain):
-    entry = ldap.read(names.domain(domain), DOMAIN_ATTRIBUTES, dnlib.eq("objectClass", "mailDomain"))
-    if entry is None:
-        raise errors.NoSuchObject(errors.NO_SUCH_DOMAIN, detail=domain)
-    return entry
+def read_domain(directory, domain):
+    """The domain entry with what the counters and limit checks need (one base read)."""
+    return get_domain(directory, domain, DOMAIN_ATTRIBUTES)
 
 
 def _check_limits(domain_entry, current, deltas):
@@ -169,50 +182,49 @@ def _check_limits(domain_entry, current, deltas):
             continue
         limit = keys.integer(settings, key)
         if limit == -1 or (limit > 0 and current[counter] + deltas[counter] > limit):
-            raise errors.NotPermitted(EXCEEDED_ACCOUNT_LIMIT,
+            raise errors.NotPermitted(errors.EXCEEDED_DOMAIN_ACCOUNT_LIMIT,
                                       detail=f"the domain allows {max(limit, 0)} accounts of this kind ({key})")
     if deltas.get(QUOTA_BYTES, 0) > 0:
         domain_quota = keys.domain_quota_mb(settings) * MB
         if domain_quota and current[QUOTA_BYTES] + deltas[QUOTA_BYTES] > domain_quota:
-            raise errors.NotPermitted(EXCEEDED_DOMAIN_QUOTA, param="quota",
+            raise errors.NotPermitted(errors.EXCEEDED_DOMAIN_QUOTA_SIZE, param="quota",
                                       detail=f"the domain's users may have {domain_quota // MB} MB in all")
 
 
-def release(ldap, names, domain, deltas):
+def release(directory, domain, deltas):
     """Undo a reservation made with ``adjust_counters`` (negative deltas never hit a limit)."""
-    adjust_counters(ldap, names, domain, {counter: -delta for counter, delta in deltas.items()})
+    adjust_counters(directory, domain, {counter: -delta for counter, delta in deltas.items()})
 
 
-def recount(ldap, names, domain):
+def recount(directory, domain):
     """Count the domain's accounts and quota and store the counters.
 
     O(domain size): for set-up and repair (``iredapi-ldap recount``), never per
     request.  Compare-and-set again: if a counter changed while we counted,
     count again.
     """
-    for _ in range(_ATTEMPTS):
-        before = _read(ldap, names, domain)
+    names = directory.names
+
+    def attempt(n):
+        before = read_domain(directory, domain)
         users = quota = 0
         catch_all = dnlib.eq("mail", "@" + domain)
         users_filter = dnlib.all_of(dnlib.eq("objectClass", "mailUser"), dnlib.negate(catch_all))
-        for entry in ldap.paged_search(names.ou(domain, dnlib.USERS_OU), users_filter, ["mailQuota"], scope="one"):
+        for entry in directory.paged_search(names.ou(domain, dnlib.USERS_OU), users_filter, ["mailQuota"],
+                                            scope="one"):
             users += 1
             value = entry.first("mailQuota") or "0"
             quota += int(value) if value.isdigit() else 0
-        aliases = sum(1 for _ in ldap.paged_search(names.ou(domain, dnlib.ALIASES_OU),
-                                                   dnlib.eq("objectClass", "mailAlias"), ["1.1"], scope="one"))
-        lists = sum(1 for _ in ldap.paged_search(names.ou(domain, dnlib.GROUPS_OU),
-                                                 dnlib.eq("objectClass", "mailList"), ["1.1"], scope="one"))
+        aliases = sum(1 for _ in directory.paged_search(names.ou(domain, dnlib.ALIASES_OU),
+                                                        dnlib.eq("objectClass", "mailAlias"), ["1.1"], scope="one"))
+        lists = sum(1 for _ in directory.paged_search(names.ou(domain, dnlib.GROUPS_OU),
+                                                      dnlib.eq("objectClass", "mailList"), ["1.1"], scope="one"))
         counted = {USERS: users, ALIASES: aliases, LISTS: lists, QUOTA_BYTES: quota}
         changes = {}
         for counter, value in counted.items():
             old = before.values(counter)
-            ops = [(MODIFY_DELETE, old)] if old else []
-            changes[counter] = ops + [(MODIFY_ADD, [str(value)])]
-        try:
-            ldap.modify(names.domain(domain), changes)
-            return counted
-        except LdapOperationError as exc:
-            if exc.result not in (NO_SUCH_ATTRIBUTE, ATTRIBUTE_OR_VALUE_EXISTS):
-                raise
-    raise errors.Conflict("CONCURRENT_UPDATE", detail="the domain kept changing while counting; try again")
+            changes[counter] = ([(MODIFY_DELETE, old)] if old else []) + [(MODIFY_ADD, [str(value)])]
+        directory.modify(names.domain(domain), changes)
+        return counted
+
+    return retry_on_conflict(attempt, "domain (while counting)", attempts=_ATTEMPTS)

@@ -40,16 +40,17 @@ from .connection import (
     NO_SUCH_OBJECT,
     LdapOperationError,
 )
-from .domains import ensure_containers
-from .references import (
+from .entries import (
     add_account_entry,
-    address_of_dn,
-    delete_account_entry,
     delete_quietly,
-    dn_key,
+    ensure_containers,
     list_accounts,
     modify_quietly,
+    replace_value,
+    retry_on_conflict,
+    value_changes,
 )
+from .references import Members, address_of_dn, classify_members, delete_account_entry, dn_key, lookup_addresses
 
 # iRedAPD's policy names (libs/__init__.py), lower-case as it compares them.
 ACCESS_POLICIES = ("public", "domain", "subdomain", "membersonly", "moderatorsonly", "membersandmoderatorsonly")
@@ -61,16 +62,8 @@ MODERATOR_ATTRIBUTES = ("listModerator", "listAllowedUser")
 IS_LIST = dnlib.all_of(dnlib.eq("objectClass", "mailList"), dnlib.negate(dnlib.eq("enabledService", "mlmmj")))
 _IS_EXTERNAL = dnlib.eq("objectClass", "mailExternalUser")
 _MEMBER_ATTRIBUTES = ["objectClass", "mail", "shadowAddress", "accountStatus"]
-_RETRIABLE = (NO_SUCH_ATTRIBUTE, ATTRIBUTE_OR_VALUE_EXISTS, ENTRY_ALREADY_EXISTS)
+_RETRIABLE = (NO_SUCH_ATTRIBUTE, ATTRIBUTE_OR_VALUE_EXISTS, ENTRY_ALREADY_EXISTS, NO_SUCH_OBJECT)
 _ATTEMPTS = 8
-
-
-@dataclass
-class NewList:
-    mail: str
-    cn: str | None = None
-    access_policy: str = "public"
-    moderators: list = field(default_factory=list)
 
 
 @dataclass
@@ -87,6 +80,22 @@ class ListChanges:
     moderators: list | None = None
     add_moderators: list = field(default_factory=list)
     remove_moderators: list = field(default_factory=list)
+
+    @classmethod
+    def from_params(cls, values, members, add_members):
+        """The changes the API's parameters ask for; ``members`` / ``add_members``: the
+        classified addresses of ``members`` / ``addMember`` (None when not given)."""
+        return cls(
+            cn=values.get("cn"),
+            access_policy=values.get("accessPolicy"),
+            account_status=values.get("accountStatus"),
+            members=members,
+            add_members=add_members,
+            remove_members=values.get("removeMember", []),
+            moderators=values.get("moderators"),
+            add_moderators=values.get("addModerator", []),
+            remove_moderators=values.get("removeModerator", []),
+        )
 
     def touches_membership(self):
         return (self.members is not None or self.add_members is not None or bool(self.remove_members)
@@ -129,20 +138,20 @@ class Membership:
         return sorted({m.address for m in self.internal().values()} | self.external_addresses())
 
 
-def get_list(ldap, names, mail, attributes=("*",)):
-    entry = ldap.read(names.mail_list(mail), attributes, IS_LIST)
+def get_list(directory, mail, attributes=("*",)):
+    entry = directory.read(directory.names.mail_list(mail), attributes, IS_LIST)
     if entry is None:
         raise errors.NoSuchObject(errors.NO_SUCH_ACCOUNT, detail=mail)
     return entry
 
 
-def read_membership(ldap, names, list_entry):
+def read_membership(directory, list_entry):
     """One paged subtree search for everything carrying memberOfGroup=<list>, plus the
     ``member`` DNs of the list entry as read."""
     mail = list_entry.first("mail").lower()
     filter_ = dnlib.all_of(dnlib.eq("memberOfGroup", mail), dnlib.any_of(dnlib.ACCOUNT_CLASSES, _IS_EXTERNAL))
     enrolled, externals = {}, []
-    for entry in ldap.paged_search(names.basedn, filter_, _MEMBER_ATTRIBUTES):
+    for entry in directory.paged_search(directory.names.basedn, filter_, _MEMBER_ATTRIBUTES):
         if entry.has_value("objectClass", "mailExternalUser"):
             externals.append(entry)
         elif dn_key(entry.dn) != dn_key(list_entry.dn):
@@ -158,108 +167,109 @@ def moderators_of(list_entry):
 # -- create -----------------------------------------------------------------------------
 
 
-def create_list(ldap, names, domain, domain_entry, new, members):
-    """Add the list (within the domain's numberOfLists), then its members.
+def _classified(lookup, mail, values, param, check_members):
+    if param not in values:
+        return None
+    members = classify_members(lookup, mail, values[param], param)
+    if check_members is not None:
+        check_members(lookup, members, param)
+    return members
+
+
+def create_list(directory, mail, values, domain_entry, check_members=None):
+    """Add the list ``mail`` from the API's parameters (``cn``, ``accessPolicy``, ``members``,
+    ``moderators``) within the domain's numberOfLists, then enrol its members.
+    ``check_members(lookup, members, param)``: the caller's scope rule for member addresses.
 
     Entry first, members after: a crash in between leaves a list whose ``member`` DNs
     name members not yet enrolled; a PUT with the same members finishes it.
     """
+    domain = mail.split("@", 1)[1]
+    # One search: is the address free, and what are the members?
+    lookup = lookup_addresses(directory, [mail, *values.get("members", [])])
+    if lookup.account(mail) is not None:
+        raise errors.AlreadyExists(errors.ALREADY_EXISTS, detail=mail)
+    members = _classified(lookup, mail, values, "members", check_members) or Members()
     limits = limitlib.DomainLimits.of(domain_entry)
     internal = {dn_key(entry.dn): entry for entry in members.internal.values()}
     attributes = {
         "objectClass": ["mailList"],
-        "mail": [new.mail],
+        "mail": [mail],
         "accountStatus": ["active"],
-        "cn": [new.cn or new.mail.split("@", 1)[0]],
+        "cn": [values.get("cn") or mail.split("@", 1)[0]],
         "enabledService": list(SERVICES),
-        "accessPolicy": [new.access_policy],
+        "accessPolicy": [values.get("accessPolicy", "public")],
     }
-    if new.moderators:
+    if values.get("moderators"):
         for attribute in MODERATOR_ATTRIBUTES:
-            attributes[attribute] = list(new.moderators)
+            attributes[attribute] = list(values["moderators"])
     if internal:
         attributes["member"] = [entry.dn for entry in internal.values()]
     if limits.disabled:
         attributes["domainStatus"] = ["disabled"]
-    reservation = {limitlib.LISTS: 1}
-    limitlib.adjust_counters(ldap, names, domain, reservation, domain_entry)
-    try:
-        add_account_entry(ldap, names, domain, names.mail_list(new.mail), attributes)
-    except Exception:
-        limitlib.release(ldap, names, domain, reservation)
-        raise
+    with limitlib.reserved(directory, domain, {limitlib.LISTS: 1}, domain_entry):
+        add_account_entry(directory, domain, directory.names.mail_list(mail), attributes)
     for entry in internal.values():
-        modify_quietly(ldap, entry.dn, {"memberOfGroup": [(MODIFY_ADD, [new.mail])]})
+        modify_quietly(directory, entry.dn, {"memberOfGroup": [(MODIFY_ADD, [mail])]})
     if members.external:
-        _write_externals(ldap, names, new.mail, [], set(members.external), True, limits.disabled,
-                         replace_leftover=True)
+        _write_externals(directory, mail, [], set(members.external), True, limits.disabled, replace_leftover=True)
 
 
 # -- update -----------------------------------------------------------------------------
 
 
-def update_list(ldap, names, domain_entry, current, changes):
-    """Apply ``changes`` to the list whose entry (as read) is ``current``.
+def update_list(directory, current, values, domain_entry, check_members=None):
+    """Apply the API's parameters to the list whose entry (as read) is ``current``.
 
     Members' entries and the external entry are written first, the list entry last.
     If a concurrent request changed the list meanwhile, it is read again and the
     changes reconciled against what is there now.
     """
     mail = current.first("mail").lower()
+    lookup = lookup_addresses(directory, values.get("members", values.get("addMember", [])))
+    changes = ListChanges.from_params(values, _classified(lookup, mail, values, "members", check_members),
+                                      _classified(lookup, mail, values, "addMember", check_members))
     domain_disabled = limitlib.DomainLimits.of(domain_entry).disabled
-    for _ in range(_ATTEMPTS):
+
+    def attempt(n):
+        entry = current if n == 0 else get_list(directory, mail)
         try:
-            _apply(ldap, names, current, changes, domain_disabled)
-            return
+            _apply(directory, entry, changes, domain_disabled)
         except LdapOperationError as exc:
-            if exc.result == NO_SUCH_OBJECT and dn_key(exc.dn) == dn_key(current.dn):
+            if exc.result == NO_SUCH_OBJECT and dn_key(exc.dn) == dn_key(entry.dn):
                 raise errors.NoSuchObject(errors.NO_SUCH_ACCOUNT, detail=mail) from None
-            if exc.result not in _RETRIABLE + (NO_SUCH_OBJECT,):
-                raise
-        current = get_list(ldap, names, mail)
-    raise errors.Conflict("CONCURRENT_UPDATE", detail="the list kept changing; try again")
+            raise
+
+    retry_on_conflict(attempt, "list", attempts=_ATTEMPTS, conflicts=_RETRIABLE)
 
 
-def _apply(ldap, names, current, changes, domain_disabled):
+def _apply(directory, current, changes, domain_disabled):
     modification = {}
     if changes.cn is not None:
-        modification["cn"] = [(MODIFY_REPLACE, [changes.cn] if changes.cn else [])]
+        modification["cn"] = replace_value(changes.cn)
     if changes.access_policy is not None:
         modification["accessPolicy"] = [(MODIFY_REPLACE, [changes.access_policy])]
     if changes.account_status is not None:
         modification["accountStatus"] = [(MODIFY_REPLACE, [changes.account_status])]
     for attribute in MODERATOR_ATTRIBUTES:
-        operations = _value_changes(current, attribute, changes.moderators, changes.add_moderators,
-                                    changes.remove_moderators)
+        operations = value_changes(current, attribute, changes.moderators, changes.add_moderators,
+                                   changes.remove_moderators)
         if operations:
             modification[attribute] = operations
     if changes.touches_membership():
         status = changes.account_status or current.first("accountStatus") or "active"
-        member_operations = _reconcile_members(ldap, names, current, changes, status.lower() == "active",
+        member_operations = _reconcile_members(directory, current, changes, status.lower() == "active",
                                                domain_disabled)
         if member_operations:
             modification["member"] = member_operations
     if modification:
-        ldap.modify(current.dn, modification)
+        directory.modify(current.dn, modification)
 
 
-def _value_changes(current, attribute, reset, add, remove):
-    if reset is not None:
-        return [(MODIFY_REPLACE, list(reset))]
-    operations = []
-    new = [v for v in add if not current.has_value(attribute, v)]
-    if new:
-        operations.append((MODIFY_ADD, new))
-    gone = [v for v in current.values(attribute) if v.lower() in set(remove)]
-    if gone:
-        operations.append((MODIFY_DELETE, gone))
-    return operations
-
-
-def _reconcile_members(ldap, names, current, changes, active, domain_disabled):
+def _reconcile_members(directory, current, changes, active, domain_disabled):
     """Write members' memberOfGroup and the external entry; return the list's ``member`` changes."""
     mail = current.first("mail").lower()
-    state = read_membership(ldap, names, current)
+    state = read_membership(directory, current)
     if changes.members is not None:
         wanted = {dn_key(e.dn): _member_of(e) for e in changes.members.internal.values()}
         wanted_external = set(changes.members.external)
@@ -277,18 +287,18 @@ def _reconcile_members(ldap, names, current, changes, active, domain_disabled):
     # Leave first (mail stops reaching whoever is no longer wanted), then join.
     for key, member in state.enrolled.items():
         if key not in enrolled_wanted:
-            modify_quietly(ldap, member.dn, {"memberOfGroup": [(MODIFY_DELETE, [mail])]})
+            modify_quietly(directory, member.dn, {"memberOfGroup": [(MODIFY_DELETE, [mail])]})
     for key, member in list(enrolled_wanted.items()):
         if key in state.enrolled:
             continue
         try:
-            ldap.modify(member.dn, {"memberOfGroup": [(MODIFY_ADD, [mail])]})
+            directory.modify(member.dn, {"memberOfGroup": [(MODIFY_ADD, [mail])]})
         except LdapOperationError as exc:
             if exc.result == NO_SUCH_OBJECT:
                 del wanted[key]  # a DN left on the list by an account deleted elsewhere
             elif exc.result != ATTRIBUTE_OR_VALUE_EXISTS:
                 raise
-    _write_externals(ldap, names, mail, state.externals, wanted_external, active, domain_disabled)
+    _write_externals(directory, mail, state.externals, wanted_external, active, domain_disabled)
     operations = []
     gone = [value for key, value in state.recorded.items() if key not in wanted]
     if gone:
@@ -299,7 +309,7 @@ def _reconcile_members(ldap, names, current, changes, active, domain_disabled):
     return operations
 
 
-def _write_externals(ldap, names, mail, entries, wanted, active, domain_disabled, replace_leftover=False):
+def _write_externals(directory, mail, entries, wanted, active, domain_disabled, replace_leftover=False):
     """Make the external-member entries hold exactly ``wanted``, in the list's status.
 
     Entries another tool added for the list keep what is still wanted; what is
@@ -308,7 +318,7 @@ def _write_externals(ldap, names, mail, entries, wanted, active, domain_disabled
     address is taken over (on update, finding one means a concurrent write: retry).
     """
     status = "active" if active else "disabled"
-    own_dn = names.list_externals(mail)
+    own_dn = directory.names.list_externals(mail)
     own = next((e for e in entries if dn_key(e.dn) == dn_key(own_dn)), None)
     remaining = set(wanted)
     for entry in [e for e in entries if e is not own] + ([own] if own is not None else []):
@@ -318,7 +328,7 @@ def _write_externals(ldap, names, mail, entries, wanted, active, domain_disabled
         add = sorted(remaining) if entry is own else []
         remaining -= set(add)
         if not keep and not add:
-            delete_quietly(ldap, entry.dn)
+            delete_quietly(directory, entry.dn)
             continue
         changes = {}
         gone = [value for address, value in present.items() if address not in keep]
@@ -328,7 +338,7 @@ def _write_externals(ldap, names, mail, entries, wanted, active, domain_disabled
         if (entry.first("accountStatus") or "").lower() != status:
             changes["accountStatus"] = [(MODIFY_REPLACE, [status])]
         if changes:
-            ldap.modify(entry.dn, changes)
+            directory.modify(entry.dn, changes)
     if remaining:
         attributes = {
             "objectClass": ["mailExternalUser"],
@@ -340,14 +350,14 @@ def _write_externals(ldap, names, mail, entries, wanted, active, domain_disabled
         if domain_disabled:
             attributes["domainStatus"] = ["disabled"]
         try:
-            ldap.add(own_dn, attributes)
+            directory.add(own_dn, attributes)
         except LdapOperationError as exc:
             if exc.result == ENTRY_ALREADY_EXISTS and replace_leftover:
-                ldap.modify(own_dn, {name: [(MODIFY_REPLACE, values)] for name, values in attributes.items()
+                directory.modify(own_dn, {name: [(MODIFY_REPLACE, values)] for name, values in attributes.items()
                                      if name not in ("objectClass", "memberOfGroup")})
             elif exc.result == NO_SUCH_OBJECT:
-                ensure_containers(ldap, names, mail.split("@", 1)[1])
-                ldap.add(own_dn, attributes)
+                ensure_containers(directory, mail.split("@", 1)[1])
+                directory.add(own_dn, attributes)
             else:
                 raise
 
@@ -355,12 +365,13 @@ def _write_externals(ldap, names, mail, entries, wanted, active, domain_disabled
 # -- delete and list ----------------------------------------------------------------------
 
 
-def delete_list(ldap, names, domain, entry, domain_entry=None):
+def delete_list(directory, entry, domain_entry=None):
     """Members' memberOfGroup, the external entry and every other reference first,
     then the list entry, then the domain's list counter."""
-    delete_account_entry(ldap, names, domain, entry, limitlib.LISTS, domain_entry)
+    domain = entry.first("mail").lower().split("@", 1)[1]
+    delete_account_entry(directory, domain, entry, limitlib.LISTS, domain_entry)
 
 
-def list_lists(ldap, names, domain, disabled_only=False, attributes=("*",)):
+def list_lists(directory, domain, disabled_only=False, attributes=("*",)):
     """The domain's old-style lists, page by page."""
-    return list_accounts(ldap, names, domain, dnlib.GROUPS_OU, IS_LIST, disabled_only, attributes)
+    return list_accounts(directory, domain, dnlib.GROUPS_OU, IS_LIST, disabled_only, attributes)

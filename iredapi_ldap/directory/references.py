@@ -5,23 +5,13 @@ adding an account entry, and taking a deleted account out of every entry that na
 
 from dataclasses import dataclass, field
 
-import ldap.dn
+from ldap.dn import str2dn
 
 from .. import errors
 from . import dn as dnlib
 from . import limits as limitlib
-from .connection import (
-    ATTRIBUTE_OR_VALUE_EXISTS,
-    ENTRY_ALREADY_EXISTS,
-    MODIFY_DELETE,
-    NO_SUCH_ATTRIBUTE,
-    NO_SUCH_OBJECT,
-    LdapOperationError,
-)
-from .domains import ensure_containers
-
-_TOLERATED = (NO_SUCH_ATTRIBUTE, NO_SUCH_OBJECT, ATTRIBUTE_OR_VALUE_EXISTS)
-
+from .connection import MODIFY_DELETE, NO_SUCH_OBJECT, LdapOperationError
+from .entries import delete_quietly, modify_quietly
 
 # -- looking addresses up -------------------------------------------------------------
 
@@ -55,7 +45,7 @@ class AddressLookup:
 _LOOKUP_ATTRIBUTES = ["objectClass", "mail", "shadowAddress", "domainName", "domainAliasName", "domainAdmin"]
 
 
-def lookup_addresses(ldap, names, addresses):
+def lookup_addresses(directory, addresses):
     """One indexed subtree search, whatever the number of addresses: the accounts
     using any of them and the hosted domains they are in."""
     lookup = AddressLookup()
@@ -69,7 +59,7 @@ def lookup_addresses(ldap, names, addresses):
         dnlib.eq("objectClass", "mailDomain"), dnlib.negate(dnlib.eq("domainBackupMX", "yes")),
         dnlib.any_of(*(dnlib.eq(attribute, d) for d in domains for attribute in ("domainName", "domainAliasName"))))
     wanted = set(addresses)
-    for entry in ldap.search(names.basedn, dnlib.any_of(accounts, hosted), _LOOKUP_ATTRIBUTES):
+    for entry in directory.search(directory.names.basedn, dnlib.any_of(accounts, hosted), _LOOKUP_ATTRIBUTES):
         if entry.has_value("objectClass", "mailDomain"):
             for name in entry.values("domainName") + entry.values("domainAliasName"):
                 if name.lower() in domains:
@@ -113,44 +103,22 @@ def classify_members(lookup, own_mail, addresses, param):
     return members
 
 
-# -- adding an account entry -------------------------------------------------------------
+# -- deleting an account -----------------------------------------------------------------
 
 
-def list_accounts(ldap, names, domain, ou, kind_filter, disabled_only=False, attributes=("*",)):
-    """Accounts of one kind in one of the domain's containers, page by page."""
-    parts = [kind_filter]
-    if disabled_only:
-        parts.append(dnlib.eq("accountStatus", "disabled"))
-    return ldap.paged_search(names.ou(domain, ou), dnlib.all_of(*parts), attributes, scope="one")
-
-
-def add_account_entry(ldap, names, domain, dn, attributes):
-    """Add an alias or list entry; ALREADY_EXISTS if the DN is taken.  A missing
-    container (a domain made by hand) is added and the add retried."""
-    try:
-        ldap.add(dn, attributes)
-    except LdapOperationError as exc:
-        if exc.result == ENTRY_ALREADY_EXISTS:
-            raise errors.AlreadyExists(errors.ALREADY_EXISTS, detail=attributes["mail"][0]) from None
-        if exc.result != NO_SUCH_OBJECT:
-            raise
-        ensure_containers(ldap, names, domain)
-        ldap.add(dn, attributes)
-
-
-def delete_account_entry(ldap, names, domain, entry, counter, domain_entry=None):
+def delete_account_entry(directory, domain, entry, counter, domain_entry=None):
     """Delete an alias or list: every reference to it first, then the entry, then its
     slot in the domain's ``counter`` (``domain_entry``: as the caller read it, which
     spares the counter a read).  Deleted meanwhile by another request (which gave the
     slot back): NO_SUCH_ACCOUNT."""
-    remove_references(ldap, names, entry.values("mail") + entry.values("shadowAddress"), entry.dn)
+    remove_references(directory, entry.values("mail") + entry.values("shadowAddress"), entry.dn)
     try:
-        ldap.delete(entry.dn)
+        directory.delete(entry.dn)
     except LdapOperationError as exc:
         if exc.result == NO_SUCH_OBJECT:
             raise errors.NoSuchObject(errors.NO_SUCH_ACCOUNT, detail=entry.first("mail")) from None
         raise
-    limitlib.adjust_counters(ldap, names, domain, {counter: -1}, domain_entry)
+    limitlib.adjust_counters(directory, domain, {counter: -1}, domain_entry)
 
 
 # -- DNs as values -----------------------------------------------------------------------
@@ -160,7 +128,7 @@ def dn_key(dn):
     """A DN in a form two spellings of the same DN share (case, escapes, spaces)."""
     try:
         return tuple((attribute.strip().lower(), value.strip().lower())
-                     for rdn in ldap.dn.str2dn(dn) for attribute, value, _ in rdn)
+                     for rdn in str2dn(dn) for attribute, value, _ in rdn)
     except Exception:  # not a DN we can parse (written by another tool): compare it as text
         return (dn.strip().lower(),)
 
@@ -173,16 +141,22 @@ def address_of_dn(dn):
     return None
 
 
+# Attributes whose values are addresses of other accounts (moderators are searched by their
+# indexed listAllowedUser, which we always write with listModerator).
+_ADDRESS_REFERENCES = ("domainAdmin", "mailForwardingAddress", "memberOfGroup", "listAllowedUser", "listModerator")
+
+
 # -- removing references -------------------------------------------------------------------
 
 
-def remove_references(ldap, names, addresses, dn):
+def remove_references(directory, addresses, dn):
     """Take a deleted account's ``addresses`` (its mail and shadow addresses) and ``dn``
     out of every entry that names them (iredmail-ldap.md §2.6):
 
     * domains' ``domainAdmin``;
     * aliases' and users' ``mailForwardingAddress``;
-    * old-style lists' ``member`` DN;
+    * old-style lists' ``member`` DN, and ``listAllowedUser`` / ``listModerator`` (a future
+      account at the address must not inherit a moderator's right to post);
     * ``memberOfGroup`` on users, aliases and lists (they were members of a deleted list);
     * external-member entries: ``mail`` values, the entry itself once its last address
       goes, and a deleted list's own entry (``memberOfGroup=<list>``).
@@ -201,70 +175,37 @@ def remove_references(ldap, names, addresses, dn):
         dnlib.all_of(dnlib.eq("objectClass", "mailDomain"), naming("domainAdmin")),
         dnlib.all_of(dnlib.any_of(dnlib.eq("objectClass", "mailAlias"), dnlib.eq("objectClass", "mailUser")),
                      naming("mailForwardingAddress")),
-        dnlib.all_of(dnlib.eq("objectClass", "mailList"), dnlib.eq("member", dn)),
+        dnlib.all_of(dnlib.eq("objectClass", "mailList"),
+                     dnlib.any_of(dnlib.eq("member", dn), naming("listAllowedUser"))),
         dnlib.all_of(dnlib.any_of(dnlib.ACCOUNT_CLASSES, is_external), naming("memberOfGroup")),
         dnlib.all_of(is_external, naming("mail")),
     )
-    attributes = ["objectClass", "domainAdmin", "mailForwardingAddress", "mail", "member", "memberOfGroup"]
+    attributes = ["objectClass", "mail", "member", *_ADDRESS_REFERENCES]
     own_key = dn_key(dn)
     wanted = set(addresses)
-    for entry in ldap.paged_search(names.basedn, filter_, attributes):
+    for entry in directory.paged_search(directory.names.basedn, filter_, attributes):
         if dn_key(entry.dn) == own_key:
             continue
         if entry.has_value("objectClass", "mailExternalUser"):
-            _remove_from_external(ldap, entry, wanted)
+            _remove_from_external(directory, entry, wanted)
             continue
         changes = {}
-        for attribute in ("domainAdmin", "mailForwardingAddress", "memberOfGroup"):
+        for attribute in _ADDRESS_REFERENCES:
             matching = [v for v in entry.values(attribute) if v.lower() in wanted]
             if matching:
                 changes[attribute] = [(MODIFY_DELETE, matching)]
         members = [v for v in entry.values("member") if dn_key(v) == own_key]
         if members:
             changes["member"] = [(MODIFY_DELETE, members)]
-        modify_quietly(ldap, entry.dn, changes)
+        modify_quietly(directory, entry.dn, changes)
 
 
-def _remove_from_external(ldap, entry, addresses):
+def _remove_from_external(directory, entry, addresses):
     """An external-member entry: deleted with its list or with its last address."""
     remaining = [v for v in entry.values("mail") if v.lower() not in addresses]
     if any(v.lower() in addresses for v in entry.values("memberOfGroup")) or not remaining:
-        delete_quietly(ldap, entry.dn)
+        delete_quietly(directory, entry.dn)
         return
     gone = [v for v in entry.values("mail") if v.lower() in addresses]
-    modify_quietly(ldap, entry.dn, {"mail": [(MODIFY_DELETE, gone)]})
+    modify_quietly(directory, entry.dn, {"mail": [(MODIFY_DELETE, gone)]})
 
-
-def modify_quietly(ldap, dn, changes):
-    """A modify whose work may already be done (a retry, a concurrent request).
-
-    A modify is all or nothing, so if part of it was already done the rest is
-    applied one value at a time.
-    """
-    if not changes:
-        return
-    try:
-        ldap.modify(dn, changes)
-        return
-    except LdapOperationError as exc:
-        if exc.result not in _TOLERATED:
-            raise
-        if exc.result == NO_SUCH_OBJECT:
-            return
-    for attribute, operations in changes.items():
-        for operation, values in operations:
-            for value in values:
-                try:
-                    ldap.modify(dn, {attribute: [(operation, [value])]})
-                except LdapOperationError as exc:
-                    if exc.result not in _TOLERATED:
-                        raise
-
-
-def delete_quietly(ldap, dn):
-    """Delete one leaf entry; already gone is fine."""
-    try:
-        ldap.delete(dn)
-    except LdapOperationError as exc:
-        if exc.result != NO_SUCH_OBJECT:
-            raise

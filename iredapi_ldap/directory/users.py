@@ -1,28 +1,24 @@
-"""Mail users in the directory, shaped as iRedAdmin writes them (iredmail-ldap.md §2.2, §2.6).
+"""Mail users in the directory, shaped as iRedAdmin writes them, both on create and on update.
 
-Creates and quota changes reserve room in the domain's counters first
-(``limits.adjust_counters``) and give it back if the write fails, so limits
-hold under concurrency at a constant number of round trips.
+Functions take the API's parameters (validated, canonical names: ``cn``, ``mailQuota`` in MB,
+``password`` …), so that every caller — the HTTP resources, a bulk importer — shapes entries
+the same way.  Creates and quota changes reserve room in the domain's counters first
+(``limits.reserved``) and give it back if anything after fails, so limits hold under
+concurrency at a constant number of round trips.  Nothing here knows HTTP.
 """
 
 import time
-from dataclasses import dataclass, field
 
 from .. import errors
 from . import dn as dnlib
 from . import limits as limitlib
-from .connection import (
-    MODIFY_ADD,
-    MODIFY_DELETE,
-    MODIFY_REPLACE,
-    NO_SUCH_ATTRIBUTE,
-    NO_SUCH_OBJECT,
-    LdapOperationError,
-)
-from .domains import delete_entry
-from .references import add_account_entry, list_accounts, lookup_addresses
+from .connection import MODIFY_ADD, MODIFY_DELETE, MODIFY_REPLACE, NO_SUCH_ATTRIBUTE, NO_SUCH_OBJECT, LdapOperationError
+from .entries import add_account_entry, delete_entry, list_accounts, retry_on_conflict, value_changes
+from .maildir import maildir_path
+from .passwords import PasswordPolicy, hash_password
+from .references import lookup_addresses
 
-# iRedAdmin's enabledService of a new user (iredmail-ldap.md §2.2).
+# iRedAdmin's enabledService of a new user.
 DEFAULT_SERVICES = (
     "internal", "doveadm", "lib-storage", "indexer-worker", "dsync", "quota-status",
     "mail", "smtp", "smtpsecured", "smtptls", "pop3", "pop3secured", "pop3tls", "imap", "imapsecured", "imaptls",
@@ -32,7 +28,22 @@ DEFAULT_SERVICES = (
 )
 OBJECT_CLASSES = ("inetOrgPerson", "mailUser", "shadowAccount", "amavisAccount")
 HIDDEN_ATTRIBUTES = ("userPassword",)
+MB = limitlib.MB
 
+# Single-valued parameters and the attribute each replaces on update; an empty value removes
+# an optional attribute, and cn and sn (required by inetOrgPerson) fall back to the local part.
+_SIMPLE_ATTRIBUTES = {
+    "cn": "cn", "preferredLanguage": "preferredLanguage", "transport": "mtaTransport",
+    "employeeid": "employeeNumber", "gn": "givenName", "sn": "sn", "accountStatus": "accountStatus",
+    "mailboxFormat": "mailboxFormat", "mailboxFolder": "mailboxFolder", "maildir": "homeDirectory",
+}
+_REQUIRED_ATTRIBUTES = ("cn", "sn")
+# (reset parameter, add twin, remove twin, multi-valued attribute)
+MULTI_VALUED = (
+    ("forwarding", "addForwarding", "removeForwarding", "mailForwardingAddress"),
+    ("aliases", "addAlias", "removeAlias", "shadowAddress"),
+    ("services", "addService", "removeService", "enabledService"),
+)
 _CAS_ATTEMPTS = 20
 
 
@@ -41,166 +52,196 @@ def days_since_epoch():
     return int(time.time() // 86400)
 
 
-@dataclass
-class NewUser:
-    mail: str
-    password_hash: str
-    home_directory: str
-    cn: str | None = None
-    language: str | None = None
-    quota_bytes: int = 0
-    transport: str | None = None
-    employee_id: str | None = None
-    mailbox_format: str = "maildir"
-    mailbox_folder: str = "Maildir"
-
-
-@dataclass
-class UserChanges:
-    """Changes to one user; attributes given as {name: [values]} replace, the
-    add/remove maps add or delete single values.  ``quota_bytes`` None = keep."""
-
-    replace: dict = field(default_factory=dict)
-    add: dict = field(default_factory=dict)
-    remove: dict = field(default_factory=dict)
-    quota_bytes: int | None = None
-
-
-def get_user(ldap, names, mail, attributes=("*",)):
-    entry = ldap.read(names.user(mail), attributes, dnlib.eq("objectClass", "mailUser"))
+def get_user(directory, mail, attributes=("*",)):
+    entry = directory.read(directory.names.user(mail), attributes, dnlib.eq("objectClass", "mailUser"))
     if entry is None:
         raise errors.NoSuchObject(errors.NO_SUCH_ACCOUNT, detail=mail)
     return entry
 
 
-def require_manageable(admin, entry):
-    """A global admin's own mail-user entry is only for global admins to change or delete."""
-    if (entry.first("domainGlobalAdmin") or "").lower() == "yes" and not admin.is_global:
-        raise errors.NotPermitted("PERMISSION_DENIED_UPDATE_GLOBAL_ADMIN_PROFILE",
-                                  detail="this user is a global admin")
-
-
-def require_free(ldap, names, addresses, except_dn=None, param=None):
+def require_free(directory, addresses, except_dn=None, param=None):
     """ALREADY_EXISTS unless no user, alias or list (other than ``except_dn``) uses
     any of ``addresses`` as mail or shadowAddress; one indexed search."""
     if not addresses:
         return
-    lookup = lookup_addresses(ldap, names, addresses)
+    lookup = lookup_addresses(directory, addresses)
     taken = [a for a in addresses
              if lookup.account(a) is not None and lookup.account(a).dn.lower() != (except_dn or "").lower()]
     if taken:
         raise errors.AlreadyExists(errors.ALREADY_EXISTS, param=param, detail=", ".join(taken))
 
 
-def create_user(ldap, names, domain, domain_entry, user):
-    """Add ``user`` under ``domain`` (whose entry was just read), within its limits."""
+def password_hash(directory, values, limits):
+    """userPassword from ``password`` (policy-checked, hashed) or ``password_hash`` (as given), or None."""
+    if "password" in values and "password_hash" in values:
+        raise errors.InvalidInput(errors.CONFLICTING_PARAMETERS, param="password_hash",
+                                  detail="give password or password_hash, not both")
+    if "password_hash" in values:
+        return values["password_hash"]
+    if "password" not in values:
+        return None
+    settings = directory.settings
+    PasswordPolicy.from_settings(settings, limits.min_password_length or None,
+                                 limits.max_password_length or None).check(values["password"])
+    return hash_password(values["password"], settings.DEFAULT_PASSWORD_SCHEME)
+
+
+# -- create -------------------------------------------------------------------------------------
+
+
+def create_user(directory, mail, values, domain_entry):
+    """Add the user ``mail`` from the API's parameters ``values`` under its domain, whose
+    entry (with ``limits.DOMAIN_ATTRIBUTES``) was just read, within the domain's limits."""
+    attributes = new_user_attributes(directory, mail, values, domain_entry)
+    quota_bytes = int(attributes.get("mailQuota", ["0"])[0])
+    require_free(directory, [mail])
+    domain = mail.split("@", 1)[1]
+    with limitlib.reserved(directory, domain, {limitlib.USERS: 1, limitlib.QUOTA_BYTES: quota_bytes}, domain_entry):
+        add_account_entry(directory, domain, directory.names.user(mail), attributes)
+
+
+def new_user_attributes(directory, mail, values, domain_entry):
+    """The entry of a new user ``mail`` as iRedAdmin shapes it, from the API's parameters
+    (policy-checked password or ready hash; ``mailQuota`` in MB, else the domain's default)."""
+    if "password" not in values and "password_hash" not in values:
+        raise errors.InvalidInput(errors.INVALID_PARAMETER, param="password", detail="give password or password_hash")
+    settings = directory.settings
     limits = limitlib.DomainLimits.of(domain_entry)
-    limits.check_user_quota(user.quota_bytes)
-    require_free(ldap, names, [user.mail])
-    reservation = {limitlib.USERS: 1, limitlib.QUOTA_BYTES: user.quota_bytes}
-    limitlib.adjust_counters(ldap, names, domain, reservation, domain_entry)
-    try:
-        add_account_entry(ldap, names, domain, names.user(user.mail), _user_attributes(user, limits))
-    except Exception:
-        limitlib.release(ldap, names, domain, reservation)
-        raise
-
-
-def _user_attributes(user, limits):
-    local_part = user.mail.split("@", 1)[0]
+    quota_bytes = (values.get("mailQuota") or limits.default_quota // MB) * MB
+    limits.check_user_quota(quota_bytes)
+    local_part = mail.split("@", 1)[0]
     attributes = {
         "objectClass": list(OBJECT_CLASSES),
-        "mail": [user.mail],
+        "mail": [mail],
         "uid": [local_part],
         "sn": [local_part],
-        "cn": [user.cn or local_part],
-        "userPassword": [user.password_hash],
-        "homeDirectory": [user.home_directory],
+        "cn": [values.get("cn") or local_part],
+        "userPassword": [password_hash(directory, values, limits)],
+        "homeDirectory": [values.get("maildir") or maildir_path(
+            mail, limits.storage_base_directory or settings.storage_base_directory)],
         "accountStatus": ["active"],
         "enabledService": list(DEFAULT_SERVICES),
-        "preferredLanguage": [user.language],
+        "preferredLanguage": [values.get("preferredLanguage") or limits.default_language
+                              or settings.default_language],
         "shadowLastChange": [str(days_since_epoch())],
         "amavisLocal": ["TRUE"],
-        "mailboxFormat": [user.mailbox_format],
-        "mailboxFolder": [user.mailbox_folder],
+        "mailboxFormat": [values.get("mailboxFormat") or "maildir"],
+        "mailboxFolder": [values.get("mailboxFolder") or "Maildir"],
     }
-    if user.quota_bytes:
-        attributes["mailQuota"] = [str(user.quota_bytes)]
-    if user.transport:
-        attributes["mtaTransport"] = [user.transport]
-    if user.employee_id:
-        attributes["employeeNumber"] = [user.employee_id]
+    optional = {"mailQuota": str(quota_bytes) if quota_bytes else None,
+                "mtaTransport": values.get("transport"), "employeeNumber": values.get("employeeid")}
+    attributes.update({name: [value] for name, value in optional.items() if value})
     if limits.disabled:
         attributes["domainStatus"] = ["disabled"]
     return attributes
 
 
-def update_user(ldap, names, domain, current, changes, domain_entry=None):
-    """Apply ``changes`` to the user whose entry (as read) is ``current``.
+# -- update -------------------------------------------------------------------------------------
 
-    A quota change reserves the difference in the domain's quota counter and
-    compare-and-sets the user's own mailQuota in the same modify as the other
-    changes; if another request changed the quota meanwhile, the reservation
-    is given back and the change is retried against the new value.
-    ``domain_entry``: the domain as the caller just read it (with its counters),
-    which spares the reservation a read; a stale one costs a retry, not a wrong count.
+
+def check_alias_addresses(mail, values, domain_entry):
+    """Per-user alias addresses belong to the user's domain or one of its alias domains."""
+    domain = mail.split("@", 1)[1]
+    domains = {domain, *(d.lower() for d in domain_entry.values("domainAliasName"))}
+    for name in ("aliases", "addAlias"):
+        for address in values.get(name, ()):
+            if address == mail:
+                raise errors.InvalidInput(errors.INVALID_MAIL, param=name, detail="the user's own address")
+            if address.split("@", 1)[1] not in domains:
+                raise errors.InvalidInput(errors.INVALID_MAIL, param=name,
+                                          detail=f"{address} is not in the user's domain or its alias domains")
+
+
+def update_user(directory, current, values, domain_entry):
+    """Apply the API's parameters ``values`` to the user whose entry (as read) is ``current``.
+
+    Everything that can be refused is checked before the first write.  A quota change
+    reserves the difference in the domain's quota counter and compare-and-sets the user's
+    own mailQuota in the same modify as the other changes; if another request changed the
+    quota meanwhile, the reservation is given back and the change is retried against the new
+    value.  ``domain_entry``: the domain as the caller just read it (with its counters).
     """
-    dn = current.dn
-    for _ in range(_CAS_ATTEMPTS):
-        modification = _modification(current, changes)
+    mail = current.first("mail").lower()
+    domain = mail.split("@", 1)[1]
+    limits = limitlib.DomainLimits.of(domain_entry)
+    check_alias_addresses(mail, values, domain_entry)
+    quota_bytes = values["mailQuota"] * MB if "mailQuota" in values else None
+    if quota_bytes is not None:
+        limits.check_user_quota(quota_bytes)
+    replace = _replacements(mail, values, password_hash(directory, values, limits))
+    new_aliases = values.get("aliases", []) + values.get("addAlias", [])
+    require_free(directory, new_aliases, except_dn=current.dn, param="aliases" if "aliases" in values else "addAlias")
+
+    def attempt(n):
+        entry = current if n == 0 else get_user(directory, mail)
+        modification = {attribute: [(MODIFY_REPLACE, list(v))] for attribute, v in replace.items()}
+        for reset, add, remove, attribute in MULTI_VALUED:
+            operations = value_changes(entry, attribute, values.get(reset), values.get(add, ()),
+                                       values.get(remove, ()))
+            if operations:
+                modification.setdefault(attribute, []).extend(operations)
         delta = 0
-        if changes.quota_bytes is not None:
-            old = int(current.first("mailQuota") or 0)
-            delta = changes.quota_bytes - old
-            old_values = current.values("mailQuota")
-            ops = [(MODIFY_DELETE, old_values)] if old_values else []
-            if changes.quota_bytes:
-                ops.append((MODIFY_ADD, [str(changes.quota_bytes)]))
-            if ops:
-                modification["mailQuota"] = ops
+        if quota_bytes is not None:
+            old_values = entry.values("mailQuota")
+            delta = quota_bytes - int(entry.first("mailQuota") or 0)
+            operations = ([(MODIFY_DELETE, old_values)] if old_values else []) + (
+                [(MODIFY_ADD, [str(quota_bytes)])] if quota_bytes else [])
+            if operations:
+                modification["mailQuota"] = operations
         if not modification:
             return
-        if delta:
-            limitlib.adjust_counters(ldap, names, domain, {limitlib.QUOTA_BYTES: delta}, domain_entry)
-            domain_entry = None  # used once: a retry reads the domain again
-        try:
-            ldap.modify(dn, modification)
+        if not delta:
+            _modify_user(directory, entry, modification)
             return
-        except LdapOperationError as exc:
-            if delta:
-                limitlib.release(ldap, names, domain, {limitlib.QUOTA_BYTES: delta})
-            if exc.result == NO_SUCH_OBJECT:
-                raise errors.NoSuchObject(errors.NO_SUCH_ACCOUNT, detail=current.first("mail")) from None
-            if exc.result != NO_SUCH_ATTRIBUTE or changes.quota_bytes is None:
-                raise
-        current = get_user(ldap, names, current.first("mail"))
-    raise errors.Conflict("CONCURRENT_UPDATE", detail="the user kept changing; try again")
+        with limitlib.reserved(directory, domain, {limitlib.QUOTA_BYTES: delta}, domain_entry if n == 0 else None):
+            _modify_user(directory, entry, modification)
+
+    # Only the quota is compared-and-set: a vanished mailQuota value means a concurrent change.
+    retry_on_conflict(attempt, "user", attempts=_CAS_ATTEMPTS,
+                      conflicts=(NO_SUCH_ATTRIBUTE,) if quota_bytes is not None else ())
 
 
-def _modification(current, changes):
-    modification = {}
-    for attribute, values in changes.replace.items():
-        modification[attribute] = [(MODIFY_REPLACE, list(values))]
-    for attribute, values in changes.add.items():
-        new = [v for v in values if not current.has_value(attribute, v)]
-        if new:
-            modification.setdefault(attribute, []).append((MODIFY_ADD, new))
-    for attribute, values in changes.remove.items():
-        gone = [v for v in values if current.has_value(attribute, v)]
-        if gone:
-            modification.setdefault(attribute, []).append((MODIFY_DELETE, gone))
-    return modification
+
+def _modify_user(directory, entry, modification):
+    try:
+        directory.modify(entry.dn, modification)
+    except LdapOperationError as exc:
+        if exc.result == NO_SUCH_OBJECT:
+            raise errors.NoSuchObject(errors.NO_SUCH_ACCOUNT, detail=entry.first("mail")) from None
+        raise
 
 
-def delete_user_entry(ldap, names, domain, entry, domain_entry=None):
+def _replacements(mail, values, new_password_hash):
+    """{attribute: [values]} that replace what the user has, from the single-valued parameters."""
+    local_part = mail.split("@", 1)[0]
+    replace = {}
+    if new_password_hash:
+        replace["userPassword"] = [new_password_hash]
+        replace["shadowLastChange"] = [str(days_since_epoch())]
+    for name, attribute in _SIMPLE_ATTRIBUTES.items():
+        if name in values:
+            value = values[name] or (local_part if name in _REQUIRED_ATTRIBUTES else None)
+            replace[attribute] = [value] if value else []
+    for name in ("telephoneNumber", "mobile"):
+        if name in values:
+            replace[name] = values[name]
+    return replace
+
+
+# -- delete and list ----------------------------------------------------------------------------
+
+
+def delete_user_entry(directory, entry, domain_entry=None):
     """Delete the user entry and give its slot and quota back to the domain
     (``domain_entry``: as the caller read it, which spares the counters a read)."""
-    delete_entry(ldap, entry.dn)
+    mail = entry.first("mail").lower()
+    delete_entry(directory, entry.dn)
     quota = int(entry.first("mailQuota") or 0)
-    limitlib.adjust_counters(ldap, names, domain, {limitlib.USERS: -1, limitlib.QUOTA_BYTES: -quota}, domain_entry)
+    limitlib.adjust_counters(directory, mail.split("@", 1)[1], {limitlib.USERS: -1, limitlib.QUOTA_BYTES: -quota},
+                             domain_entry)
 
 
-def list_users(ldap, names, domain, disabled_only=False, attributes=("*",)):
+def list_users(directory, domain, disabled_only=False, attributes=("*",)):
     """The domain's users (not its catch-all), page by page."""
     users = dnlib.all_of(dnlib.eq("objectClass", "mailUser"), dnlib.negate(dnlib.eq("mail", "@" + domain)))
-    return list_accounts(ldap, names, domain, dnlib.USERS_OU, users, disabled_only, attributes)
+    return list_accounts(directory, domain, dnlib.USERS_OU, users, disabled_only, attributes)

@@ -16,13 +16,11 @@ iRedAPD enforces access policies on mailing lists only: on an LDAP server an ali
 policy is recorded, not enforced.  Use a mailing list (/api/maillist) to restrict senders.
 """
 
-from .. import addresses, errors, params
+from .. import addresses, authorization, params
 from ..directory import aliases as alias_directory
-from ..directory import references
-from ..params import Param, forbid_together, parse, read_params
-from .common import CREATED, managed_account_domain
-from .maillist import access_policy, forbid_overlap, stream_accounts
-from .user import mail_from_url
+from ..params import Param, forbid_overlap, forbid_together
+from .common import ACCOUNT_LIST_PARAMS, CREATED, Resource, stream_accounts
+from .maillist import access_policy
 
 _PROFILE = (
     Param("cn", params.text(255), aliases=("name",)),
@@ -35,74 +33,38 @@ UPDATE_PARAMS = _PROFILE + (
     Param("addMember", addresses.email_list),
     Param("removeMember", addresses.email_list),
 )
-def _check_members(lookup, mail, values, param):
-    """Refuse the alias itself and unknown addresses of hosted domains (before any write)."""
-    if param in values:
-        references.classify_members(lookup, mail, values[param], param)
 
 
-class AliasItem:
-    def __init__(self, services):
-        self._services = services
-
+class AliasItem(Resource):
     def on_get(self, req, resp, mail):
-        mail = mail_from_url(mail)
-        parse(read_params(req), ())
-        managed_account_domain(self._services, req.context.admin, mail)
-        services = self._services
-        services.envelope.ok(resp, alias_directory.get_alias(services.ldap, services.names, mail).as_dict())
+        self.params(req)
+        authorization.managed_account_domain(self.directory, req.context.admin, mail)
+        self.ok(resp, alias_directory.get_alias(self.directory, mail).as_dict())
 
     def on_post(self, req, resp, mail):
-        services = self._services
-        mail = mail_from_url(mail)
-        values = parse(read_params(req), CREATE_PARAMS)
-        domain, domain_entry = managed_account_domain(self._services, req.context.admin, mail)
-        # One search: is the address free, and do the members exist where they must?
-        lookup = references.lookup_addresses(services.ldap, services.names, [mail, *values.get("members", [])])
-        if lookup.account(mail) is not None:
-            raise errors.AlreadyExists(errors.ALREADY_EXISTS, detail=mail)
-        _check_members(lookup, mail, values, "members")
-        new = alias_directory.NewAlias(mail=mail, cn=values.get("cn") or None,
-                                       access_policy=values.get("accessPolicy"), members=values.get("members", []))
-        alias_directory.create_alias(services.ldap, services.names, domain, domain_entry, new)
-        services.envelope.ok(resp, status=CREATED)
+        values = self.params(req, CREATE_PARAMS)
+        domain_entry = authorization.managed_account_domain(self.directory, req.context.admin, mail)
+        alias_directory.create_alias(self.directory, mail, values, domain_entry)
+        self.ok(resp, status=CREATED)
 
     def on_put(self, req, resp, mail):
-        services = self._services
-        mail = mail_from_url(mail)
-        values = parse(read_params(req), UPDATE_PARAMS)
+        values = self.params(req, UPDATE_PARAMS)
         forbid_together(values, "members", "addMember", "removeMember")
         forbid_overlap(values, "addMember", "removeMember")
-        managed_account_domain(self._services, req.context.admin, mail)
-        current = alias_directory.get_alias(services.ldap, services.names, mail)
-        joining = values.get("members", values.get("addMember", []))
-        lookup = references.lookup_addresses(services.ldap, services.names, joining)
-        for param in ("members", "addMember"):
-            _check_members(lookup, mail, values, param)
-        changes = alias_directory.AliasChanges(
-            cn=values.get("cn"),
-            access_policy=values.get("accessPolicy"),
-            account_status=values.get("accountStatus"),
-            members=values.get("members"),
-            add_members=values.get("addMember", []),
-            remove_members=values.get("removeMember", []),
-        )
-        alias_directory.update_alias(services.ldap, services.names, current, changes)
-        services.envelope.ok(resp)
+        authorization.managed_account_domain(self.directory, req.context.admin, mail)
+        current = alias_directory.get_alias(self.directory, mail)
+        alias_directory.update_alias(self.directory, current, values)
+        self.ok(resp)
 
     def on_delete(self, req, resp, mail):
-        services = self._services
-        mail = mail_from_url(mail)
-        parse(read_params(req), ())
-        domain, domain_entry = managed_account_domain(self._services, req.context.admin, mail)
-        entry = alias_directory.get_alias(services.ldap, services.names, mail, ["mail", "shadowAddress"])
-        alias_directory.delete_alias(services.ldap, services.names, domain, entry, domain_entry)
-        services.envelope.ok(resp)
+        self.params(req)
+        domain_entry = authorization.managed_account_domain(self.directory, req.context.admin, mail)
+        entry = alias_directory.get_alias(self.directory, mail, ["mail", "shadowAddress"])
+        alias_directory.delete_alias(self.directory, entry, domain_entry)
+        self.ok(resp)
 
 
-class AliasCollection:
-    def __init__(self, services):
-        self._services = services
-
+class AliasCollection(Resource):
     def on_get(self, req, resp, domain):
-        stream_accounts(self._services, req, resp, domain, alias_directory.list_aliases)
+        values = self.params(req, ACCOUNT_LIST_PARAMS)
+        stream_accounts(self, req, resp, domain, values, alias_directory.list_aliases)

@@ -1,20 +1,39 @@
-"""Helpers every resource shares: URL parts and scoped lookups."""
+"""What every resource shares: a base class, URL parts as middleware, streamed listings.
+
+A resource is "parameters in, call, envelope out": it parses the request with its declared
+``Param`` tuples, asks ``authorization`` whether the admin may act, calls the directory layer
+(or a store) and answers with the envelope.
+"""
 
 import json
 
 import falcon
 
-from .. import addresses, errors
-from ..directory import domains as domain_directory
-from ..directory import limits as limitlib
-from ..params import integer
+from .. import addresses, authorization, errors, params
+from ..params import Param, integer, parse, read_params
+
+CREATED = falcon.HTTP_201
+# GET /api/users|aliases|maillists/<domain>
+ACCOUNT_LIST_PARAMS = (Param("email_only", params.yes_no), Param("disabled_only", params.yes_no))
 
 
-def domain_from_url(text):
-    return addresses.domain_name(text)
+class Resource:
+    """Base of every resource: the application's services, and the responders' plumbing."""
+
+    def __init__(self, services):
+        self.services = services
+        self.directory = services.directory
+
+    @staticmethod
+    def params(req, accepted=(), required=()):
+        """The request's parameters, validated against ``accepted`` (``params.Param`` objects)."""
+        return parse(read_params(req), accepted, required)
+
+    def ok(self, resp, data=None, status=falcon.HTTP_200, **extra):
+        self.services.envelope.ok(resp, data, status, **extra)
 
 
-def keep_days_from_url(text):
+def _keep_days(text):
     try:
         return integer(0, 36500)(text)
     except errors.InvalidInput as exc:
@@ -22,31 +41,30 @@ def keep_days_from_url(text):
         raise
 
 
-def managed_domain(services, admin, domain, attributes=("*",)):
-    """The domain's entry if the admin manages it.
+class UrlParts:
+    """Middleware: the route table's ``{mail}``, ``{domain}`` and ``{days}`` arrive validated
+    and normalised (lower case, punycode), or the request ends here with a 400."""
 
-    For a domain admin a missing domain is PERMISSION_DENIED too, so domain
-    admins cannot probe which other domains exist.
-    """
-    try:
-        entry = domain_directory.get_domain(services.ldap, services.names, domain, attributes)
-    except errors.NoSuchObject:
-        if admin.is_global:
-            raise
-        raise errors.NotPermitted(errors.PERMISSION_DENIED, detail="you do not manage this domain") from None
-    if not admin.manages(entry):
-        raise errors.NotPermitted(errors.PERMISSION_DENIED, detail="you do not manage this domain")
-    return entry
+    CONVERTERS = {"mail": addresses.email, "domain": addresses.domain_name, "days": _keep_days}
+
+    def process_resource(self, req, resp, resource, params):
+        for name, convert in self.CONVERTERS.items():
+            if name in params:
+                params[name] = convert(params[name])
 
 
-def managed_account_domain(services, admin, mail):
-    """(domain, domain entry) of the account ``mail``, checked to be managed by
-    ``admin``; the entry carries what limit checks need (one round trip)."""
-    domain = mail.split("@", 1)[1]
-    return domain, managed_domain(services, admin, domain, limitlib.DOMAIN_ATTRIBUTES)
-
-
-CREATED = falcon.HTTP_201
+def stream_accounts(resource, req, resp, domain, values, list_accounts, hidden=()):
+    """GET /api/<kind>s/<domain>: profiles (less ``hidden`` attributes), or addresses with
+    ``email_only``; only disabled accounts with ``disabled_only``."""
+    authorization.managed_domain(resource.directory, req.context.admin, domain, ["domainAdmin"])
+    email_only = values.get("email_only", False)
+    entries = list_accounts(resource.directory, domain, disabled_only=values.get("disabled_only", False),
+                            attributes=["mail"] if email_only else ["*"])
+    if email_only:
+        items = (entry.first("mail") for entry in entries)
+    else:
+        items = (entry.as_dict(hidden=hidden) for entry in entries)
+    stream_list(resource.services.envelope, resp, items)
 
 
 _END = object()

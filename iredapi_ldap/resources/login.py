@@ -5,7 +5,8 @@ import logging
 from .. import addresses, errors
 from ..access import over_tls
 from ..directory.admins import find_admin_account
-from ..params import Param, parse, read_params
+from ..params import Param
+from .common import Resource
 
 log = logging.getLogger(__name__)
 
@@ -19,29 +20,26 @@ def _password(value):
 LOGIN_PARAMS = (Param("username", addresses.email), Param("password", _password))
 
 
-class Login:
+class Login(Resource):
     login_required = False
 
-    def __init__(self, services):
-        self._services = services
-
     def on_post(self, req, resp):
-        services = self._services
+        services = self.services
         if "password" in req.params:  # URLs end up in access logs
             raise errors.InvalidInput(errors.INVALID_PARAMETER, param="password",
                                       detail="send the password in the request body, not in the URL")
-        values = parse(read_params(req), LOGIN_PARAMS, required=("username", "password"))
+        values = self.params(req, LOGIN_PARAMS, required=("username", "password"))
         username = values["username"]
         keys = services.login_throttle.keys(req.context.client_ip, username)
         blocked, recorded = services.login_throttle.check(keys)
         if blocked:
             raise errors.TooManyRequests(errors.TOO_MANY_LOGIN_FAILURES,
                                          detail="too many failed logins; wait and try again")
-        account = find_admin_account(services.ldap, services.names, username)
+        account = find_admin_account(self.directory, username)
         # One answer for "no such admin", "not an admin", "disabled" and "wrong
         # password": the response never tells whether an account exists.
         if not (account and account.is_active and account.may_administer
-                and services.ldap.credentials_valid(account.dn, values["password"])):
+                and self.directory.client.credentials_valid(account.dn, values["password"])):
             req.context.hide_round_trips = True
             services.login_throttle.record_failure(keys)
             log.warning("failed API login for %s from %s", username, req.context.client_ip)
@@ -54,17 +52,13 @@ class Login:
             secure=over_tls(req, services.settings.proxy_networks), max_age=None,
         )
         log.info("API login of %s from %s", username, req.context.client_ip)
-        services.envelope.ok(resp)
+        self.ok(resp)
 
 
-class Logout:
-    def __init__(self, services):
-        self._services = services
-
+class Logout(Resource):
     def on_post(self, req, resp):
-        services = self._services
-        parse(read_params(req), ())  # takes no parameters; an unknown one is refused, not ignored
-        services.sessions.delete(req.context.session_token)
-        resp.unset_cookie(services.settings.SESSION_COOKIE_NAME, path="/")
-        services.envelope.ok(resp)
+        self.params(req)  # takes no parameters; an unknown one is refused, not ignored
+        self.services.sessions.delete(req.context.session_token)
+        resp.unset_cookie(self.services.settings.SESSION_COOKIE_NAME, path="/")
+        self.ok(resp)
 

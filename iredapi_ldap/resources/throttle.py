@@ -5,12 +5,11 @@ them (``store/throttle.py``); this resource checks who may touch which
 account and validates the numbers.
 """
 
-from .. import addresses, errors, params
-from ..access import require_global
+from .. import addresses, authorization, errors, params
 from ..directory import users as user_directory
-from ..params import Param, parse, read_params
+from ..params import Param
 from ..store import throttle as throttle_store
-from .common import managed_domain
+from .common import Resource
 
 KINDS = ("inbound", "outbound")
 _LIMIT = params.integer(-1, 2**63 - 1)
@@ -26,51 +25,46 @@ SET_PARAMS = (
 _LIMIT_NAMES = ("msg_size", "max_msgs", "max_quota", "max_rcpts")
 
 
-class ThrottleSetting:
-    def __init__(self, services):
-        self._services = services
-
+class ThrottleSetting(Resource):
     def _account(self, req, target, kind):
         """The iRedAPD account for the URL's target, after the scope checks."""
         if kind not in KINDS:
             raise errors.NoSuchObject(errors.NOT_FOUND, detail="use .../inbound or .../outbound")
         admin = req.context.admin
-        services = self._services
         if target == "global":
-            require_global(admin)
+            authorization.require_global(admin)
             return throttle_store.throttle_account("global")
         if "@" in target:
             mail = addresses.email(target)
-            managed_domain(services, admin, mail.split("@", 1)[1], ["domainAdmin"])
-            user_directory.get_user(services.ldap, services.names, mail, ["1.1"])
+            authorization.managed_domain(self.directory, admin, mail.split("@", 1)[1], ["domainAdmin"])
+            user_directory.get_user(self.directory, mail, ["1.1"])
             return throttle_store.throttle_account(mail)
         domain = addresses.domain_name(target)
-        managed_domain(services, admin, domain, ["domainAdmin"])
+        authorization.managed_domain(self.directory, admin, domain, ["domainAdmin"])
         return throttle_store.throttle_account(domain)
 
     def on_get(self, req, resp, target, kind):
         account = self._account(req, target, kind)
-        parse(read_params(req), ())
-        setting = throttle_store.get_setting(self._services.iredapd_store, account, kind)
-        self._services.envelope.ok(resp, setting=setting)
+        self.params(req)
+        self.ok(resp, setting=throttle_store.get_setting(self.services.iredapd_store, account, kind))
 
     def on_post(self, req, resp, target, kind):
         account = self._account(req, target, kind)
-        values = parse(read_params(req), SET_PARAMS)
+        values = self.params(req, SET_PARAMS)
         if "period" not in values:
-            raise errors.InvalidInput("MISS_PERIOD", param="period", detail="period (seconds) is required")
+            raise errors.InvalidInput(errors.MISS_PERIOD, param="period", detail="period (seconds) is required")
         if not any(name in values for name in _LIMIT_NAMES):
-            raise errors.InvalidInput("MISS_THROTTLE_SETTING",
+            raise errors.InvalidInput(errors.MISS_THROTTLE_SETTING,
                                       detail="give at least one of msg_size, max_msgs, max_quota, max_rcpts")
         if kind == "inbound" and "max_rcpts" in values:
             raise errors.InvalidInput(errors.INVALID_PARAMETER, param="max_rcpts",
                                       detail="max_rcpts applies to outbound mail only")
-        throttle_store.set_setting(self._services.iredapd_store, account, kind, values["period"],
+        throttle_store.set_setting(self.services.iredapd_store, account, kind, values["period"],
                                    *(values.get(name) for name in _LIMIT_NAMES))
-        self._services.envelope.ok(resp)
+        self.ok(resp)
 
     def on_delete(self, req, resp, target, kind):
         account = self._account(req, target, kind)
-        parse(read_params(req), ())
-        throttle_store.delete_setting(self._services.iredapd_store, account, kind)
-        self._services.envelope.ok(resp)
+        self.params(req)
+        throttle_store.delete_setting(self.services.iredapd_store, account, kind)
+        self.ok(resp)

@@ -1,0 +1,54 @@
+"""The directory as the rest of the directory layer sees it: one object per application.
+
+``Directory`` bundles what every directory function needs: the LDAP client (one connection
+per thread), the naming rules of the tree (``dn.DirectoryNames``), the server's settings
+(defaults for new entries, password policy) and the per-process state of the counter
+updates.  Functions in this package take it as their first argument; nothing here knows HTTP.
+"""
+
+from .connection import LdapClient
+from .dn import DirectoryNames
+from .limits import CounterState
+
+
+class Directory:
+    """One iRedMail tree: ``client`` (an ``LdapClient``), ``names``, ``settings``, ``counters``.
+
+    The LDAP operations are passed through, so directory code reads ``directory.modify(dn, …)``.
+    Per-process state lives here, not in module globals, so that two applications in one
+    process (tests, a bulk importer beside a server) never share it.
+    """
+
+    __slots__ = ("client", "names", "settings", "counters")
+
+    def __init__(self, client, names, settings):
+        self.client = client
+        self.names = names
+        self.settings = settings
+        self.counters = CounterState()
+
+    @classmethod
+    def from_settings(cls, settings):
+        return cls(LdapClient(settings), DirectoryNames(settings.ldap_basedn, settings.ldap_domainadmin_dn),
+                   settings)
+
+    def read(self, dn, attributes=("*",), filter_="(objectClass=*)"):
+        return self.client.read(dn, attributes, filter_)
+
+    def search(self, base, filter_, attributes=("*",), scope="subtree"):
+        return self.client.search(base, filter_, attributes, scope)
+
+    def paged_search(self, base, filter_, attributes=("*",), scope="subtree", page_size=500):
+        return self.client.paged_search(base, filter_, attributes, scope, page_size)
+
+    def add(self, dn, attributes):
+        self.client.add(dn, attributes)
+
+    def modify(self, dn, changes):
+        self.client.modify(dn, changes)
+
+    def delete(self, dn):
+        self.client.delete(dn)
+
+    def close(self):
+        self.client.close()
