@@ -5,8 +5,8 @@ names are lower-case ASCII), but we escape anyway: no input may change which
 entry a DN names or what a filter matches.
 """
 
-# RFC 4514 characters that must be escaped in an RDN value.
-_RDN_SPECIALS = set(',+"\\<>;=')
+from ldap.dn import escape_dn_chars
+from ldap.filter import escape_filter_chars
 
 
 def escape_rdn_value(value):
@@ -14,31 +14,14 @@ def escape_rdn_value(value):
     if not value:
         raise ValueError("an RDN value must not be empty")
     if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in value):
-        # ldap3's escape_rdn mishandles NUL (stack.md §2.4); validators reject
-        # control characters long before this, so this is a bug guard.
+        # Validators reject control characters long before this; a DN with one is a bug.
         raise ValueError("control characters are not allowed in an RDN value")
-    out = []
-    for index, ch in enumerate(value):
-        if ch in _RDN_SPECIALS:
-            out.append("\\" + ch)
-        elif index == 0 and ch in "# ":
-            out.append("\\" + ch)
-        elif index == len(value) - 1 and ch == " ":
-            out.append("\\ ")
-        else:
-            out.append(ch)
-    return "".join(out)
+    return escape_dn_chars(value)
 
 
 def escape_filter_value(value):
     """Escape ``value`` for an assertion value in a search filter (RFC 4515)."""
-    out = []
-    for ch in value:
-        if ch in "\\*()" or ch == "\x00":
-            out.append(f"\\{ord(ch):02x}")
-        else:
-            out.append(ch)
-    return "".join(out)
+    return escape_filter_chars(value)
 
 
 # -- filters -------------------------------------------------------------------
