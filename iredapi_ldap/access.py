@@ -13,6 +13,7 @@ admin acting on domain B) is decided in ``authorization``.
 
 import ipaddress
 import logging
+import re
 
 from . import errors
 from .directory.admins import Admin, read_admin_account
@@ -20,6 +21,7 @@ from .directory.admins import Admin, read_admin_account
 log = logging.getLogger(__name__)
 
 ROUND_TRIPS_HEADER = "X-Directory-Round-Trips"
+_EMPTY_SEGMENTS = re.compile("/{2,}")
 
 
 def from_trusted_proxy(req, trusted_proxies):
@@ -69,6 +71,10 @@ class RequestContext:
         self._ldap = directory.client
 
     def process_request(self, req, resp):
+        if "//" in req.path or req.path.endswith("/"):
+            # A client that joins a base URL ending in "/" with "/login" asks for "…/api//login":
+            # empty path segments mean nothing here, so they are dropped before routing.
+            req.path = _EMPTY_SEGMENTS.sub("/", req.path).rstrip("/") or "/"
         req.context.client_ip = client_address(req, self._proxies)
         req.context.admin = None
         req.context.hide_round_trips = False

@@ -55,27 +55,33 @@ def build_services(settings):
     )
 
 
+# Where the API answers: our own /api/, and iRedAdmin-Pro's /iredadmin/api/, which every Pro
+# client and both generations of the official samples are configured with.
+MOUNT_POINTS = ("/api", "/iredadmin/api")
+
+
 def add_routes(app, services):
-    """Every URL of the API, top to bottom."""
+    """Every URL of the API, top to bottom, served under each of MOUNT_POINTS."""
     domain_item = domain.DomainItem(services)
     user_item = user.UserItem(services)
     routes = [
-        ("/api/login", login.Login(services)),
-        ("/api/logout", login.Logout(services)),
-        ("/api/domains", domain.DomainCollection(services)),
-        ("/api/domain/{domain}", domain_item),
-        ("/api/domain/{domain}/keep_mailbox_days/{days}", domain_item, "keep_mailbox_days"),
-        ("/api/users/{domain}", user.UserCollection(services)),
-        ("/api/user/{mail}", user_item),
-        ("/api/user/{mail}/keep_mailbox_days/{days}", user_item, "keep_mailbox_days"),
-        ("/api/maillists/{domain}", maillist.MailListCollection(services)),
-        ("/api/maillist/{mail}", maillist.MailListItem(services)),
-        ("/api/aliases/{domain}", alias.AliasCollection(services)),
-        ("/api/alias/{mail}", alias.AliasItem(services)),
-        ("/api/throttle/{target}/{kind}", throttle.ThrottleSetting(services)),
+        ("/login", login.Login(services)),
+        ("/logout", login.Logout(services)),
+        ("/domains", domain.DomainCollection(services)),
+        ("/domain/{domain}", domain_item),
+        ("/domain/{domain}/keep_mailbox_days/{days}", domain_item, "keep_mailbox_days"),
+        ("/users/{domain}", user.UserCollection(services)),
+        ("/user/{mail}", user_item),
+        ("/user/{mail}/keep_mailbox_days/{days}", user_item, "keep_mailbox_days"),
+        ("/maillists/{domain}", maillist.MailListCollection(services)),
+        ("/maillist/{mail}", maillist.MailListItem(services)),
+        ("/aliases/{domain}", alias.AliasCollection(services)),
+        ("/alias/{mail}", alias.AliasItem(services)),
+        ("/throttle/{target}/{kind}", throttle.ThrottleSetting(services)),
     ]
-    for template, resource, *suffix in routes:
-        app.add_route(template, resource, suffix=suffix[0] if suffix else None)
+    for mount_point in MOUNT_POINTS:
+        for template, resource, *suffix in routes:
+            app.add_route(mount_point + template, resource, suffix=suffix[0] if suffix else None)
 
 
 class ApiApp(falcon.App):
@@ -115,22 +121,37 @@ def get_app():
 
 
 class Envelope:
-    """``{"success": …, "msg": …, "data": …}``, or the newer ``_success`` spelling."""
+    """The JSON envelope of every answer, in one of three dialects (``API_ENVELOPE``).
+
+    iRedAdmin-Pro's 2016 clients read ``success`` / ``msg`` (and the throttle GET's
+    ``setting``); current clients read ``_success`` / ``_msg`` / ``_data``.  "both" (the
+    default) serves both generations from one server: both flags and both messages, the
+    payload once, as ``_data``.  "pro" and "seed" give one pure dialect.
+    """
 
     def __init__(self, style):
-        prefix = "_" if style == "pro" else ""
-        self.success_key, self.msg_key, self.data_key = prefix + "success", prefix + "msg", prefix + "data"
+        self.style = style
+        self.flag_keys = {"both": ("_success", "success"), "pro": ("_success",), "seed": ("success",)}[style]
+        self.msg_keys = tuple(key.replace("success", "msg") for key in self.flag_keys)
+        self.data_key = "data" if style == "seed" else "_data"
 
-    def ok(self, resp, data=None, status=falcon.HTTP_200, **extra):
-        body = {self.success_key: True}
+    def head(self, success):
+        return dict.fromkeys(self.flag_keys, success)
+
+    def ok(self, resp, data=None, status=falcon.HTTP_200, legacy=None):
+        """``legacy``: {key: value} a 2016 client reads instead of ``_data`` (the throttle GET's
+        ``setting``); sent in the "both" and "seed" dialects only."""
+        body = self.head(True)
         if data is not None:
             body[self.data_key] = data
-        body.update(extra)
+        if legacy and self.style != "pro":
+            body.update(legacy)
         resp.status = status
         resp.media = body
 
     def failure(self, resp, status, code, param=None, detail=None):
-        body = {self.success_key: False, self.msg_key: code}
+        body = self.head(False)
+        body.update(dict.fromkeys(self.msg_keys, code))
         if param:
             body["param"] = param
         if detail:

@@ -53,7 +53,9 @@ DEFAULTS = {
     "RESTRICT_API_ACCESS": False,
     "RESTFUL_API_CLIENTS": [],
     "TRUSTED_PROXIES": [],  # X-Forwarded-For is believed only from these
-    "API_ENVELOPE": "seed",  # "seed": success/msg/data; "pro": _success/_msg/_data
+    # "both": _success and success, _msg and msg, the payload once as _data (2016 and current
+    # clients alike); "pro": _success/_msg/_data only; "seed": success/msg/data only.
+    "API_ENVELOPE": "both",
     # Sessions and login
     "SESSION_TIMEOUT": 1800,  # idle seconds before a session expires
     "SESSION_COOKIE_NAME": "iRedAdmin-LDAP",
@@ -81,7 +83,7 @@ DEFAULTS = {
 }
 
 _CHOICES = {
-    "API_ENVELOPE": ("seed", "pro"),
+    "API_ENVELOPE": ("both", "pro", "seed"),
     "LOG_LEVEL": ("DEBUG", "INFO", "WARNING", "ERROR"),
 }
 

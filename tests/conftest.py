@@ -235,3 +235,8 @@ def count_entries(conn, base, filter_="(objectClass=*)"):
     if result["result"] == 32:
         return 0
     return len([r for r in response if r.get("type") == "searchResEntry"])
+
+
+def failed(code, **extra):
+    """The error envelope of the default ("both") dialect: both flags, both messages."""
+    return {"_success": False, "success": False, "_msg": code, "msg": code, **extra}

@@ -229,20 +229,20 @@ def test_get_and_listings(api, domain):
     api.post(f"/api/alias/a2@{domain}")
     api.post(f"/api/alias/a3@{domain}")
     api.put(f"/api/alias/a2@{domain}", {"accountStatus": "disabled"})
-    data = api.get(f"/api/alias/A1@{domain}").json["data"]
+    data = api.get(f"/api/alias/A1@{domain}").json["_data"]
     assert data["mail"] == [f"a1@{domain}"] and data["mailForwardingAddress"] == ["x@y.test"]
-    assert sorted(api.get(f"/api/aliases/{domain}", params={"email_only": "yes"}).json["data"]) == [
+    assert sorted(api.get(f"/api/aliases/{domain}", params={"email_only": "yes"}).json["_data"]) == [
         f"a1@{domain}", f"a2@{domain}", f"a3@{domain}"]
     assert api.get(f"/api/aliases/{domain}", params={"email_only": "yes", "disabled_only": "yes"}).json == {
-        "success": True, "data": [f"a2@{domain}"]}
-    profiles = api.get(f"/api/aliases/{domain}").json["data"]
+        "_success": True, "success": True, "_data": [f"a2@{domain}"]}
+    profiles = api.get(f"/api/aliases/{domain}").json["_data"]
     assert sorted(p["mail"][0] for p in profiles) == [f"a1@{domain}", f"a2@{domain}", f"a3@{domain}"]
     result = api.get(f"/api/aliases/{domain}", params={"bogus": "1"})
     assert result.status_code == 400 and result.json["param"] == "bogus"
 
 
 def test_listing_an_empty_domain(api, domain):
-    assert api.get(f"/api/aliases/{domain}").json == {"success": True, "data": []}
+    assert api.get(f"/api/aliases/{domain}").json == {"_success": True, "success": True, "_data": []}
 
 
 def test_delete_takes_the_alias_out_of_everything(api, root_connection, domain, new_domain):
@@ -270,7 +270,7 @@ def test_delete_takes_the_alias_out_of_everything(api, root_connection, domain, 
     assert read_entry(root_connection, user_dn(f"pat@{domain}"))["mailForwardingAddress"] == [f"pat@{domain}"]
     assert read_entry(root_connection, list_dn(f"list@{domain}"))["member"] == [user_dn(f"pat@{domain}")]
     assert read_entry(root_connection, planted) is None  # its last address went
-    assert api.get(f"/api/maillist/list@{domain}").json["data"]["members"] == [f"pat@{domain}"]
+    assert api.get(f"/api/maillist/list@{domain}").json["_data"]["members"] == [f"pat@{domain}"]
     assert alias_count(root_connection, domain) == 1
     assert api.delete(f"/api/alias/{mail}").json["msg"] == "NO_SUCH_ACCOUNT"
     assert alias_count(root_connection, domain) == 1

@@ -3,7 +3,7 @@
 import ldap3
 import pytest
 
-from tests.conftest import SUFFIX, ApiClient, count_entries, read_entry
+from tests.conftest import SUFFIX, ApiClient, count_entries, failed, read_entry
 
 BASEDN = f"o=domains,{SUFFIX}"
 
@@ -22,7 +22,7 @@ def test_create_writes_the_entry_iredmail_writes(api, root_connection, new_domai
                                                 "maxUserQuota": "4096", "numberOfUsers": "20",
                                                 "numberOfAliases": "30", "preferredLanguage": "de_DE"})
     assert result.status_code == 201, result.text
-    assert result.json == {"success": True}
+    assert result.json == {"_success": True, "success": True}
     entry = read_entry(root_connection, domain_dn(domain))
     assert entry["objectClass"] == ["mailDomain"]
     assert entry["domainName"] == [domain]
@@ -63,7 +63,7 @@ def test_create_existing_domain_is_409_and_changes_nothing(api, root_connection,
     api.post(f"/api/domain/{domain}", {"cn": "first"})
     result = api.post(f"/api/domain/{domain}", {"cn": "second"})
     assert result.status_code == 409
-    assert result.json == {"success": False, "msg": "ALREADY_EXISTS", "detail": domain}
+    assert result.json == failed("ALREADY_EXISTS", detail=domain)
     assert read_entry(root_connection, domain_dn(domain))["cn"] == ["first"]
 
 
@@ -84,7 +84,7 @@ def test_internationalised_domain_is_stored_as_punycode(api, root_connection):
     assert result.status_code == 201, result.text
     assert read_entry(root_connection, domain_dn("xn--bcher-test-9db.example"))["domainName"] == [
         "xn--bcher-test-9db.example"]
-    assert api.get("/api/domain/xn--bcher-test-9db.example").json["data"]["cn"] == ["IDN"]
+    assert api.get("/api/domain/xn--bcher-test-9db.example").json["_data"]["cn"] == ["IDN"]
     api.delete("/api/domain/bücher-test.example")
 
 
@@ -159,7 +159,7 @@ def test_put_keeps_settings_other_tools_wrote(api, root_connection, new_domain):
 def test_put_and_get_of_a_missing_domain_are_404(api, new_domain):
     domain = new_domain()
     assert api.put(f"/api/domain/{domain}", {"cn": "x"}).json == {
-        "success": False, "msg": "NO_SUCH_DOMAIN", "detail": domain}
+        "_success": False, "success": False, "_msg": "NO_SUCH_DOMAIN", "msg": "NO_SUCH_DOMAIN", "detail": domain}
     assert api.get(f"/api/domain/{domain}").status_code == 404
     assert api.delete(f"/api/domain/{domain}").status_code == 404
 
@@ -224,7 +224,7 @@ def test_get_returns_the_profile(api, new_domain):
     api.post(f"/api/domain/{domain}", {"cn": "Profile", "numberOfUsers": "9"})
     result = api.get(f"/api/domain/{domain}")
     assert result.status_code == 200
-    data = result.json["data"]
+    data = result.json["_data"]
     assert data["domainName"] == [domain]
     assert data["cn"] == ["Profile"]
     assert data["accountSetting"] == ["numberOfUsers:9"]
@@ -235,12 +235,12 @@ def test_list_domains_with_name_only_and_disabled_only(api, new_domain):
     active, disabled = new_domain(), new_domain()
     api.post(f"/api/domain/{active}")
     api.post(f"/api/domain/{disabled}", {"accountStatus": "disabled"})
-    names = api.get("/api/domains", params={"name_only": "yes"}).json["data"]
+    names = api.get("/api/domains", params={"name_only": "yes"}).json["_data"]
     assert active in names and disabled in names
     assert names == sorted(names)
-    only_disabled = api.get("/api/domains", params={"name_only": "yes", "disabled_only": "yes"}).json["data"]
+    only_disabled = api.get("/api/domains", params={"name_only": "yes", "disabled_only": "yes"}).json["_data"]
     assert disabled in only_disabled and active not in only_disabled
-    profiles = api.get("/api/domains").json["data"]
+    profiles = api.get("/api/domains").json["_data"]
     assert any(p["domainName"] == [active] for p in profiles)
     assert api.get("/api/domains", params={"verbose": "yes"}).json["msg"] == "UNKNOWN_PARAMETER"
 
@@ -290,5 +290,5 @@ def test_domain_admin_scope(api, make_app, root_connection, new_domain):
     assert client.post(f"/api/domain/{new_domain()}").status_code == 403
     assert client.delete(f"/api/domain/{mine}").status_code == 403
     assert read_entry(root_connection, domain_dn(mine)) is not None
-    names = client.get("/api/domains", params={"name_only": "yes"}).json["data"]
+    names = client.get("/api/domains", params={"name_only": "yes"}).json["_data"]
     assert names == [mine]

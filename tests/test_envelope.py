@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from iredapi_ldap.directory.connection import LdapOperationError
 from iredapi_ldap.store import tables
-from tests.conftest import SUFFIX, ApiClient, base_settings, read_entry
+from tests.conftest import SUFFIX, ApiClient, base_settings, failed, read_entry
 
 ROUND_TRIPS = "X-Directory-Round-Trips"
 
@@ -44,7 +44,7 @@ def test_unknown_route_is_404_not_found(api, path):
     assert result.status_code == 404
     body = assert_json(result)
     assert body["success"] is False and body["msg"] == "NOT_FOUND"
-    assert set(body) <= {"success", "msg", "detail"}
+    assert set(body) <= {"_success", "success", "_msg", "msg", "detail"}
 
 
 def test_unknown_route_is_404_without_login_too(anonymous):
@@ -55,7 +55,7 @@ def test_unknown_route_is_404_without_login_too(anonymous):
 def test_wrong_method_is_405_with_an_allow_header(api, anonymous):
     result = anonymous.get("/api/login")
     assert result.status_code == 405
-    assert assert_json(result) == {"success": False, "msg": "METHOD_NOT_ALLOWED", "detail": "405 Method Not Allowed"}
+    assert assert_json(result) == failed("METHOD_NOT_ALLOWED", detail="405 Method Not Allowed")
     assert "POST" in result.headers["Allow"] and "GET" not in result.headers["Allow"]
     result = api.request("PATCH", "/api/domains")
     assert result.status_code == 405 and assert_json(result)["msg"] == "METHOD_NOT_ALLOWED"
@@ -65,7 +65,7 @@ def test_wrong_method_is_405_with_an_allow_header(api, anonymous):
 def test_options_answers_json_with_the_allowed_methods(api):
     result = api.request("OPTIONS", "/api/domains")
     assert result.status_code == 200
-    assert assert_json(result) == {"success": True}
+    assert assert_json(result) == {"_success": True, "success": True}
     assert "GET" in result.headers["Allow"]
 
 
@@ -172,7 +172,7 @@ def test_unexpected_exception_is_500_without_a_traceback(api, monkeypatch, caplo
     with caplog.at_level(logging.ERROR):
         result = api.get(f"/api/domain/{domain}", headers={"Accept": "text/html"})
     assert result.status_code == 500
-    assert assert_json(result) == {"success": False, "msg": "INTERNAL_ERROR"}
+    assert assert_json(result) == failed("INTERNAL_ERROR")
     assert "secret-internal-detail" not in result.text and "Traceback" not in result.text
     # ... but the log has what an admin needs
     assert "secret-internal-detail" in caplog.text
@@ -188,7 +188,7 @@ def test_unexpected_ldap_result_is_500(api, monkeypatch, domain_with_entry):
     monkeypatch.setattr(api.app.services.directory.client, "read", refused)
     result = api.get(f"/api/domain/{domain}")
     assert result.status_code == 500
-    assert assert_json(result) == {"success": False, "msg": "INTERNAL_ERROR"}
+    assert assert_json(result) == failed("INTERNAL_ERROR")
     assert "other" not in result.text
 
 

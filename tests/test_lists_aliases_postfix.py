@@ -99,7 +99,7 @@ def test_nested_list_and_deleted_members(mailstack, api, domain):
     api.delete(f"/api/user/alice@{domain}")
     api.delete(f"/api/maillist/{inner}")
     assert postfix.lookup("virtual_group_maps", outer) == []
-    assert api.get(f"/api/maillist/{outer}").json["data"]["members"] == []
+    assert api.get(f"/api/maillist/{outer}").json["_data"]["members"] == []
 
 
 def test_disabled_domain_stops_lists_and_aliases(mailstack, api, domain):

@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from iredapi_ldap.store import tables
-from tests.conftest import GLOBAL_ADMIN, GLOBAL_ADMIN_PASSWORD, ApiClient
+from tests.conftest import GLOBAL_ADMIN, GLOBAL_ADMIN_PASSWORD, ApiClient, failed
 
 COOKIE = "iRedAdmin-LDAP"
 CREDENTIALS = {"username": GLOBAL_ADMIN, "password": GLOBAL_ADMIN_PASSWORD}
@@ -38,7 +38,7 @@ def login_from(app, address, username=GLOBAL_ADMIN, password=GLOBAL_ADMIN_PASSWO
 
 def test_login_sets_an_httponly_strict_cookie_not_secure_over_http(make_app):
     result = raw_login(make_app())
-    assert result.status_code == 200 and result.json == {"success": True}
+    assert result.status_code == 200 and result.json == {"_success": True, "success": True}
     cookie = result.cookies[COOKIE]
     assert len(cookie.value) >= 40  # 32 random bytes, URL-safe
     assert cookie.http_only is True
@@ -115,7 +115,7 @@ def test_logout_ends_the_session(make_app):
     client = ApiClient(app).login()
     token = client.cookies[COOKIE]
     result = client.post("/api/logout")
-    assert result.status_code == 200 and result.json == {"success": True}
+    assert result.status_code == 200 and result.json == {"_success": True, "success": True}
     unset = result.cookies[COOKIE]
     assert unset.value == "" and unset.path == "/"
     assert rows(app, tables.api_sessions) == []
@@ -210,8 +210,7 @@ def test_throttle_counts_per_username_across_addresses(make_app):
         assert login_from(app, f"192.0.2.{i + 1}", password="Wrong-1").status_code == 401
     result = login_from(app, "192.0.2.99")  # the right password, from a fresh address
     assert result.status_code == 429
-    assert result.json == {"success": False, "msg": "TOO_MANY_LOGIN_FAILURES",
-                           "detail": "too many failed logins; wait and try again"}
+    assert result.json == failed("TOO_MANY_LOGIN_FAILURES", detail="too many failed logins; wait and try again")
     assert "Set-Cookie" not in result.headers and rows(app, tables.api_sessions) == []
     assert result.headers["X-Directory-Round-Trips"] == "0"  # refused before the directory
     # the username is what is blocked (also spelled differently), not the address

@@ -159,7 +159,7 @@ def test_members_by_alias_address_nested_lists_and_alias_domains(api, root_conne
     assert groups_of(root_connection, list_dn(f"inner@{domain}")) == [f"outer@{domain}"]
     # an address in an alias domain is left to Postfix, as an external member
     assert read_entry(root_connection, externals_dn(f"outer@{domain}"))["mail"] == [f"someone@alias-{domain}"]
-    assert api.get(f"/api/maillist/outer@{domain}").json["data"]["members"] == sorted(
+    assert api.get(f"/api/maillist/outer@{domain}").json["_data"]["members"] == sorted(
         [f"alice@{domain}", f"inner@{domain}", f"someone@alias-{domain}"])
     # removing by the alias address finds the account
     api.put(f"/api/maillist/outer@{domain}", {"removeMember": f"ali@{domain}"})
@@ -186,7 +186,7 @@ def test_add_and_remove_members(api, root_connection, domain, accounts):
     assert groups_of(root_connection, user_dn(f"alice@{domain}")) == []
     assert members_on_list(root_connection, mail) == [user_dn(f"bob@{domain}").lower()]
     assert read_entry(root_connection, externals_dn(mail)) is None  # deleted with the last
-    assert api.get(f"/api/maillist/{mail}").json["data"]["members"] == [f"bob@{domain}"]
+    assert api.get(f"/api/maillist/{mail}").json["_data"]["members"] == [f"bob@{domain}"]
 
 
 def test_members_reset(api, root_connection, domain, accounts):
@@ -196,7 +196,7 @@ def test_members_reset(api, root_connection, domain, accounts):
     assert groups_of(root_connection, user_dn(f"alice@{domain}")) == []
     assert groups_of(root_connection, alias_dn(f"sales@{domain}")) == [mail]
     assert sorted(read_entry(root_connection, externals_dn(mail))["mail"]) == ["y@ext.test", "z@ext.test"]
-    assert api.get(f"/api/maillist/{mail}").json["data"]["members"] == sorted(
+    assert api.get(f"/api/maillist/{mail}").json["_data"]["members"] == sorted(
         [f"bob@{domain}", f"sales@{domain}", "y@ext.test", "z@ext.test"])
     api.put(f"/api/maillist/{mail}", {"members": ""})
     assert "member" not in read_entry(root_connection, list_dn(mail))
@@ -213,7 +213,7 @@ def test_moderators(api, root_connection, domain):
     entry = read_entry(root_connection, list_dn(mail))
     assert sorted(entry["listModerator"]) == sorted(entry["listAllowedUser"]) == ["m1@x.test", "m2@x.test"]
     api.put(f"/api/maillist/{mail}", {"removeModerator": "m1@x.test,none@x.test"})
-    assert api.get(f"/api/maillist/{mail}").json["data"]["moderators"] == ["m2@x.test"]
+    assert api.get(f"/api/maillist/{mail}").json["_data"]["moderators"] == ["m2@x.test"]
     api.put(f"/api/maillist/{mail}", {"moderators": ""})
     entry = read_entry(root_connection, list_dn(mail))
     assert "listModerator" not in entry and "listAllowedUser" not in entry
@@ -246,7 +246,7 @@ def test_get_profile_members_and_moderators(api, domain, accounts):
     mail = f"info@{domain}"
     api.post(f"/api/maillist/{mail}", {"name": "Info", "members": f"bob@{domain},z@ext.test,alice@{domain}",
                                        "moderators": "boss@x.test"})
-    data = api.get(f"/api/maillist/{mail.upper()}").json["data"]
+    data = api.get(f"/api/maillist/{mail.upper()}").json["_data"]
     assert data["mail"] == [mail] and data["cn"] == ["Info"] and data["accessPolicy"] == ["public"]
     assert data["members"] == [f"alice@{domain}", f"bob@{domain}", "z@ext.test"]
     assert data["moderators"] == ["boss@x.test"]
@@ -262,7 +262,7 @@ def test_lists_made_by_other_tools(api, root_connection, domain, accounts):
     root_connection.modify(user_dn(f"alice@{domain}"), {"memberOfGroup": [(ldap3.MODIFY_ADD, [mail])]})
     root_connection.add(externals_dn(mail), attributes={"objectClass": ["mailExternalUser"], "memberOfGroup": [mail],
                                                         "mail": ["old@ext.test"], "accountStatus": ["active"]})
-    assert api.get(f"/api/maillist/{mail}").json["data"]["members"] == [f"alice@{domain}", "old@ext.test"]
+    assert api.get(f"/api/maillist/{mail}").json["_data"]["members"] == [f"alice@{domain}", "old@ext.test"]
     api.put(f"/api/maillist/{mail}", {"addMember": f"bob@{domain}"})
     assert members_on_list(root_connection, mail) == sorted(
         [user_dn(f"alice@{domain}").lower(), user_dn(f"bob@{domain}").lower()])
@@ -274,7 +274,7 @@ def test_lists_made_by_other_tools(api, root_connection, domain, accounts):
     for method in ("GET", "PUT", "DELETE"):
         assert api.request(method, f"/api/maillist/{mlmmj}").status_code == 404, method
     assert api.post(f"/api/maillist/{mlmmj}").status_code == 409
-    assert sorted(api.get(f"/api/maillists/{domain}", params={"email_only": "yes"}).json["data"]) == [mail]
+    assert sorted(api.get(f"/api/maillists/{domain}", params={"email_only": "yes"}).json["_data"]) == [mail]
 
 
 def test_disabling_suspends_memberships_and_enabling_restores_them(api, root_connection, domain, accounts):
@@ -286,7 +286,7 @@ def test_disabling_suspends_memberships_and_enabling_restores_them(api, root_con
     assert groups_of(root_connection, alias_dn(f"sales@{domain}")) == []
     assert read_entry(root_connection, externals_dn(mail))["accountStatus"] == ["disabled"]
     members = [f"alice@{domain}", f"sales@{domain}", "x@ext.test"]
-    assert api.get(f"/api/maillist/{mail}").json["data"]["members"] == members
+    assert api.get(f"/api/maillist/{mail}").json["_data"]["members"] == members
     # membership changes while disabled are kept, and take effect on enabling
     api.put(f"/api/maillist/{mail}", {"addMember": f"bob@{domain},y@ext.test", "removeMember": "x@ext.test"})
     assert groups_of(root_connection, user_dn(f"bob@{domain}")) == []
@@ -296,7 +296,7 @@ def test_disabling_suspends_memberships_and_enabling_restores_them(api, root_con
     external = read_entry(root_connection, externals_dn(mail))
     assert external["accountStatus"] == ["active"] and external["mail"] == ["y@ext.test"]
     assert api.get(f"/api/maillists/{domain}", params={"email_only": "yes", "disabled_only": "yes"}
-                   ).json["data"] == []
+                   ).json["_data"] == []
 
 
 def test_a_half_done_request_is_finished_by_repeating_it(api, root_connection, domain, accounts):
@@ -341,9 +341,9 @@ def test_deleting_a_user_or_alias_takes_it_out_of_every_list(api, root_connectio
     root_connection.modify(externals_dn(f"two@{domain}"), {"mail": [(ldap3.MODIFY_ADD, [f"ali@{domain}"])]})
     assert api.delete(f"/api/user/alice@{domain}").status_code == 200
     assert api.delete(f"/api/alias/sales@{domain}").status_code == 200
-    assert api.get(f"/api/maillist/one@{domain}").json["data"]["members"] == [f"bob@{domain}"]
+    assert api.get(f"/api/maillist/one@{domain}").json["_data"]["members"] == [f"bob@{domain}"]
     assert members_on_list(root_connection, f"one@{domain}") == [user_dn(f"bob@{domain}").lower()]
-    assert api.get(f"/api/maillist/two@{domain}").json["data"]["members"] == ["x@ext.test"]
+    assert api.get(f"/api/maillist/two@{domain}").json["_data"]["members"] == ["x@ext.test"]
     assert "member" not in read_entry(root_connection, list_dn(f"two@{domain}"))
     api.put(f"/api/maillist/two@{domain}", {"removeMember": "x@ext.test"})
     api.post(f"/api/user/solo@{domain}", {"password": PASSWORD})
@@ -386,16 +386,16 @@ def test_listing(api, domain):
     for name in ("l1", "l2", "l3"):
         api.post(f"/api/maillist/{name}@{domain}")
     api.put(f"/api/maillist/l3@{domain}", {"accountStatus": "disabled"})
-    assert sorted(api.get(f"/api/maillists/{domain}", params={"email_only": "yes"}).json["data"]) == [
+    assert sorted(api.get(f"/api/maillists/{domain}", params={"email_only": "yes"}).json["_data"]) == [
         f"l1@{domain}", f"l2@{domain}", f"l3@{domain}"]
     assert api.get(f"/api/maillists/{domain}", params={"disabled_only": "yes", "email_only": "yes"}).json == {
-        "success": True, "data": [f"l3@{domain}"]}
-    profiles = api.get(f"/api/maillists/{domain}").json["data"]
+        "_success": True, "success": True, "_data": [f"l3@{domain}"]}
+    profiles = api.get(f"/api/maillists/{domain}").json["_data"]
     assert sorted(p["mail"][0] for p in profiles) == [f"l1@{domain}", f"l2@{domain}", f"l3@{domain}"]
 
 
 def test_listing_an_empty_domain(api, domain):
-    assert api.get(f"/api/maillists/{domain}").json == {"success": True, "data": []}
+    assert api.get(f"/api/maillists/{domain}").json == {"_success": True, "success": True, "_data": []}
 
 
 def test_domain_admin_scope(api, make_app, root_connection, domain, new_domain):
@@ -448,9 +448,9 @@ def test_addresses_with_dn_special_characters(api, root_connection, domain):
     assert api.post(f"/api/user/{member}", {"password": PASSWORD}).status_code == 201
     mail = f"odd+list@{domain}"
     assert api.post(f"/api/maillist/{mail}", {"members": f"{member},x+y@ext.test"}).status_code == 201
-    assert api.get(f"/api/maillist/{mail}").json["data"]["members"] == [member, "x+y@ext.test"]
+    assert api.get(f"/api/maillist/{mail}").json["_data"]["members"] == [member, "x+y@ext.test"]
     api.put(f"/api/maillist/{mail}", {"accountStatus": "disabled"})
-    assert api.get(f"/api/maillist/{mail}").json["data"]["members"] == [member, "x+y@ext.test"]
+    assert api.get(f"/api/maillist/{mail}").json["_data"]["members"] == [member, "x+y@ext.test"]
     api.put(f"/api/maillist/{mail}", {"accountStatus": "active"})
     user_entry = f"mail=a\\+b\\=c@{domain},ou=Users,{domain_dn(domain)}"
     assert groups_of(root_connection, user_entry) == [mail]

@@ -49,7 +49,7 @@ def test_an_iredadmin_style_file_keeps_its_meaning(tmp_path):
     assert settings.SESSION_TIMEOUT == 900
     # what the file does not set keeps its safe default
     assert settings.LOGIN_MAX_FAILURES == DEFAULTS["LOGIN_MAX_FAILURES"]
-    assert settings.API_ENVELOPE == "seed"
+    assert settings.API_ENVELOPE == "both"
 
 
 def test_no_file_means_safe_defaults(tmp_path):

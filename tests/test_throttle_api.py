@@ -83,7 +83,8 @@ def test_period_zero_removes_the_row_and_its_tracking(client, sql_store, domain)
                                                          last_time=int(time.time())))
     assert client.post(f"/api/throttle/{domain}/outbound", {"period": "0", "max_msgs": "5"}).status_code == 200
     assert rows(sql_store) == []
-    assert client.get(f"/api/throttle/{domain}/outbound").json == {"success": True, "setting": {}}
+    assert client.get(f"/api/throttle/{domain}/outbound").json == {
+        "_success": True, "success": True, "_data": {}, "setting": {}}
     with sql_store.transaction() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(throttle_tracking)).scalar() == 0
 

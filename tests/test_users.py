@@ -143,12 +143,12 @@ def test_unknown_domain_and_upper_case(api, root_connection, domain, new_domain)
     assert api.post(f"/api/user/x@{new_domain()}", {"password": PASSWORD}).json["msg"] == "NO_SUCH_DOMAIN"
     assert api.post(f"/api/user/Grace@{domain.upper()}", {"password": PASSWORD}).status_code == 201
     assert read_entry(root_connection, user_dn(f"grace@{domain}"))["mail"] == [f"grace@{domain}"]
-    assert api.get(f"/api/user/GRACE@{domain}").json["data"]["mail"] == [f"grace@{domain}"]
+    assert api.get(f"/api/user/GRACE@{domain}").json["_data"]["mail"] == [f"grace@{domain}"]
 
 
 def test_get_hides_the_password(api, domain):
     api.post(f"/api/user/heidi@{domain}", {"password": PASSWORD})
-    data = api.get(f"/api/user/heidi@{domain}").json["data"]
+    data = api.get(f"/api/user/heidi@{domain}").json["_data"]
     assert data["mail"] == [f"heidi@{domain}"]
     assert not any(k.lower() == "userpassword" for k in data)
     assert PASSWORD not in str(data)
@@ -389,16 +389,16 @@ def test_list_users(api, domain):
     for name in ("u1", "u2", "u3"):
         api.post(f"/api/user/{name}@{domain}", {"password": PASSWORD})
     api.put(f"/api/user/u2@{domain}", {"accountStatus": "disabled"})
-    assert sorted(api.get(f"/api/users/{domain}", params={"email_only": "yes"}).json["data"]) == [
+    assert sorted(api.get(f"/api/users/{domain}", params={"email_only": "yes"}).json["_data"]) == [
         f"u1@{domain}", f"u2@{domain}", f"u3@{domain}"]
     assert api.get(f"/api/users/{domain}", params={"email_only": "yes", "disabled_only": "yes"}).json == {
-        "success": True, "data": [f"u2@{domain}"]}
-    profiles = api.get(f"/api/users/{domain}").json["data"]
+        "_success": True, "success": True, "_data": [f"u2@{domain}"]}
+    profiles = api.get(f"/api/users/{domain}").json["_data"]
     assert len(profiles) == 3 and all("userPassword" not in p for p in profiles)
 
 
 def test_list_users_of_an_empty_domain(api, domain):
-    assert api.get(f"/api/users/{domain}").json == {"success": True, "data": []}
+    assert api.get(f"/api/users/{domain}").json == {"_success": True, "success": True, "_data": []}
 
 
 def test_domain_admin_manages_only_its_domains_users(api, make_app, root_connection, domain, new_domain):

@@ -20,7 +20,7 @@ def user(api, new_domain):
 
 
 def home_of(api, mail):
-    return api.get(f"/api/user/{mail}").json["data"]["homeDirectory"][0]
+    return api.get(f"/api/user/{mail}").json["_data"]["homeDirectory"][0]
 
 
 def test_new_user_logs_in_and_resolves(api, mailstack, user):

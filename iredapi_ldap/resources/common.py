@@ -29,8 +29,8 @@ class Resource:
         """The request's parameters, validated against ``accepted`` (``params.Param`` objects)."""
         return parse(read_params(req), accepted, required)
 
-    def ok(self, resp, data=None, status=falcon.HTTP_200, **extra):
-        self.services.envelope.ok(resp, data, status, **extra)
+    def ok(self, resp, data=None, status=falcon.HTTP_200, legacy=None):
+        self.services.envelope.ok(resp, data, status, legacy)
 
 
 def _keep_days(text):
@@ -81,7 +81,7 @@ def stream_list(envelope, resp, items):
     first = next(items, _END)
 
     def body():
-        yield json.dumps({envelope.success_key: True})[:-1].encode() + b', "' + envelope.data_key.encode() + b'": ['
+        yield json.dumps(envelope.head(True))[:-1].encode() + b', "' + envelope.data_key.encode() + b'": ['
         if first is not _END:
             yield json.dumps(first).encode()
             batch = []

@@ -46,7 +46,8 @@ class ThrottleSetting(Resource):
     def on_get(self, req, resp, target, kind):
         account = self._account(req, target, kind)
         self.params(req)
-        self.ok(resp, setting=throttle_store.get_setting(self.services.iredapd_store, account, kind))
+        setting = throttle_store.get_setting(self.services.iredapd_store, account, kind)
+        self.ok(resp, setting, legacy={"setting": setting})
 
     def on_post(self, req, resp, target, kind):
         account = self._account(req, target, kind)
