@@ -228,6 +228,35 @@ def _replacements(mail, values, new_password_hash):
     return replace
 
 
+# -- what else names the user ----------------------------------------------------------------------
+
+MEMBERSHIP_KEYS = ("managed_domains", "mailing_aliases", "mailing_lists")
+
+
+def memberships(directory, entry):
+    """iRedAdmin-Pro's computed profile keys: ``managed_domains`` (domains whose domainAdmin names
+    the user), ``mailing_aliases`` (aliases forwarding to it) and ``mailing_lists`` (old-style lists
+    it is a member of, suspended memberships of disabled lists included), sorted addresses.
+
+    One indexed subtree search, whatever the size of the domains."""
+    mail = entry.first("mail").lower()
+    filter_ = dnlib.any_of(
+        dnlib.all_of(dnlib.eq("objectClass", "mailDomain"), dnlib.eq("domainAdmin", mail)),
+        dnlib.all_of(dnlib.eq("objectClass", "mailAlias"), dnlib.eq("mailForwardingAddress", mail)),
+        dnlib.all_of(dnlib.eq("objectClass", "mailList"), dnlib.eq("member", entry.dn)),
+    )
+    found = {key: set() for key in MEMBERSHIP_KEYS}
+    found["mailing_lists"].update(v.lower() for v in entry.values("memberOfGroup"))
+    for other in directory.search(directory.names.basedn, filter_, ["objectClass", "domainName", "mail"]):
+        if other.has_value("objectClass", "mailDomain"):
+            found["managed_domains"].add(other.first("domainName").lower())
+        elif other.has_value("objectClass", "mailAlias"):
+            found["mailing_aliases"].add(other.first("mail").lower())
+        elif other.first("mail"):
+            found["mailing_lists"].add(other.first("mail").lower())
+    return {key: sorted(values) for key, values in found.items()}
+
+
 # -- delete and list ----------------------------------------------------------------------------
 
 

@@ -7,6 +7,7 @@ from ..directory import users as user_directory
 from ..directory.maildir import check_custom_maildir
 from ..directory.passwords import check_password_hash
 from ..params import Param, forbid_together
+from ..store import dovecot
 from .common import ACCOUNT_LIST_PARAMS, CREATED, Resource, stream_accounts
 
 
@@ -72,12 +73,29 @@ UPDATE_PARAMS = _PROFILE + (
 )
 
 
+def _field_names(value):
+    return [name.strip() for name in value.split(",") if name.strip()]
+
+
+GET_PARAMS = (Param("fields", _field_names),)
+
+
 class UserItem(Resource):
     def on_get(self, req, resp, mail):
-        self.params(req)
+        """The LDAP profile plus iRedAdmin-Pro's computed keys; ``fields`` (comma-separated
+        attribute or key names) returns only those, and computes only the keys it names."""
+        fields = self.params(req, GET_PARAMS).get("fields")
         authorization.managed_account_domain(self.directory, req.context.admin, mail)
         entry = user_directory.get_user(self.directory, mail)
-        self.ok(resp, entry.as_dict(hidden=user_directory.HIDDEN_ATTRIBUTES))
+        data = entry.as_dict(hidden=user_directory.HIDDEN_ATTRIBUTES)
+        wanted = {name.lower() for name in fields} if fields is not None else None
+        if wanted is None or wanted & set(user_directory.MEMBERSHIP_KEYS):
+            data.update(user_directory.memberships(self.directory, entry))
+        if wanted is None or wanted & set(dovecot.UNKNOWN):
+            data.update(dovecot.mailbox_usage(self.services.admin_store, mail))
+        if wanted is not None:
+            data = {name: value for name, value in data.items() if name.lower() in wanted}
+        self.ok(resp, data)
 
     def on_post(self, req, resp, mail):
         values = self.params(req, CREATE_PARAMS)

@@ -111,3 +111,28 @@ login_failures = sa.Table(
     sa.Column("window_start", sa.BigInteger, nullable=False),  # epoch seconds
     mysql_engine="InnoDB",
 )
+
+
+# Dovecot's realtime quota and last-login tables, which iRedMail keeps in the iredadmin database on
+# an LDAP server (dovecot-used-quota.conf, dovecot-last-login.conf; DDL in iRedMail's
+# samples/dovecot/sql/).  Dovecot creates and writes them; we only read, and never create them.
+dovecot_metadata = sa.MetaData()
+
+used_quota = sa.Table(
+    "used_quota",
+    dovecot_metadata,
+    sa.Column("username", sa.String(255), primary_key=True),
+    sa.Column("bytes", sa.BigInteger, nullable=False, server_default=sa.text("0")),
+    sa.Column("messages", sa.BigInteger, nullable=False, server_default=sa.text("0")),
+    sa.Column("domain", sa.String(255), nullable=False, server_default=""),
+)
+
+last_login = sa.Table(
+    "last_login",
+    dovecot_metadata,
+    sa.Column("username", sa.String(255), primary_key=True),
+    sa.Column("domain", sa.String(255), nullable=False, server_default=""),
+    sa.Column("imap", sa.Integer),  # Unix time of the last IMAP login, written by Dovecot's last_login plugin
+    sa.Column("pop3", sa.Integer),
+    sa.Column("lda", sa.Integer),  # last delivery (LDA or LMTP)
+)
