@@ -292,3 +292,31 @@ def test_domain_admin_scope(api, make_app, root_connection, new_domain):
     assert read_entry(root_connection, domain_dn(mine)) is not None
     names = client.get("/api/domains", params={"name_only": "yes"}).json["data"]
     assert names == [mine]
+
+
+# -- IDNA 2008 (issue 11), bounded quotas and punycode labels (issue 10) -----------------
+
+def test_sharp_s_domains_are_stored_in_their_idna_2008_form(api, root_connection):
+    """IDNA 2003 made straße.de into strasse.de, another domain that may be someone else's."""
+    try:
+        for name, stored in (("straße.de", "xn--strae-oqa.de"), ("faß.de", "xn--fa-hia.de")):
+            result = api.post(f"/api/domain/{name}", {"cn": name})
+            assert result.status_code == 201, result.text
+            assert read_entry(root_connection, domain_dn(stored))["domainName"] == [stored]
+            assert api.get(f"/api/domain/{stored}").json["data"]["cn"] == [name]
+        assert read_entry(root_connection, domain_dn("strasse.de")) is None
+        assert read_entry(root_connection, domain_dn("fass.de")) is None
+    finally:
+        for name in ("xn--strae-oqa.de", "xn--fa-hia.de", "strasse.de", "fass.de"):
+            api.delete(f"/api/domain/{name}")
+
+
+@pytest.mark.parametrize("bad", [
+    "☃.com", "xn--n3h.com", "\u0301a.com", "\u05d0a.com", "xn--zz.com", "xn---bbk.com", "bücher.xn--zz.de",
+])
+def test_names_idna_2008_refuses_are_400_and_create_nothing(api, root_connection, bad):
+    before = count_entries(root_connection, BASEDN, "(objectClass=mailDomain)")
+    result = api.post(f"/api/domain/{bad}", {"cn": "x"})
+    assert result.status_code == 400, (bad, result.text)
+    assert result.json["msg"] == "INVALID_DOMAIN_NAME"
+    assert count_entries(root_connection, BASEDN, "(objectClass=mailDomain)") == before

@@ -452,3 +452,26 @@ def test_create_costs_a_constant_number_of_round_trips(api, domain):
     result = api.post(f"/api/user/rt@{domain}", {"password": PASSWORD})
     # domain read, address check, counter compare-and-set, add
     assert result.headers["X-Directory-Round-Trips"] == "4"
+
+
+# -- IDNA 2008 (issue 11) ------------------------------------------------------------------
+
+def test_a_user_in_a_sharp_s_domain_gets_the_idna_2008_address(api, root_connection):
+    try:
+        assert api.post("/api/domain/straße.de").status_code == 201
+        result = api.post("/api/user/fritz@Straße.de", {"password": PASSWORD})
+        assert result.status_code == 201, result.text
+        entry = read_entry(root_connection, user_dn("fritz@xn--strae-oqa.de"))
+        assert entry["mail"] == ["fritz@xn--strae-oqa.de"]
+        assert api.get("/api/user/fritz@straße.de").json["data"]["mail"] == ["fritz@xn--strae-oqa.de"]
+    finally:
+        api.delete("/api/domain/xn--strae-oqa.de")
+
+
+@pytest.mark.parametrize("bad", ["x@☃.com", "x@xn--zz.com", "x@xn--n3h.com"])
+def test_users_in_domains_idna_2008_refuses_are_400(api, root_connection, bad):
+    before = count_entries(root_connection, BASEDN, "(objectClass=mailUser)")
+    result = api.post(f"/api/user/{bad}", {"password": PASSWORD})
+    assert result.status_code == 400, result.text
+    assert result.json["msg"] == "INVALID_MAIL"
+    assert count_entries(root_connection, BASEDN, "(objectClass=mailUser)") == before
