@@ -320,3 +320,41 @@ def test_names_idna_2008_refuses_are_400_and_create_nothing(api, root_connection
     assert result.status_code == 400, (bad, result.text)
     assert result.json["msg"] == "INVALID_DOMAIN_NAME"
     assert count_entries(root_connection, BASEDN, "(objectClass=mailDomain)") == before
+
+
+@pytest.mark.parametrize("name,value,code", [
+    ("quota", str(1024 ** 3 + 1), "INVALID_NUMBER"),
+    ("defaultQuota", str(1024 ** 3 + 1), "INVALID_NUMBER"),
+    ("defaultQuota", "999999999999999999", "INVALID_NUMBER"),  # once gave a user 1.05e24 bytes
+    ("maxUserQuota", str(1024 ** 3 + 1), "INVALID_NUMBER"),
+    ("numberOfUsers", str(2 ** 31), "INVALID_NUMBER"),
+    ("numberOfAliases", str(2 ** 31), "INVALID_NUMBER"),
+    ("numberOfLists", str(2 ** 31), "INVALID_NUMBER"),
+    ("preferredLanguage", "xx_XX", "INVALID_LANGUAGE"),
+    ("language", "en_GB", "INVALID_LANGUAGE"),  # in iRedAdmin's langmaps, but it ships no translation
+    ("language", "deutsch", "INVALID_LANGUAGE"),
+])
+def test_limits_and_language_out_of_range_are_400_and_change_nothing(api, root_connection, new_domain, name,
+                                                                     value, code):
+    domain = new_domain()
+    result = api.post(f"/api/domain/{domain}", {name: value})
+    assert result.status_code == 400, result.text
+    assert result.json["msg"] == code and result.json["param"] == name
+    assert read_entry(root_connection, domain_dn(domain)) is None
+    api.post(f"/api/domain/{domain}", {"numberOfUsers": "3"})
+    before = read_entry(root_connection, domain_dn(domain))
+    result = api.put(f"/api/domain/{domain}", {"cn": "changed", name: value})
+    assert result.status_code == 400, result.text
+    assert result.json["msg"] == code and result.json["param"] == name
+    assert read_entry(root_connection, domain_dn(domain)) == before
+
+
+def test_limits_at_the_bounds_and_languages_in_any_case(api, root_connection, new_domain):
+    domain = new_domain()
+    top = str(1024 ** 3)
+    result = api.post(f"/api/domain/{domain}", {"quota": top, "defaultQuota": top, "maxUserQuota": top,
+                                                "numberOfUsers": str(2 ** 31 - 1), "language": "zh_cn"})
+    assert result.status_code == 201, result.text
+    assert settings_of(read_entry(root_connection, domain_dn(domain))) == sorted([
+        f"domainQuota:{top}:MB", f"defaultQuota:{top}", f"maxUserQuota:{top}",
+        f"numberOfUsers:{2 ** 31 - 1}", "defaultLanguage:zh_CN"])

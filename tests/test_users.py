@@ -98,7 +98,7 @@ def test_create_in_a_disabled_domain_marks_the_user(api, root_connection, new_do
 
 @pytest.mark.parametrize("form,code,param", [
     ({}, "INVALID_PARAMETER", "password"),
-    ({"password": PASSWORD, "password_hash": "{SSHA}x"}, "CONFLICTING_PARAMETERS", "password_hash"),
+    ({"password": PASSWORD, "password_hash": _ssha("x")}, "CONFLICTING_PARAMETERS", "password_hash"),
     ({"password": "short1!A"[:5]}, "PW_SHORTER_THAN_MIN_LENGTH", "password"),
     ({"password": "alllowercase1!"}, "PW_NO_UPPERCASE", "password"),
     ({"password": "Nodigits-here"}, "PW_NO_DIGIT_NUMBER", "password"),
@@ -475,3 +475,58 @@ def test_users_in_domains_idna_2008_refuses_are_400(api, root_connection, bad):
     assert result.status_code == 400, result.text
     assert result.json["msg"] == "INVALID_MAIL"
     assert count_entries(root_connection, BASEDN, "(objectClass=mailUser)") == before
+
+
+# -- bounded quotas, mailboxFolder, transport, language (issue 10 items 11 and 12) ---------------
+
+def test_a_huge_stored_default_quota_is_a_400_not_a_huge_user(api, root_connection, domain):
+    """Another tool may write any defaultQuota; a user with 10**18 MB must not come of it."""
+    root_connection.modify(domain_dn(domain), {"accountSetting": [(ldap3.MODIFY_ADD, [
+        "defaultQuota:999999999999999999"])]})
+    result = api.post(f"/api/user/huge@{domain}", {"password": PASSWORD})
+    assert result.status_code == 400, result.text
+    assert result.json["msg"] == "INVALID_NUMBER" and result.json["param"] == "mailQuota"
+    assert read_entry(root_connection, user_dn(f"huge@{domain}")) is None
+    assert counters(root_connection, domain) == (0, 0)
+    # a quota given explicitly still works
+    assert api.post(f"/api/user/huge@{domain}", {"password": PASSWORD, "mailQuota": "10"}).status_code == 201
+    assert read_entry(root_connection, user_dn(f"huge@{domain}"))["mailQuota"] == [str(10 * MB)]
+
+
+@pytest.mark.parametrize("form,code,param", [
+    ({"mailQuota": str(1024 ** 3 + 1)}, "INVALID_NUMBER", "mailQuota"),
+    ({"mailboxFolder": "."}, "INVALID_PARAMETER", "mailboxFolder"),
+    ({"mailboxFolder": ".."}, "INVALID_PARAMETER", "mailboxFolder"),
+    ({"transport": "relaý:[x.test]"}, "INVALID_TRANSPORT", "transport"),  # slapd refused it: a 500
+    ({"transport": "dove cot"}, "INVALID_TRANSPORT", "transport"),
+    ({"transport": "smtp:[x.test]\\0"}, "INVALID_TRANSPORT", "transport"),
+    ({"language": "english"}, "INVALID_LANGUAGE", "language"),
+    ({"preferredLanguage": "xx_XX"}, "INVALID_LANGUAGE", "preferredLanguage"),
+    ({"preferredLanguage": "en_GB"}, "INVALID_LANGUAGE", "preferredLanguage"),  # iRedAdmin ships no en_GB
+])
+def test_bad_profile_values_are_400_on_create_and_update(api, root_connection, domain, form, code, param):
+    result = api.post(f"/api/user/nora@{domain}", {"password": PASSWORD, **form})
+    assert result.status_code == 400, result.text
+    assert result.json["msg"] == code and result.json["param"] == param
+    assert read_entry(root_connection, user_dn(f"nora@{domain}")) is None
+    assert counters(root_connection, domain) == (0, 0)
+    api.post(f"/api/user/otto@{domain}", {"password": PASSWORD, "mailQuota": "3"})
+    before = read_entry(root_connection, user_dn(f"otto@{domain}"))
+    result = api.put(f"/api/user/otto@{domain}", {"cn": "changed", **form})
+    assert result.status_code == 400, result.text
+    assert result.json["msg"] == code and result.json["param"] == param
+    assert read_entry(root_connection, user_dn(f"otto@{domain}")) == before
+    assert counters(root_connection, domain) == (1, 3 * MB)
+
+
+def test_good_profile_values_at_the_bounds(api, root_connection, domain):
+    mail = f"pia@{domain}"
+    result = api.post(f"/api/user/{mail}", {"password": PASSWORD, "mailQuota": str(1024 ** 3),
+                                            "mailboxFolder": ".Maildir", "transport": "lmtp:unix:private/dovecot-lmtp",
+                                            "language": "pt_br"})
+    assert result.status_code == 201, result.text
+    entry = read_entry(root_connection, user_dn(mail))
+    assert entry["mailQuota"] == [str(1024 ** 3 * MB)] and entry["mailboxFolder"] == [".Maildir"]
+    assert entry["mtaTransport"] == ["lmtp:unix:private/dovecot-lmtp"] and entry["preferredLanguage"] == ["pt_BR"]
+    assert api.put(f"/api/user/{mail}", {"transport": " "}).status_code == 200
+    assert "mtaTransport" not in read_entry(root_connection, user_dn(mail))
