@@ -77,13 +77,14 @@ def test_create_uses_domain_defaults(api, root_connection, new_domain):
 
 def test_create_with_every_optional_parameter(api, root_connection, domain):
     mail = f"carol@{domain}"
-    result = api.post(f"/api/user/{mail}", {"name": "Carol", "password_hash": "{SSHA}abcdefgh",
+    ssha = _ssha("carol's")
+    result = api.post(f"/api/user/{mail}", {"name": "Carol", "password_hash": ssha,
                                             "language": "en_US", "quota": "10", "transport": "relay:[x.test]",
                                             "mailboxFormat": "mdbox", "mailboxFolder": "Mail",
                                             "maildir": "/data/Mail/Carol"})
     assert result.status_code == 201, result.text
     entry = read_entry(root_connection, user_dn(mail))
-    assert entry["userPassword"] == ["{SSHA}abcdefgh"]
+    assert entry["userPassword"] == [ssha]
     assert entry["mtaTransport"] == ["relay:[x.test]"]
     assert entry["mailboxFormat"] == ["mdbox"] and entry["mailboxFolder"] == ["Mail"]
     assert entry["homeDirectory"] == ["/data/mail/carol/"]
@@ -530,3 +531,16 @@ def test_good_profile_values_at_the_bounds(api, root_connection, domain):
     assert entry["mtaTransport"] == ["lmtp:unix:private/dovecot-lmtp"] and entry["preferredLanguage"] == ["pt_BR"]
     assert api.put(f"/api/user/{mail}", {"transport": " "}).status_code == 200
     assert "mtaTransport" not in read_entry(root_connection, user_dn(mail))
+
+
+@pytest.mark.parametrize("bad", ["{SSHA}abc", "{CRYPT}$6$salt$short", "{PLAIN-MD5}xyz"])
+def test_malformed_password_hashes_are_400_on_create_and_update(api, root_connection, domain, bad):
+    result = api.post(f"/api/user/quentin@{domain}", {"password_hash": bad})
+    assert result.status_code == 400, result.text
+    assert result.json["msg"] == "INVALID_PASSWORD_SCHEME" and result.json["param"] == "password_hash"
+    assert read_entry(root_connection, user_dn(f"quentin@{domain}")) is None
+    api.post(f"/api/user/rita@{domain}", {"password": PASSWORD})
+    before = read_entry(root_connection, user_dn(f"rita@{domain}"))
+    result = api.put(f"/api/user/rita@{domain}", {"password_hash": bad})
+    assert result.status_code == 400 and result.json["param"] == "password_hash", result.text
+    assert read_entry(root_connection, user_dn(f"rita@{domain}")) == before
