@@ -21,9 +21,26 @@ TOUCH_INTERVAL = 30
 _LOOKUP = sa.select(tables.api_sessions).where(tables.api_sessions.c.id_hash == sa.bindparam("id_hash"))
 _INSERT = sa.insert(tables.api_sessions)
 _SWEEP = sa.delete(tables.api_sessions).where(tables.api_sessions.c.last_seen < sa.bindparam("before"))
-_FAILURES = sa.select(tables.login_failures).where(
-    tables.login_failures.c.key.in_(sa.bindparam("keys", expanding=True)))
-_CLEAR_FAILURES = sa.delete(tables.login_failures).where(tables.login_failures.c.key == sa.bindparam("key"))
+_FAILURES = tables.login_failures
+# One attempt more for a key, unless its window is full: a window that has passed starts again at 1.
+# One statement, so that two workers cannot both take the last attempt (each UPDATE waits for the
+# other's row lock and then sees its count).
+_EXPIRED = _FAILURES.c.window_start <= sa.bindparam("expired")
+_TAKE = sa.update(_FAILURES).where(
+    _FAILURES.c.key == sa.bindparam("k"), sa.or_(_EXPIRED, _FAILURES.c.failures < sa.bindparam("max"))
+).values(
+    failures=sa.case((_EXPIRED, 1), else_=_FAILURES.c.failures + 1),
+    window_start=sa.case((_EXPIRED, sa.bindparam("now")), else_=_FAILURES.c.window_start),
+)
+_WINDOW_OF = sa.select(_FAILURES.c.window_start).where(_FAILURES.c.key == sa.bindparam("k"))
+_FIRST = sa.insert(_FAILURES)
+# Giving an attempt back: only to the window it was taken from.
+_SAME_WINDOW = sa.and_(_FAILURES.c.key == sa.bindparam("k"), _FAILURES.c.window_start == sa.bindparam("window"))
+_DROP_LAST = sa.delete(_FAILURES).where(_SAME_WINDOW, _FAILURES.c.failures <= 1)
+_GIVE_BACK = sa.update(_FAILURES).where(_SAME_WINDOW, _FAILURES.c.failures > 0).values(
+    failures=_FAILURES.c.failures - 1)
+_CLEAR_FAILURES = sa.delete(_FAILURES).where(_FAILURES.c.key == sa.bindparam("k"))
+_SWEEP_FAILURES = sa.delete(_FAILURES).where(_FAILURES.c.window_start <= sa.bindparam("expired"))
 
 
 def _hash(token):
@@ -91,10 +108,13 @@ class SessionStore:
 
 
 class LoginThrottle:
-    """Counts failed logins per client address and per username (shared store).
+    """Counts logins per client address and per username (shared store), before the bind.
 
-    After ``max_failures`` failures within ``window`` seconds, further logins
-    for that address or username are refused until the window has passed.
+    An attempt is counted when it begins, atomically, and only while fewer than
+    ``max_failures`` are counted in the current ``window`` (seconds): so no more than
+    that many binds can happen for one address or username in a window, however many
+    requests arrive at once on however many workers and hosts.  A success gives its
+    attempt back (and clears the username's count); a failure leaves it counted.
     """
 
     def __init__(self, store, max_failures, window, clock=time.time):
@@ -107,42 +127,62 @@ class LoginThrottle:
     def keys(client_ip, username):
         return (f"ip:{client_ip}", f"user:{username[:250]}")
 
-    def check(self, keys):
-        """(whether a login for ``keys`` is refused now, the keys that have failures recorded)."""
+    def begin(self, keys):
+        """Count an attempt for each of ``keys``; None if one of them has no attempt left
+        (nothing is then counted), else the attempt to pass to ``succeeded``/``failed``/``cancel``."""
         if self._max == 0:
-            return False, frozenset()
+            return ()  # throttling is off: nothing would ever read the counters
         now = int(self._clock())
-        with self._store.transaction(read_only=True) as conn:
-            rows = conn.execute(_FAILURES, {"keys": list(keys)}).mappings().all()
-        blocked = any(r["failures"] >= self._max and r["window_start"] + self._window > now for r in rows)
-        return blocked, frozenset(r["key"] for r in rows)
-
-    def record_failure(self, keys):
-        if self._max == 0:
-            return  # throttling is off: nothing would ever read the counters
-        now = int(self._clock())
-        table = tables.login_failures
+        taken = []
         for key in keys:
-            for _ in range(2):  # a second round only if another worker inserted the row first
-                try:
-                    with self._store.transaction() as conn:
-                        row = conn.execute(sa.select(table).where(table.c.key == key)).mappings().first()
-                        if row is None:
-                            conn.execute(sa.insert(table).values(key=key, failures=1, window_start=now))
-                        elif row["window_start"] + self._window <= now:
-                            conn.execute(sa.update(table).where(table.c.key == key)
-                                         .values(failures=1, window_start=now))
-                        else:
-                            conn.execute(sa.update(table).where(table.c.key == key)
-                                         .values(failures=table.c.failures + 1))
-                    break
-                except sa.exc.IntegrityError:
-                    continue
-        # Counters whose window has passed mean nothing; without this every address and
-        # username ever tried would keep a row forever.
-        with self._store.transaction() as conn:
-            conn.execute(sa.delete(table).where(table.c.window_start <= now - self._window))
+            window = self._take(key, now)
+            if window is None:
+                self._give_back(taken)
+                return None
+            taken.append((key, window))
+        return tuple(taken)
 
-    def clear(self, key):
+    def _take(self, key, now):
+        """The window the attempt was counted in, or None if ``key``'s window is full."""
+        values = {"k": key, "now": now, "expired": now - self._window, "max": self._max}
+        for _ in range(3):  # another round only if another worker inserted the row first
+            try:
+                with self._store.transaction() as conn:
+                    if conn.execute(_TAKE, values).rowcount:
+                        return conn.execute(_WINDOW_OF, values).scalar_one()
+                    if conn.execute(_WINDOW_OF, values).first() is not None:
+                        return None  # the row is there and its window is full
+                    conn.execute(_FIRST, {"key": key, "failures": 1, "window_start": now})
+                    return now
+            except sa.exc.IntegrityError:
+                continue
+        return None  # the row keeps appearing and vanishing: refuse rather than bind uncounted
+
+    def _give_back(self, taken):
+        if taken:
+            with self._store.transaction() as conn:
+                for key, window in taken:
+                    if not conn.execute(_DROP_LAST, {"k": key, "window": window}).rowcount:
+                        conn.execute(_GIVE_BACK, {"k": key, "window": window})
+
+    def succeeded(self, attempt):
+        """The login succeeded: the username's count is cleared, the address gets its attempt back."""
+        if not attempt:
+            return
+        (ip_key, window), (user_key, _) = attempt
         with self._store.transaction() as conn:
-            conn.execute(_CLEAR_FAILURES, {"key": key})
+            conn.execute(_CLEAR_FAILURES, {"k": user_key})
+            if not conn.execute(_DROP_LAST, {"k": ip_key, "window": window}).rowcount:
+                conn.execute(_GIVE_BACK, {"k": ip_key, "window": window})
+
+    def failed(self, attempt):
+        """The login failed: the attempt stays counted; counters of windows that have passed go."""
+        if not attempt:
+            return
+        # Without this every address and username ever tried would keep a row forever.
+        with self._store.transaction() as conn:
+            conn.execute(_SWEEP_FAILURES, {"expired": int(self._clock()) - self._window})
+
+    def cancel(self, attempt):
+        """The attempt never got an answer (the directory failed): give it back."""
+        self._give_back(attempt or ())
