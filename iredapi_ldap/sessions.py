@@ -11,6 +11,7 @@ import time
 
 import sqlalchemy as sa
 
+from . import errors
 from .store import tables
 
 # Refresh last_seen at most this often, so most requests only read the row.
@@ -28,9 +29,9 @@ _FAILURES = tables.login_failures
 _EXPIRED = _FAILURES.c.window_start <= sa.bindparam("expired")
 _TAKE = sa.update(_FAILURES).where(
     _FAILURES.c.key == sa.bindparam("k"), sa.or_(_EXPIRED, _FAILURES.c.failures < sa.bindparam("max"))
-).values(
-    failures=sa.case((_EXPIRED, 1), else_=_FAILURES.c.failures + 1),
-    window_start=sa.case((_EXPIRED, sa.bindparam("now")), else_=_FAILURES.c.window_start),
+).ordered_values(  # failures first: MySQL's SET sees the values assigned before it
+    (_FAILURES.c.failures, sa.case((_EXPIRED, 1), else_=_FAILURES.c.failures + 1)),
+    (_FAILURES.c.window_start, sa.case((_EXPIRED, sa.bindparam("now")), else_=_FAILURES.c.window_start)),
 )
 _WINDOW_OF = sa.select(_FAILURES.c.window_start).where(_FAILURES.c.key == sa.bindparam("k"))
 _FIRST = sa.insert(_FAILURES)
@@ -57,8 +58,9 @@ class SessionStore:
         # and an active session would expire SESSION_TIMEOUT after login.
         self._touch_interval = min(TOUCH_INTERVAL, timeout // 2)
 
-    def create(self, admin):
-        """A new session for ``admin`` (an AdminAccount); returns the token."""
+    def create(self, admin, also=None):
+        """A new session for ``admin`` (an AdminAccount); returns the token.  ``also(conn)`` runs
+        in the same transaction (a login's throttle bookkeeping: one commit instead of two)."""
         token = secrets.token_urlsafe(32)
         now = int(self._clock())
         with self._store.transaction() as conn:
@@ -68,6 +70,8 @@ class SessionStore:
             })
             # Expired rows are swept by whoever logs in, not by a timer per worker.
             conn.execute(_SWEEP, {"before": now - self._timeout})
+            if also is not None:
+                also(conn)
         return token
 
     def lookup(self, token):
@@ -128,52 +132,49 @@ class LoginThrottle:
         return (f"ip:{client_ip}", f"user:{username[:250]}")
 
     def begin(self, keys):
-        """Count an attempt for each of ``keys``; None if one of them has no attempt left
-        (nothing is then counted), else the attempt to pass to ``succeeded``/``failed``/``cancel``."""
+        """Count an attempt for each of ``keys`` (in one transaction); None if one of them has
+        no attempt left (nothing is then counted), else the attempt to pass to
+        ``succeeded``/``failed``/``cancel``."""
         if self._max == 0:
             return ()  # throttling is off: nothing would ever read the counters
         now = int(self._clock())
-        taken = []
-        for key in keys:
-            window = self._take(key, now)
-            if window is None:
-                self._give_back(taken)
-                return None
-            taken.append((key, window))
-        return tuple(taken)
-
-    def _take(self, key, now):
-        """The window the attempt was counted in, or None if ``key``'s window is full."""
-        values = {"k": key, "now": now, "expired": now - self._window, "max": self._max}
-        for _ in range(3):  # another round only if another worker inserted the row first
+        for _ in range(5):  # another round only if another worker inserted a row first
             try:
                 with self._store.transaction() as conn:
-                    if conn.execute(_TAKE, values).rowcount:
-                        return conn.execute(_WINDOW_OF, values).scalar_one()
-                    if conn.execute(_WINDOW_OF, values).first() is not None:
-                        return None  # the row is there and its window is full
-                    conn.execute(_FIRST, {"key": key, "failures": 1, "window_start": now})
-                    return now
+                    # Keys in a fixed order (ip: before user:): two attempts lock rows in the same order.
+                    return tuple((key, self._take(conn, key, now)) for key in keys)
+            except _WindowFull:
+                return None  # rolled back: nothing counted
             except sa.exc.IntegrityError:
                 continue
-        return None  # the row keeps appearing and vanishing: refuse rather than bind uncounted
+            except errors.BackendUnavailable as exc:
+                # InnoDB may pick one of several attempts inserting the same new row as a deadlock victim.
+                if not _deadlock(exc.__cause__):
+                    raise
+        return None  # rows keep appearing and vanishing: refuse rather than bind uncounted
 
-    def _give_back(self, taken):
-        if taken:
-            with self._store.transaction() as conn:
-                for key, window in taken:
-                    if not conn.execute(_DROP_LAST, {"k": key, "window": window}).rowcount:
-                        conn.execute(_GIVE_BACK, {"k": key, "window": window})
+    def _take(self, conn, key, now):
+        """The window the attempt was counted in; _WindowFull if ``key``'s window is full."""
+        values = {"k": key, "now": now, "expired": now - self._window, "max": self._max}
+        if conn.execute(_TAKE, values).rowcount:
+            return conn.execute(_WINDOW_OF, values).scalar_one()
+        if conn.execute(_WINDOW_OF, values).first() is not None:
+            raise _WindowFull
+        conn.execute(_FIRST, {"key": key, "failures": 1, "window_start": now})
+        return now
 
-    def succeeded(self, attempt):
-        """The login succeeded: the username's count is cleared, the address gets its attempt back."""
-        if not attempt:
-            return
-        (ip_key, window), (user_key, _) = attempt
-        with self._store.transaction() as conn:
+    def succeeded(self, attempt, conn):
+        """The login succeeded: the username's count is cleared, the address gets its attempt back.
+        ``conn``: a transaction on the store (the one that creates the session)."""
+        if attempt:
+            (ip_key, window), (user_key, _) = attempt
             conn.execute(_CLEAR_FAILURES, {"k": user_key})
-            if not conn.execute(_DROP_LAST, {"k": ip_key, "window": window}).rowcount:
-                conn.execute(_GIVE_BACK, {"k": ip_key, "window": window})
+            self._give_back(conn, ip_key, window)
+
+    @staticmethod
+    def _give_back(conn, key, window):
+        if not conn.execute(_DROP_LAST, {"k": key, "window": window}).rowcount:
+            conn.execute(_GIVE_BACK, {"k": key, "window": window})
 
     def failed(self, attempt):
         """The login failed: the attempt stays counted; counters of windows that have passed go."""
@@ -185,4 +186,17 @@ class LoginThrottle:
 
     def cancel(self, attempt):
         """The attempt never got an answer (the directory failed): give it back."""
-        self._give_back(attempt or ())
+        if attempt:
+            with self._store.transaction() as conn:
+                for key, window in attempt:
+                    self._give_back(conn, key, window)
+
+
+class _WindowFull(Exception):
+    pass
+
+
+def _deadlock(exc):
+    """Whether a driver error is a deadlock (MySQL/MariaDB 1213, PostgreSQL 40P01): safe to retry."""
+    orig = getattr(exc, "orig", None)
+    return (getattr(orig, "args", (None,))[:1] == (1213,)) or getattr(orig, "sqlstate", None) == "40P01"

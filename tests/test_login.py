@@ -390,19 +390,26 @@ def failures_url(sql_store):
     return sql_store.url.render_as_string(hide_password=False)
 
 
-def test_parallel_attempts_never_take_more_than_the_limit(failures_url):
+@pytest.mark.parametrize("earlier", [0, 1])
+def test_parallel_attempts_never_take_more_than_the_limit(failures_url, earlier):
+    """24 workers at once: the first attempts (rows inserted) or later ones (rows updated)."""
     workers = throttles(failures_url, 24, max_failures=10)
     keys = workers[0].keys("192.0.2.1", "root@example.com")
+    for _ in range(earlier):
+        workers[0].failed(workers[0].begin(keys))
     start = threading.Barrier(len(workers))
 
     def attempt(throttle):
+        for read_only in (True, False):  # connect first: the attempts themselves start together
+            with throttle._store.transaction(read_only=read_only) as conn:
+                conn.execute(sa.select(tables.login_failures).limit(1))
         start.wait()
         return throttle.begin(keys)
 
     with ThreadPoolExecutor(len(workers)) as pool:
         attempts = list(pool.map(attempt, workers))
     taken = [a for a in attempts if a is not None]
-    assert len(taken) == 10
+    assert len(taken) == 10 - earlier
     assert failure_rows(failures_url) == {keys[0]: 10, keys[1]: 10}
     for throttle, taken_attempt in zip(workers, attempts, strict=True):
         if taken_attempt is not None:
@@ -421,7 +428,8 @@ def test_given_back_attempts_can_be_taken_again(failures_url):
     assert failure_rows(failures_url) == {keys[0]: 1, keys[1]: 1}
     three = second.begin(keys)
     assert three is not None
-    second.succeeded(three)  # the username is cleared, the address gets its attempt back
+    with second._store.transaction() as conn:
+        second.succeeded(three, conn)  # the username is cleared, the address gets its attempt back
     assert failure_rows(failures_url) == {keys[0]: 1}
     # an address that blocks the attempt leaves the username's count as it was, and the other way round
     other = first.keys("192.0.2.3", "boss@example.com")

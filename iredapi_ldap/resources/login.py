@@ -52,8 +52,7 @@ class Login:
             throttle.failed(attempt)
             log.warning("failed API login for %s from %s", username, req.context.client_ip)
             raise errors.LoginRequired(errors.INVALID_CREDENTIALS)
-        throttle.succeeded(attempt)
-        token = services.sessions.create(account)
+        token = services.sessions.create(account, also=lambda conn: throttle.succeeded(attempt, conn))
         resp.set_cookie(
             services.settings.SESSION_COOKIE_NAME, token, path="/", http_only=True, same_site="Strict",
             secure=over_tls(req, services.settings.proxy_networks), max_age=None,
