@@ -1,10 +1,15 @@
 """Validation of domain names and email addresses: the one place for both rules.
 
 Everything returned is lower-case ASCII.  Internationalised domain names are
-converted to their punycode (``xn--``) form, which is what Postfix looks up.
+converted to their punycode (``xn--``) form, which is what Postfix looks up, with
+IDNA 2008 and the UTS #46 mapping (RFC 5891, https://unicode.org/reports/tr46/),
+as registries and browsers do.  Python's own "idna" codec is IDNA 2003, which maps
+``straße.de`` to ``strasse.de``: a different domain.
 """
 
 import re
+
+import idna
 
 from . import errors
 from .errors import InvalidInput
@@ -18,17 +23,24 @@ def domain_name(text):
     """A valid domain name, lower-cased (and punycode-encoded if needed)."""
     if not isinstance(text, str) or not text:
         raise InvalidInput(errors.INVALID_DOMAIN_NAME, detail="empty domain name")
-    name = text.lower()
-    if any(ch.isspace() or not ch.isprintable() for ch in name):
+    if any(ch.isspace() or not ch.isprintable() for ch in text):
         raise InvalidInput(errors.INVALID_DOMAIN_NAME, detail="white space or control characters in domain name")
-    if not name.isascii():
+    if text.isascii():
+        name = text.lower()
+    else:
         try:
-            name = name.encode("idna").decode("ascii")
-        except UnicodeError:
-            raise InvalidInput(errors.INVALID_DOMAIN_NAME, detail="not a valid internationalised domain name") from None
+            # UTS #46 non-transitional processing: case folding and width mapping, then the
+            # IDNA 2008 rules (code points, contextual rules, bidi, no leading combining mark).
+            name = idna.encode(text, uts46=True).decode("ascii")
+        except (idna.IDNAError, UnicodeError):
+            raise InvalidInput(errors.INVALID_DOMAIN_NAME,
+                               detail="not a valid internationalised domain name (IDNA 2008)") from None
     if len(name) > 253:
         raise InvalidInput(errors.INVALID_DOMAIN_NAME, detail="longer than 253 characters")
     labels = name.split(".")
+    for label in labels:
+        if label.startswith("xn--"):
+            _check_a_label(label)
     if len(labels) < 2:
         raise InvalidInput(errors.INVALID_DOMAIN_NAME, detail="a domain name needs at least two labels")
     if not all(_LABEL.fullmatch(label) for label in labels[:-1]) or not _TLD.fullmatch(labels[-1]):
@@ -37,11 +49,23 @@ def domain_name(text):
     return name
 
 
+def _check_a_label(label):
+    """An ``xn--`` label must be the canonical punycode of a valid IDNA 2008 label
+    (RFC 5891 section 5.3): ``xn--zz`` decodes to nothing valid, ``xn--n3h`` to a snowman."""
+    try:
+        valid = idna.alabel(idna.ulabel(label)).decode("ascii") == label
+    except (idna.IDNAError, UnicodeError):
+        valid = False
+    if not valid:
+        raise InvalidInput(errors.INVALID_DOMAIN_NAME, detail=f"{label!r} is not a valid IDNA 2008 A-label")
+
+
 def email(text, code=errors.INVALID_MAIL):
     """A valid address ``local@domain``, lower-cased; the domain as ``domain_name``."""
     if not isinstance(text, str) or text.count("@") != 1:
         raise InvalidInput(code, detail="expected one address of the form user@domain")
-    local, _, domain = text.lower().partition("@")
+    local, _, domain = text.partition("@")
+    local = local.lower()
     if not local or len(local) > 64 or not _LOCAL_PART.fullmatch(local):
         raise InvalidInput(code, detail="the part before @ may hold letters, digits and . _ + = -")
     try:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import falcon
 
 from . import errors
+from .directory.limits import MAX_QUOTA_MB
 from .errors import InvalidInput
 
 MAX_BODY_BYTES = 1024 * 1024
@@ -198,14 +199,23 @@ def yes_no(value):
 
 account_status = choice("active", "disabled", code="INVALID_ACCOUNT_STATUS")
 
-_LANGUAGE = re.compile(r"[a-z]{2,3}(_[A-Z]{2})?")
+# The languages iRedAdmin accepts for preferredLanguage and a domain's defaultLanguage: those with
+# a translation under i18n/ that libs/l10n.py's langmaps also names (iredutils.get_language_maps();
+# form_utils.get_language drops any other value).  https://github.com/iredmail/iRedAdmin/tree/master/i18n
+LANGUAGES = (
+    "bg_BG", "cs_CZ", "da_DK", "de_DE", "en_US", "es_ES", "fi_FI", "fr_FR", "hu_HU", "it_IT", "ja_JP",
+    "ko_KR", "lv_LV", "nl_NL", "pl_PL", "pt_BR", "ro_RO", "ru_RU", "sl_SI", "sv_SE", "vi_VN", "zh_CN",
+    "zh_TW",
+)
+_LANGUAGE_BY_LOWER = {code.lower(): code for code in LANGUAGES}
 
 
 def language(value):
-    value = value.strip()
-    if not _LANGUAGE.fullmatch(value):
-        raise InvalidInput("INVALID_LANGUAGE", detail="expected a language code such as en_US")
-    return value
+    """One of ``LANGUAGES``, in its canonical spelling (``de_de`` -> ``de_DE``)."""
+    code = _LANGUAGE_BY_LOWER.get(value.strip().lower())
+    if code is None:
+        raise InvalidInput("INVALID_LANGUAGE", detail="one of iRedAdmin's languages: " + ", ".join(LANGUAGES))
+    return code
 
 
 def transport(value):
@@ -214,3 +224,11 @@ def transport(value):
     if not re.fullmatch(r"[A-Za-z0-9._:/\[\]@+=-]{1,255}", value):
         raise InvalidInput("INVALID_TRANSPORT", detail="expected a Postfix transport such as dovecot")
     return value
+
+
+# Quotas and quota limits, in MB (directory.limits.MAX_QUOTA_MB: 1 PiB).
+quota_mb = integer(0, MAX_QUOTA_MB)
+# Account-count limits (numberOfUsers …; -1 = none, 0 = unlimited): far above any real domain,
+# and within a signed 32-bit integer for any tool that reads the setting.
+MAX_ACCOUNTS = 2 ** 31 - 1
+account_limit = integer(-1, MAX_ACCOUNTS)

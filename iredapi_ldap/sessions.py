@@ -11,6 +11,7 @@ import time
 
 import sqlalchemy as sa
 
+from . import errors
 from .store import tables
 
 # Refresh last_seen at most this often, so most requests only read the row.
@@ -21,9 +22,26 @@ TOUCH_INTERVAL = 30
 _LOOKUP = sa.select(tables.api_sessions).where(tables.api_sessions.c.id_hash == sa.bindparam("id_hash"))
 _INSERT = sa.insert(tables.api_sessions)
 _SWEEP = sa.delete(tables.api_sessions).where(tables.api_sessions.c.last_seen < sa.bindparam("before"))
-_FAILURES = sa.select(tables.login_failures).where(
-    tables.login_failures.c.key.in_(sa.bindparam("keys", expanding=True)))
-_CLEAR_FAILURES = sa.delete(tables.login_failures).where(tables.login_failures.c.key == sa.bindparam("key"))
+_FAILURES = tables.login_failures
+# One attempt more for a key, unless its window is full: a window that has passed starts again at 1.
+# One statement, so that two workers cannot both take the last attempt (each UPDATE waits for the
+# other's row lock and then sees its count).
+_EXPIRED = _FAILURES.c.window_start <= sa.bindparam("expired")
+_TAKE = sa.update(_FAILURES).where(
+    _FAILURES.c.key == sa.bindparam("k"), sa.or_(_EXPIRED, _FAILURES.c.failures < sa.bindparam("max"))
+).ordered_values(  # failures first: MySQL's SET sees the values assigned before it
+    (_FAILURES.c.failures, sa.case((_EXPIRED, 1), else_=_FAILURES.c.failures + 1)),
+    (_FAILURES.c.window_start, sa.case((_EXPIRED, sa.bindparam("now")), else_=_FAILURES.c.window_start)),
+)
+_WINDOW_OF = sa.select(_FAILURES.c.window_start).where(_FAILURES.c.key == sa.bindparam("k"))
+_FIRST = sa.insert(_FAILURES)
+# Giving an attempt back: only to the window it was taken from.
+_SAME_WINDOW = sa.and_(_FAILURES.c.key == sa.bindparam("k"), _FAILURES.c.window_start == sa.bindparam("window"))
+_DROP_LAST = sa.delete(_FAILURES).where(_SAME_WINDOW, _FAILURES.c.failures <= 1)
+_GIVE_BACK = sa.update(_FAILURES).where(_SAME_WINDOW, _FAILURES.c.failures > 0).values(
+    failures=_FAILURES.c.failures - 1)
+_CLEAR_FAILURES = sa.delete(_FAILURES).where(_FAILURES.c.key == sa.bindparam("k"))
+_SWEEP_FAILURES = sa.delete(_FAILURES).where(_FAILURES.c.window_start <= sa.bindparam("expired"))
 
 
 def _hash(token):
@@ -40,8 +58,9 @@ class SessionStore:
         # and an active session would expire SESSION_TIMEOUT after login.
         self._touch_interval = min(TOUCH_INTERVAL, timeout // 2)
 
-    def create(self, admin):
-        """A new session for ``admin`` (an AdminAccount); returns the token."""
+    def create(self, admin, also=None):
+        """A new session for ``admin`` (an AdminAccount); returns the token.  ``also(conn)`` runs
+        in the same transaction (a login's throttle bookkeeping: one commit instead of two)."""
         token = secrets.token_urlsafe(32)
         now = int(self._clock())
         with self._store.transaction() as conn:
@@ -51,6 +70,8 @@ class SessionStore:
             })
             # Expired rows are swept by whoever logs in, not by a timer per worker.
             conn.execute(_SWEEP, {"before": now - self._timeout})
+            if also is not None:
+                also(conn)
         return token
 
     def lookup(self, token):
@@ -91,10 +112,13 @@ class SessionStore:
 
 
 class LoginThrottle:
-    """Counts failed logins per client address and per username (shared store).
+    """Counts logins per client address and per username (shared store), before the bind.
 
-    After ``max_failures`` failures within ``window`` seconds, further logins
-    for that address or username are refused until the window has passed.
+    An attempt is counted when it begins, atomically, and only while fewer than
+    ``max_failures`` are counted in the current ``window`` (seconds): so no more than
+    that many binds can happen for one address or username in a window, however many
+    requests arrive at once on however many workers and hosts.  A success gives its
+    attempt back (and clears the username's count); a failure leaves it counted.
     """
 
     def __init__(self, store, max_failures, window, clock=time.time):
@@ -107,42 +131,72 @@ class LoginThrottle:
     def keys(client_ip, username):
         return (f"ip:{client_ip}", f"user:{username[:250]}")
 
-    def check(self, keys):
-        """(whether a login for ``keys`` is refused now, the keys that have failures recorded)."""
+    def begin(self, keys):
+        """Count an attempt for each of ``keys`` (in one transaction); None if one of them has
+        no attempt left (nothing is then counted), else the attempt to pass to
+        ``succeeded``/``failed``/``cancel``."""
         if self._max == 0:
-            return False, frozenset()
+            return ()  # throttling is off: nothing would ever read the counters
         now = int(self._clock())
-        with self._store.transaction(read_only=True) as conn:
-            rows = conn.execute(_FAILURES, {"keys": list(keys)}).mappings().all()
-        blocked = any(r["failures"] >= self._max and r["window_start"] + self._window > now for r in rows)
-        return blocked, frozenset(r["key"] for r in rows)
+        for _ in range(5):  # another round only if another worker inserted a row first
+            try:
+                with self._store.transaction() as conn:
+                    # Keys in a fixed order (ip: before user:): two attempts lock rows in the same order.
+                    return tuple((key, self._take(conn, key, now)) for key in keys)
+            except _WindowFull:
+                return None  # rolled back: nothing counted
+            except sa.exc.IntegrityError:
+                continue
+            except errors.BackendUnavailable as exc:
+                # InnoDB may pick one of several attempts inserting the same new row as a deadlock victim.
+                if not _deadlock(exc.__cause__):
+                    raise
+        return None  # rows keep appearing and vanishing: refuse rather than bind uncounted
 
-    def record_failure(self, keys):
-        if self._max == 0:
-            return  # throttling is off: nothing would ever read the counters
-        now = int(self._clock())
-        table = tables.login_failures
-        for key in keys:
-            for _ in range(2):  # a second round only if another worker inserted the row first
-                try:
-                    with self._store.transaction() as conn:
-                        row = conn.execute(sa.select(table).where(table.c.key == key)).mappings().first()
-                        if row is None:
-                            conn.execute(sa.insert(table).values(key=key, failures=1, window_start=now))
-                        elif row["window_start"] + self._window <= now:
-                            conn.execute(sa.update(table).where(table.c.key == key)
-                                         .values(failures=1, window_start=now))
-                        else:
-                            conn.execute(sa.update(table).where(table.c.key == key)
-                                         .values(failures=table.c.failures + 1))
-                    break
-                except sa.exc.IntegrityError:
-                    continue
-        # Counters whose window has passed mean nothing; without this every address and
-        # username ever tried would keep a row forever.
-        with self._store.transaction() as conn:
-            conn.execute(sa.delete(table).where(table.c.window_start <= now - self._window))
+    def _take(self, conn, key, now):
+        """The window the attempt was counted in; _WindowFull if ``key``'s window is full."""
+        values = {"k": key, "now": now, "expired": now - self._window, "max": self._max}
+        if conn.execute(_TAKE, values).rowcount:
+            return conn.execute(_WINDOW_OF, values).scalar_one()
+        if conn.execute(_WINDOW_OF, values).first() is not None:
+            raise _WindowFull
+        conn.execute(_FIRST, {"key": key, "failures": 1, "window_start": now})
+        return now
 
-    def clear(self, key):
+    def succeeded(self, attempt, conn):
+        """The login succeeded: the username's count is cleared, the address gets its attempt back.
+        ``conn``: a transaction on the store (the one that creates the session)."""
+        if attempt:
+            (ip_key, window), (user_key, _) = attempt
+            conn.execute(_CLEAR_FAILURES, {"k": user_key})
+            self._give_back(conn, ip_key, window)
+
+    @staticmethod
+    def _give_back(conn, key, window):
+        if not conn.execute(_DROP_LAST, {"k": key, "window": window}).rowcount:
+            conn.execute(_GIVE_BACK, {"k": key, "window": window})
+
+    def failed(self, attempt):
+        """The login failed: the attempt stays counted; counters of windows that have passed go."""
+        if not attempt:
+            return
+        # Without this every address and username ever tried would keep a row forever.
         with self._store.transaction() as conn:
-            conn.execute(_CLEAR_FAILURES, {"key": key})
+            conn.execute(_SWEEP_FAILURES, {"expired": int(self._clock()) - self._window})
+
+    def cancel(self, attempt):
+        """The attempt never got an answer (the directory failed): give it back."""
+        if attempt:
+            with self._store.transaction() as conn:
+                for key, window in attempt:
+                    self._give_back(conn, key, window)
+
+
+class _WindowFull(Exception):
+    pass
+
+
+def _deadlock(exc):
+    """Whether a driver error is a deadlock (MySQL/MariaDB 1213, PostgreSQL 40P01): safe to retry."""
+    orig = getattr(exc, "orig", None)
+    return (getattr(orig, "args", (None,))[:1] == (1213,)) or getattr(orig, "sqlstate", None) == "40P01"

@@ -292,3 +292,69 @@ def test_domain_admin_scope(api, make_app, root_connection, new_domain):
     assert read_entry(root_connection, domain_dn(mine)) is not None
     names = client.get("/api/domains", params={"name_only": "yes"}).json["_data"]
     assert names == [mine]
+
+
+# -- IDNA 2008 (issue 11), bounded quotas and punycode labels (issue 10) -----------------
+
+def test_sharp_s_domains_are_stored_in_their_idna_2008_form(api, root_connection):
+    """IDNA 2003 made straße.de into strasse.de, another domain that may be someone else's."""
+    try:
+        for name, stored in (("straße.de", "xn--strae-oqa.de"), ("faß.de", "xn--fa-hia.de")):
+            result = api.post(f"/api/domain/{name}", {"cn": name})
+            assert result.status_code == 201, result.text
+            assert read_entry(root_connection, domain_dn(stored))["domainName"] == [stored]
+            assert api.get(f"/api/domain/{stored}").json["_data"]["cn"] == [name]
+        assert read_entry(root_connection, domain_dn("strasse.de")) is None
+        assert read_entry(root_connection, domain_dn("fass.de")) is None
+    finally:
+        for name in ("xn--strae-oqa.de", "xn--fa-hia.de", "strasse.de", "fass.de"):
+            api.delete(f"/api/domain/{name}")
+
+
+@pytest.mark.parametrize("bad", [
+    "☃.com", "xn--n3h.com", "\u0301a.com", "\u05d0a.com", "xn--zz.com", "xn---bbk.com", "bücher.xn--zz.de",
+])
+def test_names_idna_2008_refuses_are_400_and_create_nothing(api, root_connection, bad):
+    before = count_entries(root_connection, BASEDN, "(objectClass=mailDomain)")
+    result = api.post(f"/api/domain/{bad}", {"cn": "x"})
+    assert result.status_code == 400, (bad, result.text)
+    assert result.json["msg"] == "INVALID_DOMAIN_NAME"
+    assert count_entries(root_connection, BASEDN, "(objectClass=mailDomain)") == before
+
+
+@pytest.mark.parametrize("name,value,code", [
+    ("quota", str(1024 ** 3 + 1), "INVALID_NUMBER"),
+    ("defaultQuota", str(1024 ** 3 + 1), "INVALID_NUMBER"),
+    ("defaultQuota", "999999999999999999", "INVALID_NUMBER"),  # once gave a user 1.05e24 bytes
+    ("maxUserQuota", str(1024 ** 3 + 1), "INVALID_NUMBER"),
+    ("numberOfUsers", str(2 ** 31), "INVALID_NUMBER"),
+    ("numberOfAliases", str(2 ** 31), "INVALID_NUMBER"),
+    ("numberOfLists", str(2 ** 31), "INVALID_NUMBER"),
+    ("preferredLanguage", "xx_XX", "INVALID_LANGUAGE"),
+    ("language", "en_GB", "INVALID_LANGUAGE"),  # in iRedAdmin's langmaps, but it ships no translation
+    ("language", "deutsch", "INVALID_LANGUAGE"),
+])
+def test_limits_and_language_out_of_range_are_400_and_change_nothing(api, root_connection, new_domain, name,
+                                                                     value, code):
+    domain = new_domain()
+    result = api.post(f"/api/domain/{domain}", {name: value})
+    assert result.status_code == 400, result.text
+    assert result.json["msg"] == code and result.json["param"] == name
+    assert read_entry(root_connection, domain_dn(domain)) is None
+    api.post(f"/api/domain/{domain}", {"numberOfUsers": "3"})
+    before = read_entry(root_connection, domain_dn(domain))
+    result = api.put(f"/api/domain/{domain}", {"cn": "changed", name: value})
+    assert result.status_code == 400, result.text
+    assert result.json["msg"] == code and result.json["param"] == name
+    assert read_entry(root_connection, domain_dn(domain)) == before
+
+
+def test_limits_at_the_bounds_and_languages_in_any_case(api, root_connection, new_domain):
+    domain = new_domain()
+    top = str(1024 ** 3)
+    result = api.post(f"/api/domain/{domain}", {"quota": top, "defaultQuota": top, "maxUserQuota": top,
+                                                "numberOfUsers": str(2 ** 31 - 1), "language": "zh_cn"})
+    assert result.status_code == 201, result.text
+    assert settings_of(read_entry(root_connection, domain_dn(domain))) == sorted([
+        f"domainQuota:{top}:MB", f"defaultQuota:{top}", f"maxUserQuota:{top}",
+        f"numberOfUsers:{2 ** 31 - 1}", "defaultLanguage:zh_CN"])

@@ -1,9 +1,17 @@
 """POST /api/login and /api/logout: the cookie, parameters, session life, sharing across
 workers, failed-login throttling, and what is (not) stored and logged."""
 
+import collections
+import contextlib
 import hashlib
 import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlencode
 
 import falcon.testing
@@ -351,3 +359,248 @@ def test_password_in_the_url_is_refused(anonymous):
     result = anonymous.post("/api/login?" + urlencode({"username": GLOBAL_ADMIN}),
                             {"password": GLOBAL_ADMIN_PASSWORD})
     assert result.status_code == 200
+
+
+# -- the limit under concurrency (issue 10 item 13): counted before the bind -------------------------
+
+def throttles(url, count, max_failures, window=600):
+    """``count`` LoginThrottles on the store at ``url``, each with its own SqlStore (own connections
+    and, on SQLite, its own writer lock): as many workers or hosts."""
+    from iredapi_ldap.sessions import LoginThrottle
+    from iredapi_ldap.store.engine import SqlStore
+
+    return [LoginThrottle(SqlStore(url, timeout=30), max_failures, window) for _ in range(count)]
+
+
+def failure_rows(url):
+    from iredapi_ldap.store.engine import SqlStore
+
+    store = SqlStore(url, timeout=5)
+    try:
+        with store.transaction() as conn:
+            return {r["key"]: r["failures"] for r in conn.execute(sa.select(tables.login_failures)).mappings()}
+    finally:
+        store.dispose()
+
+
+@pytest.fixture
+def failures_url(sql_store):
+    """The URL of a store whose login_failures table is emptied afterwards (sql_store does that)."""
+    return sql_store.url.render_as_string(hide_password=False)
+
+
+@pytest.mark.parametrize("earlier", [0, 1])
+def test_parallel_attempts_never_take_more_than_the_limit(failures_url, earlier):
+    """24 workers at once: the first attempts (rows inserted) or later ones (rows updated)."""
+    workers = throttles(failures_url, 24, max_failures=10)
+    keys = workers[0].keys("192.0.2.1", "root@example.com")
+    for _ in range(earlier):
+        workers[0].failed(workers[0].begin(keys))
+    start = threading.Barrier(len(workers))
+
+    def attempt(throttle):
+        for read_only in (True, False):  # connect first: the attempts themselves start together
+            with throttle._store.transaction(read_only=read_only) as conn:
+                conn.execute(sa.select(tables.login_failures).limit(1))
+        start.wait()
+        return throttle.begin(keys)
+
+    with ThreadPoolExecutor(len(workers)) as pool:
+        attempts = list(pool.map(attempt, workers))
+    taken = [a for a in attempts if a is not None]
+    assert len(taken) == 10 - earlier
+    assert failure_rows(failures_url) == {keys[0]: 10, keys[1]: 10}
+    for throttle, taken_attempt in zip(workers, attempts, strict=True):
+        if taken_attempt is not None:
+            throttle.failed(taken_attempt)
+    assert workers[0].begin(keys) is None  # the window is full
+    for throttle in workers:
+        throttle._store.dispose()
+
+
+def test_given_back_attempts_can_be_taken_again(failures_url):
+    first, second = throttles(failures_url, 2, max_failures=2)
+    keys = first.keys("192.0.2.2", "boss@example.com")
+    one, two = first.begin(keys), second.begin(keys)
+    assert one and two and second.begin(keys) is None
+    first.cancel(one)  # the directory failed: no answer, not a failure
+    assert failure_rows(failures_url) == {keys[0]: 1, keys[1]: 1}
+    three = second.begin(keys)
+    assert three is not None
+    with second._store.transaction() as conn:
+        second.succeeded(three, conn)  # the username is cleared, the address gets its attempt back
+    assert failure_rows(failures_url) == {keys[0]: 1}
+    # an address that blocks the attempt leaves the username's count as it was, and the other way round
+    other = first.keys("192.0.2.3", "boss@example.com")
+    assert first.begin(other) is not None and first.begin(other) is not None
+    assert first.begin(other) is None
+    assert failure_rows(failures_url) == {keys[0]: 1, other[0]: 2, other[1]: 2}
+    for throttle in (first, second):
+        throttle._store.dispose()
+
+
+def test_a_new_window_starts_again(failures_url):
+    (throttle,) = throttles(failures_url, 1, max_failures=1, window=600)
+    keys = throttle.keys("192.0.2.4", "late@example.com")
+    now = [time.time()]
+    throttle._clock = lambda: now[0]
+    throttle.failed(throttle.begin(keys))
+    assert throttle.begin(keys) is None
+    now[0] += 601
+    again = throttle.begin(keys)
+    assert again is not None and failure_rows(failures_url) == {keys[0]: 1, keys[1]: 1}
+    throttle._store.dispose()
+
+
+class BindCounter:
+    """A TCP relay in front of slapd that counts the LDAP BindRequests per DN passing through:
+    what reached slapd, whatever the API believes it did."""
+
+    def __init__(self, target_host, target_port):
+        import socket
+
+        self._target = (target_host, target_port)
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.uri = f"ldap://127.0.0.1:{self._listener.getsockname()[1]}"
+        self.binds = collections.Counter()
+        self._lock = threading.Lock()
+        self._sockets = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        import socket
+
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return  # closed
+            server = socket.create_connection(self._target)
+            self._sockets += [client, server]
+            threading.Thread(target=self._pump, args=(client, server, True), daemon=True).start()
+            threading.Thread(target=self._pump, args=(server, client, False), daemon=True).start()
+
+    def _pump(self, source, sink, requests):
+        buffer = b""
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+                if requests:
+                    buffer = self._count(buffer + data)
+        except OSError:
+            pass
+        finally:
+            for sock in (source, sink):
+                with contextlib.suppress(OSError):
+                    sock.shutdown(2)
+
+    def _count(self, buffer):
+        """Count the complete LDAPMessages in ``buffer`` that are BindRequests; return the rest."""
+        while True:
+            header = _ber_header(buffer, 0)
+            if header is None or header[1] + header[2] > len(buffer):
+                return buffer
+            _, start, length = header
+            message, buffer = buffer[start:start + length], buffer[start + length:]
+            _, id_start, id_length = _ber_header(message, 0)  # messageID
+            op_tag, op_start, _ = _ber_header(message, id_start + id_length)
+            if op_tag == 0x60:  # [APPLICATION 0] BindRequest: version, name, authentication
+                _, v_start, v_length = _ber_header(message, op_start)
+                _, n_start, n_length = _ber_header(message, v_start + v_length)
+                with self._lock:
+                    self.binds[message[n_start:n_start + n_length].decode()] += 1
+
+    def close(self):
+        self._listener.close()
+        for sock in self._sockets:
+            with contextlib.suppress(OSError):
+                sock.close()
+
+
+def _ber_header(data, offset):
+    """(tag, where the content starts, content length) of the BER element at ``offset``, or None
+    if the header is not all there yet (tags below 31, as LDAP's are)."""
+    if len(data) < offset + 2:
+        return None
+    tag, first = data[offset], data[offset + 1]
+    if first < 0x80:
+        return tag, offset + 2, first
+    size = first & 0x7F
+    if len(data) < offset + 2 + size:
+        return None
+    return tag, offset + 2 + size, int.from_bytes(data[offset + 2:offset + 2 + size], "big")
+
+
+@contextlib.contextmanager
+def api_server(ldap_uri, tmp_path, sql_url, max_failures, workers=3, threads=8):
+    """gunicorn -c gunicorn.conf.py with ``workers`` gthread workers; yields its port."""
+    from iredapi_ldap.localslapd import free_port
+    from tests.conftest import SUFFIX, VMAILADMIN_PASSWORD
+    from tests.test_gunicorn import PROJECT_DIR, private_control_socket, wait_until_answering
+
+    settings_file = tmp_path / "settings.py"
+    settings_file.write_text(
+        f"ldap_uri = {ldap_uri!r}\nldap_basedn = 'o=domains,{SUFFIX}'\n"
+        f"ldap_domainadmin_dn = 'o=domainAdmins,{SUFFIX}'\nldap_bind_dn = 'cn=vmailadmin,{SUFFIX}'\n"
+        f"ldap_bind_password = {VMAILADMIN_PASSWORD!r}\nENABLE_RESTFUL_API = True\n"
+        f"DATA_DIR = {str(tmp_path / 'data')!r}\niredadmin_db_url = {sql_url!r}\n"
+        f"LOGIN_MAX_FAILURES = {max_failures}\nLOG_LEVEL = 'ERROR'\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("IREDAPI_", "GUNICORN_", "WEB_CONCURRENCY"))}
+    env["IREDAPI_SETTINGS"] = str(settings_file)
+    port = free_port()
+    error_log = tmp_path / "error.log"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "--bind", f"127.0.0.1:{port}",
+         "--workers", str(workers), "--threads", str(threads), "--access-logfile", "/dev/null",
+         "--error-logfile", str(error_log), *private_control_socket()],
+        cwd=PROJECT_DIR, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_until_answering(port, proc, time.monotonic() + 30)
+        yield port
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+    assert proc.returncode == 0, error_log.read_text()
+
+
+def http_login(port, password, username=GLOBAL_ADMIN):
+    from tests.test_gunicorn import request
+
+    status, _, _ = request(port, "POST", "/api/login", body=urlencode({"username": username, "password": password}),
+                           headers={"Content-Type": "application/x-www-form-urlencoded"}, timeout=30)
+    return status
+
+
+def test_parallel_wrong_logins_on_several_workers_bind_at_most_the_limit(ldap_server, tmp_path, failures_url):
+    """40 wrong passwords at once on 3 workers x 8 threads: slapd sees exactly LOGIN_MAX_FAILURES
+    binds for the account (before the fix, checks raced the binds: 22 binds for a limit of 10)."""
+    from urllib.parse import urlsplit
+
+    admin_dn = f"mail={GLOBAL_ADMIN},o=domainAdmins,{ldap_server.suffix}"
+    target = urlsplit(ldap_server.ldap_uri)
+    counter = BindCounter(target.hostname, target.port)
+    try:
+        with api_server(counter.uri, tmp_path, failures_url, max_failures=5) as port:
+            # a success neither counts nor stays counted: ten in a row all work with a limit of 5
+            assert [http_login(port, GLOBAL_ADMIN_PASSWORD) for _ in range(10)] == [200] * 10
+            assert failure_rows(failures_url) == {}
+            binds_before = counter.binds[admin_dn]
+            start = threading.Barrier(40)
+
+            def wrong(_):
+                start.wait()
+                return http_login(port, "Wrong-password-1")
+
+            with ThreadPoolExecutor(40) as pool:
+                statuses = collections.Counter(pool.map(wrong, range(40)))
+            assert counter.binds[admin_dn] - binds_before == 5, (counter.binds, statuses)
+            assert statuses == {401: 5, 429: 35}
+            assert failure_rows(failures_url) == {"ip:127.0.0.1": 5, f"user:{GLOBAL_ADMIN}": 5}
+            assert http_login(port, GLOBAL_ADMIN_PASSWORD) == 429  # the right password waits too
+            assert counter.binds[admin_dn] - binds_before == 5
+    finally:
+        counter.close()

@@ -54,6 +54,16 @@ DOVEADM_VECTORS = (
 BLF_BODY = DOVEADM_VECTORS[5].split("}", 1)[1]
 SHA512_CRYPT_BODY = DOVEADM_VECTORS[6].split("}", 1)[1]
 MD5_CRYPT_BODY = "$1$GQhf8EHf$g1FdlZlZF62uPoyWqblQn0"
+SSHA_BODY = DOVEADM_VECTORS[1].split("}", 1)[1]
+# Also of VECTOR_PLAIN: doveadm pw -s SHA256-CRYPT / ARGON2I / ARGON2ID / DES-CRYPT, and libxcrypt's
+# crypt(3) for yescrypt (Debian 12; python3 -c 'import crypt; crypt.crypt(p, "$y$j9T$abcdefghijklmnop")').
+SHA256_CRYPT_BODY = "$5$goQpwmJrsA.r4.pH$QVw6i3YuByEPhQlti41rXnJW3GBJBYRRhCfkI/O.1G6"
+ARGON2I_VECTOR = ("{ARGON2I}$argon2i$v=19$m=32768,t=4,p=1$KjwPYnFFMVqanHTkUbKwIQ$"
+                  "vWNhQIPxuY1UfEOjk/3tBPGldlW4vvt8mTd4HlVGCT8")
+ARGON2ID_VECTOR = ("{ARGON2ID}$argon2id$v=19$m=65536,t=3,p=1$vGVCzFRZNqaTt9hPScXcgQ$"
+                   "jLWKFz0Ms76yHDy9ttVUO1geQU5jR39RCIOKf9QHTLQ")
+YESCRYPT_BODY = "$y$j9T$abcdefghijklmnop$h9Pt1AGPC4VMyDBVzNj69sPkevi7XwpWC62JF3yW11C"
+DES_CRYPT_BODY = "JN/Giyri0i6/U"
 
 
 @pytest.fixture(scope="module")
@@ -166,19 +176,27 @@ def test_long_password_against_bcrypt_is_no_match(stored):
 # -- check_password_hash -----------------------------------------------------------------
 
 @pytest.mark.parametrize(("given", "expected"), (
-    ("{SSHA512}abc=", "{SSHA512}abc="),
-    ("{ssha}abc=", "{SSHA}abc="),
-    ("{SHA}abc=", "{SHA}abc="),
-    ("{SHA512}abc=", "{SHA512}abc="),
+    (DOVEADM_VECTORS[0], DOVEADM_VECTORS[0]),
+    ("{ssha}" + SSHA_BODY, "{SSHA}" + SSHA_BODY),
+    (DOVEADM_VECTORS[2], DOVEADM_VECTORS[2]),
+    (DOVEADM_VECTORS[3], DOVEADM_VECTORS[3]),
     ("{PLAIN}my secret", "{PLAIN}my secret"),
     ("{PLAIN-MD5}a7371f5e9670cb13ebbe521dd0432297", "{PLAIN-MD5}a7371f5e9670cb13ebbe521dd0432297"),
     ("{CRYPT}" + SHA512_CRYPT_BODY, "{CRYPT}" + SHA512_CRYPT_BODY),
     ("{CRAM-MD5}e02d374fde0dc75a17a557039a3a5338c7743304777dccd376f332bee68d2cf6",
      "{CRAM-MD5}e02d374fde0dc75a17a557039a3a5338c7743304777dccd376f332bee68d2cf6"),
     ("{NTLM}8846f7eaee8fb117ad06bdd830b7586c", "{NTLM}8846f7eaee8fb117ad06bdd830b7586c"),
-    ("{ARGON2ID}$argon2id$v=19$m=65536,t=3,p=1$c2FsdA$aGFzaA",
-     "{ARGON2ID}$argon2id$v=19$m=65536,t=3,p=1$c2FsdA$aGFzaA"),
-    ("{ARGON2I}$argon2i$v=19$m=32768,t=4,p=1$c2FsdA$aGFzaA", "{ARGON2I}$argon2i$v=19$m=32768,t=4,p=1$c2FsdA$aGFzaA"),
+    (ARGON2ID_VECTOR, ARGON2ID_VECTOR),
+    (ARGON2I_VECTOR, ARGON2I_VECTOR),
+    ("{ARGON2ID}$argon2id$m=65536,t=3,p=1$c2FsdHNhbHQ$aGFzaA",  # libargon2 1.0: no v=
+     "{ARGON2ID}$argon2id$m=65536,t=3,p=1$c2FsdHNhbHQ$aGFzaA"),
+    ("{CRYPT}" + SHA256_CRYPT_BODY, "{CRYPT}" + SHA256_CRYPT_BODY),
+    ("{CRYPT}$5$rounds=10000$saltsalt$/AERU1xqnHgyDxQl8JTzyRKHixVaGsUgvozh.yxy0W.",
+     "{CRYPT}$5$rounds=10000$saltsalt$/AERU1xqnHgyDxQl8JTzyRKHixVaGsUgvozh.yxy0W."),
+    ("{CRYPT}" + YESCRYPT_BODY, "{CRYPT}" + YESCRYPT_BODY),
+    ("{CRYPT}" + DES_CRYPT_BODY, "{CRYPT}" + DES_CRYPT_BODY),
+    ("{CRYPT}" + BLF_BODY.replace("$2y$", "$2a$"), "{CRYPT}" + BLF_BODY.replace("$2y$", "$2a$")),
+    ("{CRYPT}$1$$i4kuwDYyeket.SMEumlEm.", "{CRYPT}$1$$i4kuwDYyeket.SMEumlEm."),  # md5-crypt, empty salt
     # crypt(3) hashes under Dovecot-only names are stored as {CRYPT}, which slapd verifies too
     ("{BLF-CRYPT}" + BLF_BODY, "{CRYPT}" + BLF_BODY),
     ("{BCRYPT}" + BLF_BODY.replace("$2y$", "$2b$"), "{CRYPT}" + BLF_BODY.replace("$2y$", "$2b$")),
@@ -218,6 +236,38 @@ def test_password_hash_length_limit():
     "{MD5}CY9rzUYh03PK3k6DJie09g==",  # slapd's {MD5} digest, not iRedAdmin's md5-crypt
     None,
     b"{SSHA}abc",
+    # well-prefixed but malformed bodies: no password could ever match them
+    "{SSHA}abc",
+    "{SSHA}abcdefgh",  # base64 of 6 bytes
+    "{SSHA}" + DOVEADM_VECTORS[2].split("}", 1)[1],  # a bare 20-byte digest: no salt
+    "{SHA}" + SSHA_BODY,  # a salt where none belongs
+    "{SHA}M2gnfnE3X+Cr9l+xkfB4j4/E1aE",  # missing padding
+    "{SHA512}" + DOVEADM_VECTORS[0].split("}", 1)[1],
+    "{SSHA512}" + DOVEADM_VECTORS[3].split("}", 1)[1],
+    "{SSHA512}abc=",
+    "{SSHA512}not base64!",
+    "{CRYPT}abc",
+    "{CRYPT}$6$salt$short",
+    "{CRYPT}" + SHA512_CRYPT_BODY[:-1],
+    "{CRYPT}" + SHA512_CRYPT_BODY + "x",
+    "{CRYPT}" + SHA256_CRYPT_BODY.replace("$5$", "$6$"),  # a SHA-256 digest under the SHA-512 id
+    "{CRYPT}" + BLF_BODY.replace("$05$", "$03$"),  # bcrypt's cost is 4 to 31
+    "{CRYPT}" + BLF_BODY.replace("$2y$", "$2x$"),
+    "{CRYPT}" + BLF_BODY[:-1],
+    "{BLF-CRYPT}" + BLF_BODY[:-2],
+    "{MD5}$1$GQhf8EHf$g1FdlZlZF62uPoyWqblQn",
+    "{SHA512-CRYPT}$6$",
+    "{CRYPT}$argon2id$v=19$m=65536,t=3,p=1$vGVCzFRZNqaTt9hPScXcgQ$jLWKFz0Ms76yHDy9ttVUO1geQU5jR39RCIOKf9QHTLQ",
+    "{PLAIN-MD5}a7371f5e9670cb13ebbe521dd043229",  # 31 hex digits
+    "{PLAIN-MD5}a7371f5e9670cb13ebbe521dd043229g",
+    "{NTLM}8846f7eaee8fb117ad06bdd830b7586",
+    "{NTLM}zz",
+    "{CRAM-MD5}e02d374fde0dc75a17a557039a3a5338",
+    "{ARGON2ID}" + ARGON2I_VECTOR.split("}", 1)[1],  # the variant must match the scheme
+    "{ARGON2I}" + ARGON2ID_VECTOR.split("}", 1)[1],
+    "{ARGON2ID}$argon2id$v=19$m=65536,t=3,p=1$c2FsdA$aGFzaA",  # a 4-byte salt: libargon2 needs 8
+    "{ARGON2ID}$argon2id$v=19$m=65536,t=3$vGVCzFRZNqaTt9hPScXcgQ$jLWKFz0Ms76yHDy9ttVUO1geQU5jR39RCIOKf9QHTLQ",
+    "{ARGON2ID}$argon2id$v=19$m=65536,t=3,p=1$vGVCzFRZNqaTt9hPScXcgQ",
 ))
 def test_password_hash_rejected(given):
     with pytest.raises(InvalidInput) as caught:
@@ -362,6 +412,21 @@ def test_dovecot_verifies_our_hashes(doveadm_config, stored, scheme):
     assert not doveadm_verifies(doveadm_config, stored[scheme], WRONG)
 
 
+# Every scheme of check_password_hash that doveadm writes, under the prefix doveadm gives it.
+DOVEADM_SCHEMES = ("SSHA512", "SSHA", "SHA", "SHA512", "PLAIN-MD5", "CRAM-MD5", "ARGON2I", "ARGON2ID",
+                   "BLF-CRYPT", "SHA512-CRYPT", "MD5-CRYPT", "CRYPT")
+
+
+@pytest.mark.parametrize("scheme", DOVEADM_SCHEMES)
+def test_hashes_dovecot_writes_are_accepted_and_still_verify(doveadm_config, scheme):
+    for _ in range(3):  # fresh salts each time: the checks must hold for any of them
+        result = subprocess.run([DOVEADM, "-c", str(doveadm_config), "pw", "-s", scheme, "-p", PLAIN],
+                                capture_output=True, text=True, timeout=60, check=True)
+        written = result.stdout.strip()
+        assert written.startswith("{" + scheme + "}")
+        assert doveadm_verifies(doveadm_config, check_password_hash(written), PLAIN)
+
+
 # -- cross-check: slapd (Dovecot 2.3's auth_bind) ------------------------------------------
 
 SUFFIX = "dc=example,dc=com"
@@ -405,6 +470,9 @@ def slapd(stored):
         blf_crypt = "{BLF-CRYPT}" + stored["BCRYPT"].removeprefix("{CRYPT}")  # as doveadm writes it
         entries["imported-blf-crypt"] = check_password_hash(blf_crypt)
         entries["raw-blf-crypt"] = blf_crypt
+        # crypt(3) forms check_password_hash accepts beyond the ones we write (hashes of VECTOR_PLAIN)
+        for name, body in CRYPT_VECTORS.items():
+            entries[name] = check_password_hash("{CRYPT}" + body)
         conn = ldap.initialize(server.ldap_uri)
         conn.simple_bind_s(server.root_dn, server.root_pw)
         conn.add_s(SUFFIX, [
@@ -443,6 +511,15 @@ def test_slapd_verifies_our_hashes(slapd, name):
 
 def test_slapd_verifies_an_imported_blf_crypt_hash(slapd):
     assert slapd_binds(slapd, user_dn("imported-blf-crypt"), PLAIN)
+
+
+CRYPT_VECTORS = {"sha256-crypt": SHA256_CRYPT_BODY, "yescrypt": YESCRYPT_BODY, "des-crypt": DES_CRYPT_BODY}
+
+
+@pytest.mark.parametrize("name", CRYPT_VECTORS)
+def test_slapd_verifies_the_other_crypt_forms_we_accept(slapd, name):
+    assert slapd_binds(slapd, user_dn(name), VECTOR_PLAIN)
+    assert not slapd_binds(slapd, user_dn(name), WRONG)
 
 
 def test_slapd_does_not_know_blf_crypt(slapd):

@@ -77,13 +77,14 @@ def test_create_uses_domain_defaults(api, root_connection, new_domain):
 
 def test_create_with_every_optional_parameter(api, root_connection, domain):
     mail = f"carol@{domain}"
-    result = api.post(f"/api/user/{mail}", {"name": "Carol", "password_hash": "{SSHA}abcdefgh",
+    ssha = _ssha("carol's")
+    result = api.post(f"/api/user/{mail}", {"name": "Carol", "password_hash": ssha,
                                             "language": "en_US", "quota": "10", "transport": "relay:[x.test]",
                                             "mailboxFormat": "mdbox", "mailboxFolder": "Mail",
                                             "maildir": "/data/Mail/Carol"})
     assert result.status_code == 201, result.text
     entry = read_entry(root_connection, user_dn(mail))
-    assert entry["userPassword"] == ["{SSHA}abcdefgh"]
+    assert entry["userPassword"] == [ssha]
     assert entry["mtaTransport"] == ["relay:[x.test]"]
     assert entry["mailboxFormat"] == ["mdbox"] and entry["mailboxFolder"] == ["Mail"]
     assert entry["homeDirectory"] == ["/data/mail/carol/"]
@@ -98,7 +99,7 @@ def test_create_in_a_disabled_domain_marks_the_user(api, root_connection, new_do
 
 @pytest.mark.parametrize("form,code,param", [
     ({}, "INVALID_PARAMETER", "password"),
-    ({"password": PASSWORD, "password_hash": "{SSHA}x"}, "CONFLICTING_PARAMETERS", "password_hash"),
+    ({"password": PASSWORD, "password_hash": _ssha("x")}, "CONFLICTING_PARAMETERS", "password_hash"),
     ({"password": "short1!A"[:5]}, "PW_SHORTER_THAN_MIN_LENGTH", "password"),
     ({"password": "alllowercase1!"}, "PW_NO_UPPERCASE", "password"),
     ({"password": "Nodigits-here"}, "PW_NO_DIGIT_NUMBER", "password"),
@@ -452,3 +453,94 @@ def test_create_costs_a_constant_number_of_round_trips(api, domain):
     result = api.post(f"/api/user/rt@{domain}", {"password": PASSWORD})
     # domain read, address check, counter compare-and-set, add
     assert result.headers["X-Directory-Round-Trips"] == "4"
+
+
+# -- IDNA 2008 (issue 11) ------------------------------------------------------------------
+
+def test_a_user_in_a_sharp_s_domain_gets_the_idna_2008_address(api, root_connection):
+    try:
+        assert api.post("/api/domain/straße.de").status_code == 201
+        result = api.post("/api/user/fritz@Straße.de", {"password": PASSWORD})
+        assert result.status_code == 201, result.text
+        entry = read_entry(root_connection, user_dn("fritz@xn--strae-oqa.de"))
+        assert entry["mail"] == ["fritz@xn--strae-oqa.de"]
+        assert api.get("/api/user/fritz@straße.de").json["_data"]["mail"] == ["fritz@xn--strae-oqa.de"]
+    finally:
+        api.delete("/api/domain/xn--strae-oqa.de")
+
+
+@pytest.mark.parametrize("bad", ["x@☃.com", "x@xn--zz.com", "x@xn--n3h.com"])
+def test_users_in_domains_idna_2008_refuses_are_400(api, root_connection, bad):
+    before = count_entries(root_connection, BASEDN, "(objectClass=mailUser)")
+    result = api.post(f"/api/user/{bad}", {"password": PASSWORD})
+    assert result.status_code == 400, result.text
+    assert result.json["msg"] == "INVALID_MAIL"
+    assert count_entries(root_connection, BASEDN, "(objectClass=mailUser)") == before
+
+
+# -- bounded quotas, mailboxFolder, transport, language (issue 10 items 11 and 12) ---------------
+
+def test_a_huge_stored_default_quota_is_a_400_not_a_huge_user(api, root_connection, domain):
+    """Another tool may write any defaultQuota; a user with 10**18 MB must not come of it."""
+    root_connection.modify(domain_dn(domain), {"accountSetting": [(ldap3.MODIFY_ADD, [
+        "defaultQuota:999999999999999999"])]})
+    result = api.post(f"/api/user/huge@{domain}", {"password": PASSWORD})
+    assert result.status_code == 400, result.text
+    assert result.json["msg"] == "INVALID_NUMBER" and result.json["param"] == "mailQuota"
+    assert read_entry(root_connection, user_dn(f"huge@{domain}")) is None
+    assert counters(root_connection, domain) == (0, 0)
+    # a quota given explicitly still works
+    assert api.post(f"/api/user/huge@{domain}", {"password": PASSWORD, "mailQuota": "10"}).status_code == 201
+    assert read_entry(root_connection, user_dn(f"huge@{domain}"))["mailQuota"] == [str(10 * MB)]
+
+
+@pytest.mark.parametrize("form,code,param", [
+    ({"mailQuota": str(1024 ** 3 + 1)}, "INVALID_NUMBER", "mailQuota"),
+    ({"mailboxFolder": "."}, "INVALID_PARAMETER", "mailboxFolder"),
+    ({"mailboxFolder": ".."}, "INVALID_PARAMETER", "mailboxFolder"),
+    ({"transport": "relaý:[x.test]"}, "INVALID_TRANSPORT", "transport"),  # slapd refused it: a 500
+    ({"transport": "dove cot"}, "INVALID_TRANSPORT", "transport"),
+    ({"transport": "smtp:[x.test]\\0"}, "INVALID_TRANSPORT", "transport"),
+    ({"language": "english"}, "INVALID_LANGUAGE", "language"),
+    ({"preferredLanguage": "xx_XX"}, "INVALID_LANGUAGE", "preferredLanguage"),
+    ({"preferredLanguage": "en_GB"}, "INVALID_LANGUAGE", "preferredLanguage"),  # iRedAdmin ships no en_GB
+])
+def test_bad_profile_values_are_400_on_create_and_update(api, root_connection, domain, form, code, param):
+    result = api.post(f"/api/user/nora@{domain}", {"password": PASSWORD, **form})
+    assert result.status_code == 400, result.text
+    assert result.json["msg"] == code and result.json["param"] == param
+    assert read_entry(root_connection, user_dn(f"nora@{domain}")) is None
+    assert counters(root_connection, domain) == (0, 0)
+    api.post(f"/api/user/otto@{domain}", {"password": PASSWORD, "mailQuota": "3"})
+    before = read_entry(root_connection, user_dn(f"otto@{domain}"))
+    result = api.put(f"/api/user/otto@{domain}", {"cn": "changed", **form})
+    assert result.status_code == 400, result.text
+    assert result.json["msg"] == code and result.json["param"] == param
+    assert read_entry(root_connection, user_dn(f"otto@{domain}")) == before
+    assert counters(root_connection, domain) == (1, 3 * MB)
+
+
+def test_good_profile_values_at_the_bounds(api, root_connection, domain):
+    mail = f"pia@{domain}"
+    result = api.post(f"/api/user/{mail}", {"password": PASSWORD, "mailQuota": str(1024 ** 3),
+                                            "mailboxFolder": ".Maildir", "transport": "lmtp:unix:private/dovecot-lmtp",
+                                            "language": "pt_br"})
+    assert result.status_code == 201, result.text
+    entry = read_entry(root_connection, user_dn(mail))
+    assert entry["mailQuota"] == [str(1024 ** 3 * MB)] and entry["mailboxFolder"] == [".Maildir"]
+    assert entry["mtaTransport"] == ["lmtp:unix:private/dovecot-lmtp"] and entry["preferredLanguage"] == ["pt_BR"]
+    assert api.put(f"/api/user/{mail}", {"transport": " "}).status_code == 200
+    assert "mtaTransport" not in read_entry(root_connection, user_dn(mail))
+
+
+@pytest.mark.parametrize("bad", ["{SSHA}abc", "{CRYPT}$6$salt$short", "{PLAIN-MD5}xyz"])
+def test_malformed_password_hashes_are_400_on_create_and_update(api, root_connection, domain, bad):
+    result = api.post(f"/api/user/quentin@{domain}", {"password_hash": bad})
+    assert result.status_code == 400, result.text
+    assert result.json["msg"] == "INVALID_PASSWORD_SCHEME" and result.json["param"] == "password_hash"
+    assert read_entry(root_connection, user_dn(f"quentin@{domain}")) is None
+    api.post(f"/api/user/rita@{domain}", {"password": PASSWORD})
+    before = read_entry(root_connection, user_dn(f"rita@{domain}"))
+    result = api.put(f"/api/user/rita@{domain}", {"password_hash": bad})
+    assert result.status_code == 400 and result.json["param"] == "password_hash", result.text
+    assert read_entry(root_connection, user_dn(f"rita@{domain}")) == before

@@ -32,6 +32,9 @@ QUOTA_BYTES = "domainCurrentQuotaSize"
 COUNTERS = (USERS, ALIASES, LISTS, QUOTA_BYTES)
 
 MB = 1024 * 1024
+# The bound on every quota in MB the API takes or applies (1 PiB): quota_mb * MB, the bytes in
+# mailQuota and domainCurrentQuotaSize, stays a modest integer.
+MAX_QUOTA_MB = 1024 ** 3
 
 # Domain attributes a limit check needs (one base read).
 DOMAIN_ATTRIBUTES = ["accountStatus", "accountSetting", "domainAdmin", "domainAliasName", *COUNTERS]

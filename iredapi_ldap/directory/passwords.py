@@ -14,6 +14,7 @@ import base64
 import hashlib
 import hmac
 import os
+import re
 import string
 from dataclasses import dataclass
 
@@ -166,11 +167,58 @@ _STORED_AS_GIVEN = (
 )
 PASSWORD_HASH_SCHEMES = _STORED_AS_GIVEN + tuple(_CRYPT_ALIASES)
 
+# What a well-formed body looks like, per scheme, so that a malformed hash (which no password
+# can ever match) is refused when it is given, not found out at the user's first login.
+_HASH64 = "[./0-9A-Za-z]"  # crypt(3)'s alphabet
+_CRYPT_FORM = re.compile("|".join(f"(?:{form})" for form in (
+    # crypt(5) of libxcrypt, as on Debian: md5-crypt, sha256-crypt, sha512-crypt, bcrypt (cost 4-31),
+    # yescrypt (Debian's default for /etc/shadow).
+    rf"\$1\${_HASH64}{{0,8}}\${_HASH64}{{22}}",
+    rf"\$5\$(rounds=[0-9]{{1,9}}\$)?{_HASH64}{{0,16}}\${_HASH64}{{43}}",
+    rf"\$6\$(rounds=[0-9]{{1,9}}\$)?{_HASH64}{{0,16}}\${_HASH64}{{86}}",
+    rf"\$2[aby]\$(0[4-9]|[12][0-9]|3[01])\${_HASH64}{{53}}",
+    rf"\$y\${_HASH64}+\${_HASH64}*\${_HASH64}{{43}}",
+)))
+_DES_CRYPT = re.compile(f"{_HASH64}{{13}}")  # traditional crypt(3): 2 salt + 11 hash characters
+_HEX_DIGESTS = {"PLAIN-MD5": 32, "NTLM": 32, "CRAM-MD5": 64}  # hex digits (CRAM-MD5: HMAC-MD5 context)
+# Dovecot's ARGON2I/ARGON2ID: the PHC string of libargon2 (version 19, or none for 1.0), unpadded
+# base64 salt of at least 8 bytes and hash of at least 4 bytes (the library's minimums).
+_ARGON2 = r"\$%s\$(v=(16|19)\$)?m=[0-9]{1,10},t=[0-9]{1,10},p=[0-9]{1,3}\$[A-Za-z0-9+/]{11,}\$[A-Za-z0-9+/]{6,}"
+_ARGON2_FORMS = {"ARGON2I": re.compile(_ARGON2 % "argon2i"), "ARGON2ID": re.compile(_ARGON2 % "argon2id")}
+
+
+def _well_formed(scheme, body):
+    """Whether ``body`` has the structure ``scheme`` (a canonical name, not an alias) writes."""
+    if scheme in _DIGEST_SCHEMES:
+        try:
+            raw = base64.b64decode(body, validate=True)
+        except ValueError:
+            return False
+        algorithm, salted = _DIGEST_SCHEMES[scheme]
+        size = hashlib.new(algorithm).digest_size
+        return len(raw) > size if salted else len(raw) == size
+    if scheme == "CRYPT":
+        return bool(_CRYPT_FORM.fullmatch(body) or _DES_CRYPT.fullmatch(body))
+    if scheme in _HEX_DIGESTS:
+        return bool(re.fullmatch(f"[0-9a-fA-F]{{{_HEX_DIGESTS[scheme]}}}", body))
+    if scheme in _ARGON2_FORMS:
+        return bool(_ARGON2_FORMS[scheme].fullmatch(body))
+    return True  # PLAIN: any printable text
+
+
+_EXPECTED = {
+    "SHA": "base64 of a 20-byte SHA-1 digest", "SSHA": "base64 of a 20-byte SHA-1 digest and a salt",
+    "SHA512": "base64 of a 64-byte SHA-512 digest", "SSHA512": "base64 of a 64-byte SHA-512 digest and a salt",
+    "CRYPT": "a crypt(3) hash ($1$, $5$, $6$, $2a$/$2b$/$2y$, $y$ or traditional DES)",
+    "PLAIN-MD5": "32 hex digits", "NTLM": "32 hex digits", "CRAM-MD5": "64 hex digits",
+    "ARGON2I": "an $argon2i$ PHC string", "ARGON2ID": "an $argon2id$ PHC string",
+}
+
 
 def check_password_hash(value):
     """The ``userPassword`` value to store for an API ``password_hash``: a known
     ``{SCHEME}`` prefix (upper-cased; crypt(3) aliases become ``{CRYPT}``) and a
-    non-empty body of printable ASCII, at most 1024 characters in all."""
+    body of the form that scheme writes, printable ASCII, at most 1024 characters in all."""
     def invalid(detail):
         return InvalidInput(INVALID_PASSWORD_SCHEME, param="password_hash", detail=detail)
 
@@ -187,6 +235,8 @@ def check_password_hash(value):
         if not body.startswith(_CRYPT_ALIASES[scheme]):
             raise invalid(f"a {_prefixed(scheme, '')} hash must start with " + " or ".join(_CRYPT_ALIASES[scheme]))
         scheme = "CRYPT"
+    if not _well_formed(scheme, body):
+        raise invalid(f"a {_prefixed(scheme, '')} hash is {_EXPECTED[scheme]}")
     return _prefixed(scheme, body)
 
 

@@ -29,6 +29,7 @@ DEFAULT_SERVICES = (
 OBJECT_CLASSES = ("inetOrgPerson", "mailUser", "shadowAccount", "amavisAccount")
 HIDDEN_ATTRIBUTES = ("userPassword",)
 MB = limitlib.MB
+MAX_QUOTA_MB = limitlib.MAX_QUOTA_MB
 
 # Single-valued parameters and the attribute each replaces on update; an empty value removes
 # an optional attribute, and cn and sn (required by inetOrgPerson) fall back to the local part.
@@ -107,7 +108,12 @@ def new_user_attributes(directory, mail, values, domain_entry):
         raise errors.InvalidInput(errors.INVALID_PARAMETER, param="password", detail="give password or password_hash")
     settings = directory.settings
     limits = limitlib.DomainLimits.of(domain_entry)
-    quota_bytes = (values.get("mailQuota") or limits.default_quota // MB) * MB
+    quota_mb = values.get("mailQuota") or limits.default_quota // MB
+    if quota_mb > MAX_QUOTA_MB:  # a defaultQuota another tool wrote
+        raise errors.InvalidInput(errors.INVALID_NUMBER, param="mailQuota",
+                                  detail=f"the domain's defaultQuota ({quota_mb} MB) is above {MAX_QUOTA_MB} MB: "
+                                  "give mailQuota")
+    quota_bytes = quota_mb * MB
     limits.check_user_quota(quota_bytes)
     local_part = mail.split("@", 1)[0]
     attributes = {

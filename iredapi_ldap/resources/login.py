@@ -30,23 +30,27 @@ class Login(Resource):
                                       detail="send the password in the request body, not in the URL")
         values = self.params(req, LOGIN_PARAMS, required=("username", "password"))
         username = values["username"]
-        keys = services.login_throttle.keys(req.context.client_ip, username)
-        blocked, recorded = services.login_throttle.check(keys)
-        if blocked:
+        throttle = services.login_throttle
+        # Counted before the bind, so that parallel requests cannot overshoot the limit.
+        attempt = throttle.begin(throttle.keys(req.context.client_ip, username))
+        if attempt is None:
             raise errors.TooManyRequests(errors.TOO_MANY_LOGIN_FAILURES,
                                          detail="too many failed logins; wait and try again")
-        account = find_admin_account(self.directory, username)
-        # One answer for "no such admin", "not an admin", "disabled" and "wrong
-        # password": the response never tells whether an account exists.
-        if not (account and account.is_active and account.may_administer
-                and self.directory.client.credentials_valid(account.dn, values["password"])):
+        try:
+            account = find_admin_account(self.directory, username)
+            # One answer for "no such admin", "not an admin", "disabled" and "wrong
+            # password": the response never tells whether an account exists.
+            valid = bool(account and account.is_active and account.may_administer
+                         and self.directory.client.credentials_valid(account.dn, values["password"]))
+        except BaseException:
+            throttle.cancel(attempt)  # no answer (the directory failed): not a failed login
+            raise
+        if not valid:
             req.context.hide_round_trips = True
-            services.login_throttle.record_failure(keys)
+            throttle.failed(attempt)
             log.warning("failed API login for %s from %s", username, req.context.client_ip)
             raise errors.LoginRequired(errors.INVALID_CREDENTIALS)
-        if keys[1] in recorded:  # most logins have no failures to forget: no write for them
-            services.login_throttle.clear(keys[1])
-        token = services.sessions.create(account)
+        token = services.sessions.create(account, also=lambda conn: throttle.succeeded(attempt, conn))
         resp.set_cookie(
             services.settings.SESSION_COOKIE_NAME, token, path="/", http_only=True, same_site="Strict",
             secure=over_tls(req, services.settings.proxy_networks), max_age=None,

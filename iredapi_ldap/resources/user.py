@@ -33,22 +33,27 @@ def _phone_numbers(value):
 
 def _mailbox_folder(value):
     value = value.strip()
-    if not re.fullmatch(r"[A-Za-z0-9._-]{1,64}", value):
+    # Dovecot opens ~/<mailboxFolder>: "." would be the home directory itself, ".." its parent.
+    if not re.fullmatch(r"[A-Za-z0-9._-]{1,64}", value) or value in (".", ".."):
         raise errors.InvalidInput(errors.INVALID_PARAMETER, detail="a folder name such as Maildir")
     return value
 
 
+def _transport(value):
+    """As a domain's transport; empty removes the user's own (PUT) or sets none (POST)."""
+    return params.transport(value) if value.strip() else ""
+
+
 _mailbox_format = params.choice("maildir", "mdbox", "sdbox", code=errors.INVALID_MAILBOX_FORMAT)
-_quota_mb = params.integer(0, 1024 ** 3)
 
 # Parameters both POST and PUT take.
 _PROFILE = (
     Param("cn", params.text(255), aliases=("name",)),
     Param("preferredLanguage", params.language, aliases=("language",)),
-    Param("mailQuota", _quota_mb, aliases=("quota",)),
+    Param("mailQuota", params.quota_mb, aliases=("quota",)),
     Param("password", _raw),
     Param("password_hash", check_password_hash),
-    Param("transport", params.text(255)),
+    Param("transport", _transport),
     Param("employeeid", params.text(64)),
     Param("mailboxFormat", _mailbox_format),
     Param("mailboxFolder", _mailbox_folder),
