@@ -4,11 +4,13 @@ The access middleware (``access.py``) establishes who asks: an ``Admin`` on
 ``req.context.admin``, global or the admin of the domains whose ``domainAdmin`` names it.
 Resources then ask here, before they call the directory layer, whether that admin may act
 on what the request names: a domain, an account, a parameter, a member address.  Checks
-that need the target's entry reuse the read the request makes anyway, so they cost no extra
-directory round trip.  Nothing here knows HTTP; refusals are ``errors.NotPermitted``.
+that need the target's entry reuse the read the request makes anyway; the one extra round
+trip is ``require_manageable_account``'s search, for non-global admins only.  Nothing here
+knows HTTP; refusals are ``errors.NotPermitted``.
 """
 
 from . import errors
+from .directory import dn as dnlib
 from .directory import domains as domain_directory
 from .directory import limits as limitlib
 
@@ -17,8 +19,12 @@ from .directory import limits as limitlib
 DOMAIN_ADMIN_MAY_CHANGE = frozenset({"cn", "preferredLanguage", "defaultQuota", "minPasswordLength",
                                      "maxPasswordLength"})
 # User parameters only global admins may set: a maildir path can point into another domain's
-# mail on the same disk, so domain admins get the hashed default.
-GLOBAL_ONLY_USER_PARAMETERS = frozenset({"maildir"})
+# mail on the same disk, so domain admins get the hashed default.  isGlobalAdmin (iRedAdmin-Pro's
+# name for domainGlobalAdmin) is not a parameter we take; listed so that it stays global-only
+# should it become one.
+GLOBAL_ONLY_USER_PARAMETERS = frozenset({"maildir", "isGlobalAdmin", "domainGlobalAdmin"})
+# The enabledService that makes a mail user an admin (of the domains whose domainAdmin names it).
+ADMIN_SERVICE = "domainadmin"
 
 
 def require_global(admin):
@@ -71,11 +77,51 @@ def check_user_parameters(admin, values):
             raise errors.NotPermitted(errors.PERMISSION_DENIED, param=name, detail="only global admins may set this")
 
 
-def require_manageable_account(admin, entry):
-    """A global admin's own mail-user entry is only for global admins to change or delete."""
-    if not admin.is_global and (entry.first("domainGlobalAdmin") or "").lower() == "yes":
+def require_manageable_account(directory, admin, entry):
+    """A non-global admin may change or delete a mail user only if it holds every admin right
+    the user holds: not a global admin's entry, nor that of an admin of a domain it does not
+    manage (whoever controls the account's password, forwarding or addresses controls its
+    admin rights).  ``entry``: the user as read, with mail, shadowAddress and domainGlobalAdmin.
+
+    For non-global admins this costs one one-level search of the domains (domainAdmin is
+    indexed); global admins pass without it.
+    """
+    if admin.is_global:
+        return
+    if (entry.first("domainGlobalAdmin") or "").lower() == "yes":
         raise errors.NotPermitted(errors.PERMISSION_DENIED_UPDATE_GLOBAL_ADMIN_PROFILE,
                                   detail="this user is a global admin")
+    addresses = sorted({v.lower() for v in entry.values("mail") + entry.values("shadowAddress")})
+    if not addresses:
+        return
+    filter_ = dnlib.all_of(dnlib.eq("objectClass", "mailDomain"),
+                           dnlib.any_of(*(dnlib.eq("domainAdmin", a) for a in addresses)))
+    foreign = sorted(domain.first("domainName") or domain.dn
+                     for domain in directory.search(directory.names.basedn, filter_, ["domainName", "domainAdmin"],
+                                                    scope="one")
+                     if not admin.manages(domain))
+    if foreign:
+        raise errors.NotPermitted(errors.PERMISSION_DENIED,
+                                  detail=f"this user administers domains you do not manage: {', '.join(foreign)}")
+
+
+def check_admin_service(admin, entry, values):
+    """Only global admins make a mail user an admin or take that away: the ``domainadmin``
+    service may not appear or disappear through a domain admin's services/addService/removeService.
+    ``entry``: the user as read."""
+    if admin.is_global:
+        return
+    had = entry.has_value("enabledService", ADMIN_SERVICE)
+
+    def named(param):
+        return any(v.lower() == ADMIN_SERVICE for v in values.get(param, ()))
+
+    changed = [param for param, change in (("services", "services" in values and named("services") != had),
+                                           ("addService", named("addService") and not had),
+                                           ("removeService", named("removeService") and had)) if change]
+    if changed:
+        raise errors.NotPermitted(errors.PERMISSION_DENIED, param=changed[0],
+                                  detail=f"only global admins may add or remove the {ADMIN_SERVICE} service")
 
 
 def member_check(admin):
