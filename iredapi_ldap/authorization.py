@@ -13,6 +13,7 @@ from . import errors
 from .directory import dn as dnlib
 from .directory import domains as domain_directory
 from .directory import limits as limitlib
+from .store import throttle as throttle_store
 
 # What a domain admin may change on a domain it manages; limits, transport and status are the
 # global admin's, or a domain admin could lift its own limits.
@@ -25,6 +26,10 @@ DOMAIN_ADMIN_MAY_CHANGE = frozenset({"cn", "preferredLanguage", "defaultQuota", 
 GLOBAL_ONLY_USER_PARAMETERS = frozenset({"maildir", "isGlobalAdmin", "domainGlobalAdmin"})
 # The enabledService that makes a mail user an admin (of the domains whose domainAdmin names it).
 ADMIN_SERVICE = "domainadmin"
+# accountSetting keys by which a global admin withholds a profile part from domain admins,
+# one "key:part" value per part (iRedAdmin's account_setting_list_to_dict).
+DISABLED_DOMAIN_PROFILE = "disabledDomainProfile"
+DISABLED_USER_PROFILE = "disabledUserProfile"
 
 
 def require_global(admin):
@@ -142,3 +147,92 @@ def member_check(admin):
                                           detail=f"{address} is an account in a domain you do not manage")
 
     return check
+
+
+# -- throttling -------------------------------------------------------------------------------
+
+
+def _profile_parts(domain_entry, key):
+    key = key.lower()
+    parts = set()
+    for item in domain_entry.values("accountSetting"):
+        name, sep, value = item.partition(":")
+        if sep and name.strip().lower() == key:
+            parts.add(value.strip().lower())
+    return parts
+
+
+def check_throttle_change(directory, admin, domain_entry, user_entry=None):
+    """May ``admin`` change the throttle settings of the domain (``user_entry`` None) or of the
+    user ``user_entry`` (read with mail, shadowAddress, domainGlobalAdmin) in that domain?
+
+    A global admin withholds them from domain admins with the domain's accountSetting
+    ``disabledDomainProfile:throttle`` / ``disabledUserProfile:throttle`` (iRedAdmin-Pro's
+    switches); a user's throttling is as protected as the rest of its entry
+    (``require_manageable_account``).  ``domain_entry`` is read with accountSetting.
+    """
+    if admin.is_global:
+        return
+    key = DISABLED_DOMAIN_PROFILE if user_entry is None else DISABLED_USER_PROFILE
+    if "throttle" in _profile_parts(domain_entry, key):
+        raise errors.NotPermitted(errors.PERMISSION_DENIED,
+                                  detail=f"a global admin reserved this throttling to global admins ({key})")
+    if user_entry is not None:
+        require_manageable_account(directory, admin, user_entry)
+
+
+def _unlimited(limit):
+    return limit is None or limit[0] == 0
+
+
+def _loosened(rule, before, after):
+    """The parameter that makes ``after`` looser than ``before`` for one rule, or None.
+
+    A limit is (value, period); None or value 0 is unlimited.  For the per-period rules
+    (max_msgs, max_quota) the new one is no looser only if it allows no more per period and
+    no higher rate: value_a <= value_b and value_a / period_a <= value_b / period_b.
+    """
+    if _unlimited(after):
+        return None if _unlimited(before) else rule
+    if _unlimited(before):
+        return None
+    (value_b, period_b), (value_a, period_a) = before, after
+    if value_a > value_b:
+        return rule
+    if rule in throttle_store.PERIODIC_RULES and value_a * period_b > value_b * period_a:
+        return "period"
+    return None
+
+
+def throttle_guard(admin):
+    """The rule for a throttle write by ``admin``, as a callable ``guard(before, after)`` the
+    store runs inside the write's transaction (None: no restriction).
+
+    ``before``/``after``: {rule: (value, period) or None}, the limits iRedAPD applies to the
+    account (its own row and every broader one: domain, global) now and after the write.  A
+    domain admin may make them stricter or leave them, never looser: it cannot lift or loosen
+    a limit a global admin set on the account or a broader one, nor delete such a setting.
+    iRedAPD's rows record no author, so this holds for its own earlier settings too:
+    loosening those is a global admin's job.
+    """
+    if admin.is_global:
+        return None
+
+    def guard(before, after):
+        for rule in throttle_store.RULES:
+            param = _loosened(rule, before.get(rule), after.get(rule))
+            if param is not None:
+                raise errors.NotPermitted(
+                    errors.PERMISSION_DENIED, param=param,
+                    detail=f"this would loosen the {rule} limit in force ({_describe(rule, before.get(rule))}); "
+                           "domain admins may only make limits stricter (omitted limits are stored as 0, "
+                           "unlimited; -1 inherits)")
+
+    return guard
+
+
+def _describe(rule, limit):
+    if _unlimited(limit):
+        return "unlimited"
+    value, period = limit
+    return f"{value} per {period} s" if rule in throttle_store.PERIODIC_RULES else str(value)
