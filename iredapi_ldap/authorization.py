@@ -130,23 +130,24 @@ def check_admin_service(admin, entry, values):
 
 
 def member_check(admin):
-    """The rule for member addresses a list or alias request names, as a callable
-    ``check(lookup, members, param)`` for the directory layer (None: no restriction).
+    """The scope of the member addresses a list or alias request names, as a predicate
+    ``in_scope(lookup, address)`` for the directory layer's ``classify_members`` (None: every
+    address is looked at).
 
-    A domain admin makes accounts members only in domains it manages: enrolling writes
-    memberOfGroup on the member's own entry.
+    A domain admin's view stops at the domains it manages: an address elsewhere is an
+    external member, whether or not some other hosted domain has it, so the answer never tells
+    which accounts exist there; and enrolling an account, which writes memberOfGroup on the
+    member's own entry, stays within its domains.  Addresses in its own domains (and their
+    alias domains) are checked as for global admins.
     """
     if admin.is_global:
         return None
 
-    def check(lookup, members, param):
-        for address in members.internal:
-            domain_entry = lookup.domain_entry(address)
-            if domain_entry is None or not admin.manages(domain_entry):
-                raise errors.NotPermitted(errors.PERMISSION_DENIED, param=param,
-                                          detail=f"{address} is an account in a domain you do not manage")
+    def in_scope(lookup, address):
+        domain_entry = lookup.domain_entry(address)
+        return domain_entry is not None and admin.manages(domain_entry)
 
-    return check
+    return in_scope
 
 
 # -- throttling -------------------------------------------------------------------------------
