@@ -4,21 +4,32 @@ The access middleware (``access.py``) establishes who asks: an ``Admin`` on
 ``req.context.admin``, global or the admin of the domains whose ``domainAdmin`` names it.
 Resources then ask here, before they call the directory layer, whether that admin may act
 on what the request names: a domain, an account, a parameter, a member address.  Checks
-that need the target's entry reuse the read the request makes anyway, so they cost no extra
-directory round trip.  Nothing here knows HTTP; refusals are ``errors.NotPermitted``.
+that need the target's entry reuse the read the request makes anyway; the one extra round
+trip is ``require_manageable_account``'s search, for non-global admins only.  Nothing here
+knows HTTP; refusals are ``errors.NotPermitted``.
 """
 
 from . import errors
+from .directory import dn as dnlib
 from .directory import domains as domain_directory
 from .directory import limits as limitlib
+from .store import throttle as throttle_store
 
 # What a domain admin may change on a domain it manages; limits, transport and status are the
 # global admin's, or a domain admin could lift its own limits.
 DOMAIN_ADMIN_MAY_CHANGE = frozenset({"cn", "preferredLanguage", "defaultQuota", "minPasswordLength",
                                      "maxPasswordLength"})
 # User parameters only global admins may set: a maildir path can point into another domain's
-# mail on the same disk, so domain admins get the hashed default.
-GLOBAL_ONLY_USER_PARAMETERS = frozenset({"maildir"})
+# mail on the same disk, so domain admins get the hashed default.  isGlobalAdmin (iRedAdmin-Pro's
+# name for domainGlobalAdmin) is not a parameter we take; listed so that it stays global-only
+# should it become one.
+GLOBAL_ONLY_USER_PARAMETERS = frozenset({"maildir", "isGlobalAdmin", "domainGlobalAdmin"})
+# The enabledService that makes a mail user an admin (of the domains whose domainAdmin names it).
+ADMIN_SERVICE = "domainadmin"
+# accountSetting keys by which a global admin withholds a profile part from domain admins,
+# one "key:part" value per part (iRedAdmin's account_setting_list_to_dict).
+DISABLED_DOMAIN_PROFILE = "disabledDomainProfile"
+DISABLED_USER_PROFILE = "disabledUserProfile"
 
 
 def require_global(admin):
@@ -71,28 +82,158 @@ def check_user_parameters(admin, values):
             raise errors.NotPermitted(errors.PERMISSION_DENIED, param=name, detail="only global admins may set this")
 
 
-def require_manageable_account(admin, entry):
-    """A global admin's own mail-user entry is only for global admins to change or delete."""
-    if not admin.is_global and (entry.first("domainGlobalAdmin") or "").lower() == "yes":
+def require_manageable_account(directory, admin, entry):
+    """A non-global admin may change or delete a mail user only if it holds every admin right
+    the user holds: not a global admin's entry, nor that of an admin of a domain it does not
+    manage (whoever controls the account's password, forwarding or addresses controls its
+    admin rights).  ``entry``: the user as read, with mail, shadowAddress and domainGlobalAdmin.
+
+    For non-global admins this costs one one-level search of the domains (domainAdmin is
+    indexed); global admins pass without it.
+    """
+    if admin.is_global:
+        return
+    if (entry.first("domainGlobalAdmin") or "").lower() == "yes":
         raise errors.NotPermitted(errors.PERMISSION_DENIED_UPDATE_GLOBAL_ADMIN_PROFILE,
                                   detail="this user is a global admin")
+    addresses = sorted({v.lower() for v in entry.values("mail") + entry.values("shadowAddress")})
+    if not addresses:
+        return
+    filter_ = dnlib.all_of(dnlib.eq("objectClass", "mailDomain"),
+                           dnlib.any_of(*(dnlib.eq("domainAdmin", a) for a in addresses)))
+    foreign = sorted(domain.first("domainName") or domain.dn
+                     for domain in directory.search(directory.names.basedn, filter_, ["domainName", "domainAdmin"],
+                                                    scope="one")
+                     if not admin.manages(domain))
+    if foreign:
+        raise errors.NotPermitted(errors.PERMISSION_DENIED,
+                                  detail=f"this user administers domains you do not manage: {', '.join(foreign)}")
+
+
+def check_admin_service(admin, entry, values):
+    """Only global admins make a mail user an admin or take that away: the ``domainadmin``
+    service may not appear or disappear through a domain admin's services/addService/removeService.
+    ``entry``: the user as read."""
+    if admin.is_global:
+        return
+    had = entry.has_value("enabledService", ADMIN_SERVICE)
+
+    def named(param):
+        return any(v.lower() == ADMIN_SERVICE for v in values.get(param, ()))
+
+    changed = [param for param, change in (("services", "services" in values and named("services") != had),
+                                           ("addService", named("addService") and not had),
+                                           ("removeService", named("removeService") and had)) if change]
+    if changed:
+        raise errors.NotPermitted(errors.PERMISSION_DENIED, param=changed[0],
+                                  detail=f"only global admins may add or remove the {ADMIN_SERVICE} service")
 
 
 def member_check(admin):
-    """The rule for member addresses a list or alias request names, as a callable
-    ``check(lookup, members, param)`` for the directory layer (None: no restriction).
+    """The scope of the member addresses a list or alias request names, as a predicate
+    ``in_scope(lookup, address)`` for the directory layer's ``classify_members`` (None: every
+    address is looked at).
 
-    A domain admin makes accounts members only in domains it manages: enrolling writes
-    memberOfGroup on the member's own entry.
+    A domain admin's view stops at the domains it manages: an address elsewhere is an
+    external member, whether or not some other hosted domain has it, so the answer never tells
+    which accounts exist there; and enrolling an account, which writes memberOfGroup on the
+    member's own entry, stays within its domains.  Addresses in its own domains (and their
+    alias domains) are checked as for global admins.
     """
     if admin.is_global:
         return None
 
-    def check(lookup, members, param):
-        for address in members.internal:
-            domain_entry = lookup.domain_entry(address)
-            if domain_entry is None or not admin.manages(domain_entry):
-                raise errors.NotPermitted(errors.PERMISSION_DENIED, param=param,
-                                          detail=f"{address} is an account in a domain you do not manage")
+    def in_scope(lookup, address):
+        domain_entry = lookup.domain_entry(address)
+        return domain_entry is not None and admin.manages(domain_entry)
 
-    return check
+    return in_scope
+
+
+# -- throttling -------------------------------------------------------------------------------
+
+
+def _profile_parts(domain_entry, key):
+    key = key.lower()
+    parts = set()
+    for item in domain_entry.values("accountSetting"):
+        name, sep, value = item.partition(":")
+        if sep and name.strip().lower() == key:
+            parts.add(value.strip().lower())
+    return parts
+
+
+def check_throttle_change(directory, admin, domain_entry, user_entry=None):
+    """May ``admin`` change the throttle settings of the domain (``user_entry`` None) or of the
+    user ``user_entry`` (read with mail, shadowAddress, domainGlobalAdmin) in that domain?
+
+    A global admin withholds them from domain admins with the domain's accountSetting
+    ``disabledDomainProfile:throttle`` / ``disabledUserProfile:throttle`` (iRedAdmin-Pro's
+    switches); a user's throttling is as protected as the rest of its entry
+    (``require_manageable_account``).  ``domain_entry`` is read with accountSetting.
+    """
+    if admin.is_global:
+        return
+    key = DISABLED_DOMAIN_PROFILE if user_entry is None else DISABLED_USER_PROFILE
+    if "throttle" in _profile_parts(domain_entry, key):
+        raise errors.NotPermitted(errors.PERMISSION_DENIED,
+                                  detail=f"a global admin reserved this throttling to global admins ({key})")
+    if user_entry is not None:
+        require_manageable_account(directory, admin, user_entry)
+
+
+def _unlimited(limit):
+    return limit is None or limit[0] == 0
+
+
+def _loosened(rule, before, after):
+    """The parameter that makes ``after`` looser than ``before`` for one rule, or None.
+
+    A limit is (value, period); None or value 0 is unlimited.  For the per-period rules
+    (max_msgs, max_quota) the new one is no looser only if it allows no more per period and
+    no higher rate: value_a <= value_b and value_a / period_a <= value_b / period_b.
+    """
+    if _unlimited(after):
+        return None if _unlimited(before) else rule
+    if _unlimited(before):
+        return None
+    (value_b, period_b), (value_a, period_a) = before, after
+    if value_a > value_b:
+        return rule
+    if rule in throttle_store.PERIODIC_RULES and value_a * period_b > value_b * period_a:
+        return "period"
+    return None
+
+
+def throttle_guard(admin):
+    """The rule for a throttle write by ``admin``, as a callable ``guard(before, after)`` the
+    store runs inside the write's transaction (None: no restriction).
+
+    ``before``/``after``: {rule: (value, period) or None}, the limits iRedAPD applies to the
+    account (its own row and every broader one: domain, global) now and after the write.  A
+    domain admin may make them stricter or leave them, never looser: it cannot lift or loosen
+    a limit a global admin set on the account or a broader one, nor delete such a setting.
+    iRedAPD's rows record no author, so this holds for its own earlier settings too:
+    loosening those is a global admin's job.
+    """
+    if admin.is_global:
+        return None
+
+    def guard(before, after):
+        for rule in throttle_store.RULES:
+            param = _loosened(rule, before.get(rule), after.get(rule))
+            if param is not None:
+                raise errors.NotPermitted(
+                    errors.PERMISSION_DENIED, param=param,
+                    detail=f"this would loosen the {rule} limit in force ({_describe(rule, before.get(rule))}); "
+                           "domain admins may only make limits stricter (omitted limits are stored as 0, "
+                           "unlimited; -1 inherits)")
+
+    return guard
+
+
+def _describe(rule, limit):
+    if _unlimited(limit):
+        return "unlimited"
+    value, period = limit
+    return f"{value} per {period} s" if rule in throttle_store.PERIODIC_RULES else str(value)

@@ -59,7 +59,7 @@ def delete_user(services, mail, admin, keep_days, domain_entry=None):
     entry = user_directory.get_user(directory, mail, ["mail", "shadowAddress", "mailQuota", "homeDirectory",
                                                       "storageBaseDirectory", "mailMessageStore",
                                                       "domainGlobalAdmin"])
-    authorization.require_manageable_account(admin, entry)
+    authorization.require_manageable_account(directory, admin, entry)
     references.remove_references(directory, [mail, *entry.values("shadowAddress")], entry.dn)
     maildir = maildir_of(entry)
     if maildir:

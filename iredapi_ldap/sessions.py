@@ -110,6 +110,16 @@ class SessionStore:
         with self._store.transaction() as conn:
             conn.execute(sa.delete(tables.api_sessions).where(tables.api_sessions.c.id_hash == _hash(token)))
 
+    def end_sessions(self, username, keep=None):
+        """Delete every session of ``username`` (but the one of token ``keep``): its password
+        changed, or it was disabled or deleted.  One DELETE on the indexed username."""
+        table = tables.api_sessions
+        where = table.c.username == username
+        if keep:
+            where = sa.and_(where, table.c.id_hash != _hash(keep))
+        with self._store.transaction() as conn:
+            return conn.execute(sa.delete(table).where(where)).rowcount
+
 
 class LoginThrottle:
     """Counts logins per client address and per username (shared store), before the bind.

@@ -380,3 +380,128 @@ def test_mail_user_admin_loses_access_when_domainadmin_service_is_removed(api, m
     client = ApiClient(make_app(SESSION_RECHECK_INTERVAL=0)).login(mail, "Boss-Secret-1")
     root_connection.modify(dn, {"enabledService": [(ldap3.MODIFY_DELETE, ["domainadmin"])]})
     assert client.get(f"/api/domain/{domain}").status_code == 401
+
+
+# -- what a domain admin may do to accounts that hold admin rights (issue 10, items 2 and 10) -------
+
+def user_dn(mail):
+    return f"mail={mail},ou=Users,{domain_dn(mail.split('@')[1])}"
+
+
+@pytest.fixture
+def takeover(api, make_app, root_connection, new_domain):
+    """a.test's admin, and boss@a.test who also administers b.test (the issue's set-up)."""
+    a, b = new_domain(), new_domain()
+    for domain in (a, b):
+        assert api.post(f"/api/domain/{domain}").status_code == 201
+    assert api.post(f"/api/user/victim@{b}", {"password": "Victim-Secret-1"}).status_code == 201
+    for local in ("plain", "doomed", "coadmin"):
+        assert api.post(f"/api/user/{local}@{a}", {"password": "Plain-Secret-1"}).status_code == 201
+    boss, _ = add_mail_user(root_connection, a, "boss", "Boss-Secret-1", admin=True, manages=[a, b])
+    admin = f"admin@{a}"
+    add_standalone_admin(root_connection, admin, "Admin-Secret-4", domains=[a])
+    # a co-admin of a.test only: no right beyond the acting admin's
+    root_connection.modify(domain_dn(a), {"domainAdmin": [(ldap3.MODIFY_ADD, [f"coadmin@{a}"])]})
+    app = make_app()
+    return {"a": a, "b": b, "boss": boss, "app": app, "admin": ApiClient(app).login(admin, "Admin-Secret-4")}
+
+
+def test_domain_admin_cannot_take_over_an_admin_of_another_domain(api, root_connection, takeover):
+    a, b, boss, client = takeover["a"], takeover["b"], takeover["boss"], takeover["admin"]
+    before = read_entry(root_connection, user_dn(boss))
+    victim = read_entry(root_connection, user_dn(f"victim@{b}"))
+    # the attack: reset boss's password, log in as boss, change a b.test user
+    result = client.put(f"/api/user/{boss}", {"password": "Taken-Over-1"})
+    assert result.status_code == 403 and result.json["msg"] == "PERMISSION_DENIED", result.text
+    assert login(ApiClient(takeover["app"]), boss, "Taken-Over-1").status_code == 401
+    # nor any other way in: forwarding, addresses, status, services, a ready hash, deletion
+    for form in ({"forwarding": f"admin@{a}"}, {"addForwarding": "spy@ext.test"}, {"addAlias": f"boss2@{a}"},
+                 {"accountStatus": "disabled"}, {"removeService": "domainadmin"},
+                 {"password_hash": _ssha("Taken-Over-1")}, {"cn": "Boss"}):
+        result = client.put(f"/api/user/{boss}", form)
+        assert result.status_code == 403 and result.json["msg"] == "PERMISSION_DENIED", (form, result.text)
+    for result in (client.delete(f"/api/user/{boss}"), client.delete(f"/api/user/{boss}/keep_mailbox_days/0")):
+        assert result.status_code == 403 and result.json["msg"] == "PERMISSION_DENIED", result.text
+    assert read_entry(root_connection, user_dn(boss)) == before
+    assert read_entry(root_connection, user_dn(f"victim@{b}")) == victim
+    # the same admin still manages plain users, and co-admins of its own domain only
+    for mail in (f"plain@{a}", f"coadmin@{a}"):
+        result = client.put(f"/api/user/{mail}", {"password": "Reset-Secret-1", "addForwarding": "x@ext.test"})
+        assert result.status_code == 200, (mail, result.text)
+    assert client.delete(f"/api/user/doomed@{a}").status_code == 200
+    assert read_entry(root_connection, user_dn(f"doomed@{a}")) is None
+    # and a global admin may reset boss, who then works in b.test
+    assert api.put(f"/api/user/{boss}", {"password": "Reset-By-Root-1"}).status_code == 200
+    as_boss = ApiClient(takeover["app"]).login(boss, "Reset-By-Root-1")
+    assert as_boss.put(f"/api/user/victim@{b}", {"cn": "Changed by boss"}).status_code == 200
+
+    # the same holds when b.test names boss by one of its alias addresses
+    root_connection.modify(domain_dn(b), {"domainAdmin": [(ldap3.MODIFY_DELETE, [boss])]})
+    assert api.put(f"/api/user/{boss}", {"addAlias": f"chief@{a}"}).status_code == 200
+    root_connection.modify(domain_dn(b), {"domainAdmin": [(ldap3.MODIFY_ADD, [f"chief@{a}"])]})
+    result = client.put(f"/api/user/{boss}", {"password": "Taken-Over-1"})
+    assert result.status_code == 403 and result.json["msg"] == "PERMISSION_DENIED", result.text
+
+
+@pytest.mark.parametrize("form,param", [
+    ({"addService": "domainadmin"}, "addService"),
+    ({"services": "mail,deliver,domainadmin"}, "services"),
+])
+def test_domain_admin_cannot_grant_admin_rights(api, root_connection, takeover, form, param):
+    a, client = takeover["a"], takeover["admin"]
+    before = read_entry(root_connection, user_dn(f"plain@{a}"))
+    result = client.put(f"/api/user/plain@{a}", form)
+    assert result.status_code == 403 and result.json["msg"] == "PERMISSION_DENIED", result.text
+    assert result.json["param"] == param
+    assert read_entry(root_connection, user_dn(f"plain@{a}")) == before
+    assert api.put(f"/api/user/plain@{a}", form).status_code == 200  # a global admin may
+    assert "domainadmin" in read_entry(root_connection, user_dn(f"plain@{a}"))["enabledService"]
+
+
+@pytest.mark.parametrize("form,param", [
+    ({"removeService": "domainadmin"}, "removeService"),
+    ({"services": "mail,deliver"}, "services"),
+])
+def test_domain_admin_cannot_take_admin_rights_away(api, root_connection, takeover, form, param):
+    a, client = takeover["a"], takeover["admin"]
+    assert api.put(f"/api/user/coadmin@{a}", {"addService": "domainadmin"}).status_code == 200
+    before = read_entry(root_connection, user_dn(f"coadmin@{a}"))
+    result = client.put(f"/api/user/coadmin@{a}", form)
+    assert result.status_code == 403 and result.json["param"] == param, result.text
+    assert read_entry(root_connection, user_dn(f"coadmin@{a}")) == before
+    # keeping the service in a reset is no change of rights
+    kept = client.put(f"/api/user/coadmin@{a}", {"services": "mail,deliver,domainadmin"})
+    assert kept.status_code == 200, kept.text
+    assert sorted(read_entry(root_connection, user_dn(f"coadmin@{a}"))["enabledService"]) == [
+        "deliver", "domainadmin", "mail"]
+    assert api.put(f"/api/user/coadmin@{a}", form).status_code == 200  # a global admin may
+    assert "domainadmin" not in read_entry(root_connection, user_dn(f"coadmin@{a}"))["enabledService"]
+
+
+def test_password_change_disable_and_delete_end_the_admins_sessions(api, make_app, root_connection, new_domain):
+    domain = new_domain()
+    api.post(f"/api/domain/{domain}")
+    mail, _ = add_mail_user(root_connection, domain, "boss", "Boss-Secret-1", admin=True, manages=[domain])
+    app = make_app()  # the default SESSION_RECHECK_INTERVAL: a stale session would live on for a minute
+    boss = ApiClient(app).login(mail, "Boss-Secret-1")
+    assert boss.get(f"/api/domain/{domain}").status_code == 200
+    assert api.put(f"/api/user/{mail}", {"password": "Boss-Secret-2"}).status_code == 200
+    result = boss.get(f"/api/domain/{domain}")
+    assert result.status_code == 401 and result.json["msg"] == "LOGIN_REQUIRED"
+    assert [r for r in session_rows(app) if r["username"] == mail] == []
+
+    # its own password change keeps the session it used, and ends its others
+    boss, other = ApiClient(app).login(mail, "Boss-Secret-2"), ApiClient(app).login(mail, "Boss-Secret-2")
+    assert boss.put(f"/api/user/{mail}", {"password": "Boss-Secret-3"}).status_code == 200
+    assert boss.get(f"/api/domain/{domain}").status_code == 200
+    assert other.get(f"/api/domain/{domain}").status_code == 401
+
+    # disabled, then deleted: at once, too
+    assert api.put(f"/api/user/{mail}", {"accountStatus": "disabled"}).status_code == 200
+    assert boss.get(f"/api/domain/{domain}").status_code == 401
+    assert api.put(f"/api/user/{mail}", {"accountStatus": "active"}).status_code == 200
+    boss = ApiClient(app).login(mail, "Boss-Secret-3")
+    assert api.delete(f"/api/user/{mail}").status_code == 200
+    assert boss.get(f"/api/domain/{domain}").status_code == 401
+    # other admins' sessions are untouched
+    assert api.get(f"/api/domain/{domain}").status_code == 200

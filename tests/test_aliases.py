@@ -308,3 +308,47 @@ def test_round_trips_post_4_put_4_get_2(api, domain):
     assert result.headers["X-Directory-Round-Trips"] == "3"
     result = api.get(f"/api/alias/rt-alias@{domain}")
     assert result.status_code == 200 and result.headers["X-Directory-Round-Trips"] == "2"
+
+
+# -- a domain admin cannot probe other domains through members (issue 10, item 8) ---------------
+
+def _domain_admin(api, make_app, root_connection, domain, new_domain):
+    """A domain admin of ``domain``, and another hosted domain with the user stranger@ in it."""
+    other = new_domain()
+    assert api.post(f"/api/domain/{other}").status_code == 201
+    assert api.post(f"/api/user/stranger@{other}", {"password": PASSWORD}).status_code == 201
+    admin = f"prober@{domain}"
+    root_connection.add(f"mail={admin},o=domainAdmins,{SUFFIX}", attributes={
+        "objectClass": ["mailAdmin"], "mail": [admin], "userPassword": [_ssha("Admin-Pw-9")],
+        "accountStatus": ["active"]})
+    root_connection.modify(domain_dn(domain), {"domainAdmin": [(ldap3.MODIFY_ADD, [admin])]})
+    return ApiClient(make_app()).login(admin, "Admin-Pw-9"), other
+
+
+def _same_answer(results):
+    first = results[0]
+    for result in results:
+        assert (result.status_code, result.content) == (first.status_code, first.content), result.text
+        assert result.headers["X-Directory-Round-Trips"] == first.headers["X-Directory-Round-Trips"]
+    return first
+
+
+def test_members_outside_a_domain_admins_domains_answer_alike(api, make_app, root_connection, domain, new_domain):
+    client, other = _domain_admin(api, make_app, root_connection, domain, new_domain)
+    outside = [f"stranger@{other}", f"ghost@{other}", "someone@unhosted-elsewhere.test"]
+    created = _same_answer([client.post(f"/api/alias/p{i}@{domain}", {"members": address})
+                            for i, address in enumerate(outside)])
+    assert created.status_code == 201
+    for i, address in enumerate(outside):
+        assert read_entry(root_connection, alias_dn(f"p{i}@{domain}"))["mailForwardingAddress"] == [address]
+    assert client.post(f"/api/alias/q@{domain}").status_code == 201
+    updated = _same_answer([client.put(f"/api/alias/q@{domain}", {"addMember": address}) for address in outside])
+    assert updated.status_code == 200
+    # inside its own domains nothing changes: a missing account there is still refused
+    result = client.post(f"/api/alias/p9@{domain}", {"members": f"ghost@{domain}"})
+    assert result.status_code == 400 and result.json["msg"] == "NO_SUCH_ACCOUNT"
+    # a global admin's answers are as before: a missing account in a hosted domain is refused
+    assert api.post(f"/api/alias/g1@{domain}", {"members": f"stranger@{other}"}).status_code == 201
+    result = api.post(f"/api/alias/g2@{domain}", {"members": f"ghost@{other}"})
+    assert result.status_code == 400 and result.json["msg"] == "NO_SUCH_ACCOUNT" and result.json["param"] == "members"
+    assert api.post(f"/api/alias/g3@{domain}", {"members": "x@unhosted-elsewhere.test"}).status_code == 201

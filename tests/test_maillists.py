@@ -411,11 +411,11 @@ def test_domain_admin_scope(api, make_app, root_connection, domain, new_domain):
     root_connection.modify(domain_dn(domain), {"domainAdmin": [(ldap3.MODIFY_ADD, [admin])]})
     client = ApiClient(make_app()).login(admin, "Admin-Pw-9")
     assert client.post(f"/api/maillist/mine@{domain}", {"members": f"local@{domain},x@ext.test"}).status_code == 201
-    # accounts of a domain it does not manage cannot be made members: that writes their entry
+    # an account of a domain it does not manage is an external member: its entry is not written
     for result in (client.post(f"/api/maillist/mine2@{domain}", {"members": f"stranger@{other}"}),
                    client.put(f"/api/maillist/mine@{domain}", {"addMember": f"stranger@{other}"})):
-        assert result.status_code == 403 and result.json["param"] in ("members", "addMember"), result.text
-    assert read_entry(root_connection, list_dn(f"mine2@{domain}")) is None
+        assert result.status_code in (200, 201), result.text
+    assert read_entry(root_connection, externals_dn(f"mine2@{domain}"))["mail"] == [f"stranger@{other}"]
     assert groups_of(root_connection, user_dn(f"stranger@{other}")) == []
     for result in (client.post(f"/api/maillist/x@{other}"), client.get(f"/api/maillist/theirs@{other}"),
                    client.put(f"/api/maillist/theirs@{other}", {"cn": "x"}),
@@ -425,6 +425,10 @@ def test_domain_admin_scope(api, make_app, root_connection, domain, new_domain):
     # a global admin may
     assert api.put(f"/api/maillist/mine@{domain}", {"addMember": f"stranger@{other}"}).status_code == 200
     assert groups_of(root_connection, user_dn(f"stranger@{other}")) == [f"mine@{domain}"]
+    # one membership per address: the external one it had is gone
+    assert read_entry(root_connection, externals_dn(f"mine@{domain}"))["mail"] == ["x@ext.test"]
+    assert api.get(f"/api/maillist/mine@{domain}").json["data"]["members"] == sorted(
+        [f"local@{domain}", f"stranger@{other}", "x@ext.test"])
 
 
 def test_round_trips(api, domain, accounts):
@@ -460,3 +464,35 @@ def test_addresses_with_dn_special_characters(api, root_connection, domain):
     assert "member" not in read_entry(root_connection, f"mail=odd\\+list@{domain},ou=Groups,{domain_dn(domain)}")
     assert api.delete(f"/api/maillist/{mail}").status_code == 200
     assert read_entry(root_connection, f"memberOfGroup=odd\\+list@{domain},ou=Externals,{domain_dn(domain)}") is None
+
+
+# -- a domain admin cannot probe other domains through members (issue 10, item 8) ---------------
+
+def test_members_outside_a_domain_admins_domains_answer_alike(api, make_app, root_connection, domain, new_domain):
+    from tests.test_aliases import _domain_admin, _same_answer
+
+    client, other = _domain_admin(api, make_app, root_connection, domain, new_domain)
+    api.post(f"/api/maillist/theirs@{other}")
+    outside = [f"stranger@{other}", f"theirs@{other}", f"ghost@{other}", "someone@unhosted-elsewhere.test"]
+    created = _same_answer([client.post(f"/api/maillist/p{i}@{domain}", {"members": address})
+                            for i, address in enumerate(outside)])
+    assert created.status_code == 201
+    # each is an external member of the list; the other domain's entries are not written
+    for i, address in enumerate(outside):
+        assert read_entry(root_connection, externals_dn(f"p{i}@{domain}"))["mail"] == [address]
+    assert groups_of(root_connection, user_dn(f"stranger@{other}")) == []
+    assert groups_of(root_connection, list_dn(f"theirs@{other}")) == []
+    assert client.post(f"/api/maillist/q@{domain}").status_code == 201
+    updated = _same_answer([client.put(f"/api/maillist/q@{domain}", {"addMember": address}) for address in outside])
+    assert updated.status_code == 200
+    assert api.get(f"/api/maillist/q@{domain}").json["data"]["members"] == sorted(outside)
+    result = client.post(f"/api/maillist/p9@{domain}", {"members": f"ghost@{domain}"})
+    assert result.status_code == 400 and result.json["msg"] == "NO_SUCH_ACCOUNT"
+    # a global admin's answers are as before: accounts elsewhere are internal members, a missing
+    # account in a hosted domain is refused
+    assert api.post(f"/api/maillist/g1@{domain}", {"members": f"stranger@{other}"}).status_code == 201
+    assert groups_of(root_connection, user_dn(f"stranger@{other}")) == [f"g1@{domain}"]
+    result = api.post(f"/api/maillist/g2@{domain}", {"members": f"ghost@{other}"})
+    assert result.status_code == 400 and result.json["msg"] == "NO_SUCH_ACCOUNT"
+    assert api.post(f"/api/maillist/g3@{domain}", {"members": "x@unhosted-elsewhere.test"}).status_code == 201
+    assert read_entry(root_connection, externals_dn(f"g3@{domain}"))["mail"] == ["x@unhosted-elsewhere.test"]

@@ -447,3 +447,24 @@ def test_create_tables_matches_our_ddl(backend, tmp_path):
         columns = expected["throttle_tracking"]["columns"]
         columns[1] = ("tid", "BIGINT", False, "0", False)
     assert created == expected
+
+
+def test_applicable_accounts_are_iredapds():
+    # iRedAPD libs/utils.py get_policy_addresses_from_email, its docstring's example
+    assert sorted(throttle.applicable_accounts("user@sub3.sub2.sub1.com")) == sorted([
+        "user@sub3.sub2.sub1.com", "@sub3.sub2.sub1.com", "@.sub3.sub2.sub1.com", "@.sub2.sub1.com", "@.sub1.com",
+        "@.com", "@."])
+    assert sorted(throttle.applicable_accounts("@example.com")) == ["@.", "@.com", "@.example.com", "@example.com"]
+    assert throttle.applicable_accounts("@.") == ["@."]
+
+
+def test_effective_limits_resolve_each_rule_as_iredapd_does():
+    def row(account, priority, period, msg_size=-1, max_msgs=-1, max_quota=-1, max_rcpts=-1):
+        return {"account": account, "priority": priority, "period": period, "msg_size": msg_size,
+                "max_msgs": max_msgs, "max_quota": max_quota, "max_rcpts": max_rcpts}
+
+    rows_ = [row(GLOBAL, 0, 60, msg_size=1000, max_msgs=5, max_rcpts=0),
+             row(DOMAIN, 60, 3600, max_msgs=100),
+             row(USER, 100, 0, max_msgs=1)]  # period 0: iRedAPD skips the row
+    assert throttle.effective_limits(rows_) == {
+        "msg_size": (1000, 60), "max_msgs": (100, 3600), "max_quota": None, "max_rcpts": (0, 60)}

@@ -34,15 +34,14 @@ def _check_members(lookup, mail, values, check_members):
     """Refuse the alias itself and unknown addresses of hosted domains (before any write)."""
     for param in ("members", "addMember"):
         if param in values:
-            members = classify_members(lookup, mail, values[param], param)
-            if check_members is not None:
-                check_members(lookup, members, param)
+            classify_members(lookup, mail, values[param], param, check_members)
 
 
 def create_alias(directory, mail, values, domain_entry, check_members=None):
     """Add the alias ``mail`` from the API's parameters (``cn``, ``accessPolicy``, ``members``)
     within the domain's numberOfAliases (reserved first, given back on failure).
-    ``check_members(lookup, members, param)``: the caller's scope rule for member addresses."""
+    ``check_members(lookup, address)``: whether a member address is within the caller's scope
+    (``references.classify_members``)."""
     domain = mail.split("@", 1)[1]
     # One search: is the address free, and do the members exist where they must?
     lookup = lookup_addresses(directory, [mail, *values.get("members", [])])

@@ -170,16 +170,14 @@ def moderators_of(list_entry):
 def _classified(lookup, mail, values, param, check_members):
     if param not in values:
         return None
-    members = classify_members(lookup, mail, values[param], param)
-    if check_members is not None:
-        check_members(lookup, members, param)
-    return members
+    return classify_members(lookup, mail, values[param], param, check_members)
 
 
 def create_list(directory, mail, values, domain_entry, check_members=None):
     """Add the list ``mail`` from the API's parameters (``cn``, ``accessPolicy``, ``members``,
     ``moderators``) within the domain's numberOfLists, then enrol its members.
-    ``check_members(lookup, members, param)``: the caller's scope rule for member addresses.
+    ``check_members(lookup, address)``: whether a member address is within the caller's scope
+    (``references.classify_members``).
 
     Entry first, members after: a crash in between leaves a list whose ``member`` DNs
     name members not yet enrolled; a PUT with the same members finishes it.
@@ -283,6 +281,9 @@ def _reconcile_members(directory, current, changes, active, domain_disabled):
             for entry in changes.add_members.internal.values():
                 wanted.setdefault(dn_key(entry.dn), _member_of(entry))
             wanted_external |= set(changes.add_members.external)
+    # One membership per address: a domain admin adds accounts of other domains as external
+    # members (authorization.member_check), a global admin the same accounts as internal ones.
+    wanted_external -= {address for member in wanted.values() for address in member.addresses}
     enrolled_wanted = wanted if active else {}
     # Leave first (mail stops reaching whoever is no longer wanted), then join.
     for key, member in state.enrolled.items():

@@ -80,15 +80,20 @@ class Members:
     external: list = field(default_factory=list)
 
 
-def classify_members(lookup, own_mail, addresses, param):
+def classify_members(lookup, own_mail, addresses, param, in_scope=None):
     """Internal or external, for each member address of the account ``own_mail``.
 
     An address in a domain we host (by its own name) that no account has is refused
     (NO_SUCH_ACCOUNT): Postfix would take it as local and bounce every message.
-    Addresses in alias domains and elsewhere are external.
+    Addresses in alias domains and elsewhere are external.  ``in_scope(lookup, address)``:
+    the caller's reach; an address outside it is external as it is, without looking at what
+    the directory holds for it (None: every address is looked at).
     """
     members = Members()
     for address in addresses:
+        if in_scope is not None and not in_scope(lookup, address):
+            members.external.append(address)
+            continue
         entry = lookup.account(address)
         if address == own_mail or (entry is not None and own_mail in (v.lower() for v in entry.values("mail"))):
             raise errors.InvalidInput(errors.INVALID_MAIL, param=param,

@@ -43,17 +43,19 @@ class AliasItem(Resource):
 
     def on_post(self, req, resp, mail):
         values = self.params(req, CREATE_PARAMS)
-        domain_entry = authorization.managed_account_domain(self.directory, req.context.admin, mail)
-        alias_directory.create_alias(self.directory, mail, values, domain_entry)
+        admin = req.context.admin
+        domain_entry = authorization.managed_account_domain(self.directory, admin, mail)
+        alias_directory.create_alias(self.directory, mail, values, domain_entry, authorization.member_check(admin))
         self.ok(resp, status=CREATED)
 
     def on_put(self, req, resp, mail):
         values = self.params(req, UPDATE_PARAMS)
         forbid_together(values, "members", "addMember", "removeMember")
         forbid_overlap(values, "addMember", "removeMember")
-        authorization.managed_account_domain(self.directory, req.context.admin, mail)
+        admin = req.context.admin
+        authorization.managed_account_domain(self.directory, admin, mail)
         current = alias_directory.get_alias(self.directory, mail)
-        alias_directory.update_alias(self.directory, current, values)
+        alias_directory.update_alias(self.directory, current, values, authorization.member_check(admin))
         self.ok(resp)
 
     def on_delete(self, req, resp, mail):

@@ -2,7 +2,8 @@
 
 The rows live in iRedAPD's own SQL table, written exactly as iRedAPD reads
 them (``store/throttle.py``); this resource checks who may touch which
-account and validates the numbers.
+account and validates the numbers.  A domain admin may only make the limits in
+force stricter (``authorization.throttle_guard``).
 """
 
 from .. import addresses, authorization, errors, params
@@ -23,25 +24,28 @@ SET_PARAMS = (
     Param("max_rcpts", _LIMIT),
 )
 _LIMIT_NAMES = ("msg_size", "max_msgs", "max_quota", "max_rcpts")
+# What the permission checks read (in the read the scope check makes anyway).
+_DOMAIN_ATTRIBUTES = ["domainAdmin", "accountSetting"]
+_USER_ATTRIBUTES = ["mail", "shadowAddress", "domainGlobalAdmin"]
 
 
 class ThrottleSetting(Resource):
-    def _account(self, req, target, kind):
-        """The iRedAPD account for the URL's target, after the scope checks."""
+    def _account(self, req, target, kind, changing=False):
+        """The iRedAPD account for the URL's target, after the scope checks (and, when
+        ``changing``, the checks of who may change its throttling)."""
         if kind not in KINDS:
             raise errors.NoSuchObject(errors.NOT_FOUND, detail="use .../inbound or .../outbound")
         admin = req.context.admin
         if target == "global":
             authorization.require_global(admin)
             return throttle_store.throttle_account("global")
-        if "@" in target:
-            mail = addresses.email(target)
-            authorization.managed_domain(self.directory, admin, mail.split("@", 1)[1], ["domainAdmin"])
-            user_directory.get_user(self.directory, mail, ["1.1"])
-            return throttle_store.throttle_account(mail)
-        domain = addresses.domain_name(target)
-        authorization.managed_domain(self.directory, admin, domain, ["domainAdmin"])
-        return throttle_store.throttle_account(domain)
+        mail = addresses.email(target) if "@" in target else None
+        domain = mail.split("@", 1)[1] if mail else addresses.domain_name(target)
+        domain_entry = authorization.managed_domain(self.directory, admin, domain, _DOMAIN_ATTRIBUTES)
+        user_entry = user_directory.get_user(self.directory, mail, _USER_ATTRIBUTES) if mail else None
+        if changing:
+            authorization.check_throttle_change(self.directory, admin, domain_entry, user_entry)
+        return throttle_store.throttle_account(mail or domain)
 
     def on_get(self, req, resp, target, kind):
         account = self._account(req, target, kind)
@@ -50,7 +54,7 @@ class ThrottleSetting(Resource):
         self.ok(resp, setting, legacy={"setting": setting})
 
     def on_post(self, req, resp, target, kind):
-        account = self._account(req, target, kind)
+        account = self._account(req, target, kind, changing=True)
         values = self.params(req, SET_PARAMS)
         if "period" not in values:
             raise errors.InvalidInput(errors.MISS_PERIOD, param="period", detail="period (seconds) is required")
@@ -61,11 +65,13 @@ class ThrottleSetting(Resource):
             raise errors.InvalidInput(errors.INVALID_PARAMETER, param="max_rcpts",
                                       detail="max_rcpts applies to outbound mail only")
         throttle_store.set_setting(self.services.iredapd_store, account, kind, values["period"],
-                                   *(values.get(name) for name in _LIMIT_NAMES))
+                                   *(values.get(name) for name in _LIMIT_NAMES),
+                                   guard=authorization.throttle_guard(req.context.admin))
         self.ok(resp)
 
     def on_delete(self, req, resp, target, kind):
-        account = self._account(req, target, kind)
+        account = self._account(req, target, kind, changing=True)
         self.params(req)
-        throttle_store.delete_setting(self.services.iredapd_store, account, kind)
+        throttle_store.delete_setting(self.services.iredapd_store, account, kind,
+                                      guard=authorization.throttle_guard(req.context.admin))
         self.ok(resp)

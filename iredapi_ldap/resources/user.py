@@ -118,8 +118,14 @@ class UserItem(Resource):
             forbid_together(values, reset, add, remove)
         domain_entry = authorization.managed_account_domain(self.directory, admin, mail)
         current = user_directory.get_user(self.directory, mail)
-        authorization.require_manageable_account(admin, current)
+        authorization.check_admin_service(admin, current, values)
+        authorization.require_manageable_account(self.directory, admin, current)
         user_directory.update_user(self.directory, current, values, domain_entry)
+        if "password" in values or "password_hash" in values or values.get("accountStatus") == "disabled":
+            # Sessions of an admin whose password changed or who was disabled end now, not at
+            # the next recheck; an admin changing its own password keeps the session it used.
+            keep = req.context.session_token if mail == admin.username and "accountStatus" not in values else None
+            self.services.sessions.end_sessions(mail, keep=keep)
         self.ok(resp)
 
     def on_delete(self, req, resp, mail):
@@ -132,6 +138,7 @@ class UserItem(Resource):
         self.params(req)
         domain_entry = authorization.managed_account_domain(self.directory, req.context.admin, mail)
         provisioning.delete_user(self.services, mail, req.context.admin, keep_days, domain_entry)
+        self.services.sessions.end_sessions(mail)
         self.ok(resp)
 
 

@@ -20,12 +20,44 @@ ACCOUNT_PRIORITIES = {"email": 100, "domain": 60, "catchall": 0}
 _MAX_PERIOD = 2**32 - 1  # MySQL INT UNSIGNED
 _MAX_LIMIT = 2**63 - 1  # BIGINT
 
+# iRedAPD's rules (plugins/throttle.py): each is resolved on its own; the per-period ones are
+# counted over the row's period, the others apply to each message.
+RULES = ("msg_size", "max_msgs", "max_quota", "max_rcpts")
+PERIODIC_RULES = ("max_msgs", "max_quota")
+
 
 def throttle_account(target):
     """The iRedAPD account of an API target: "global", a domain or an email address."""
     if target == "global":
         return GLOBAL_ACCOUNT
     return target if "@" in target else "@" + target
+
+
+def applicable_accounts(account):
+    """The accounts whose rows iRedAPD applies to mail of ``account``, most specific first
+    (libs/utils.py get_policy_addresses_from_email): "user@d", "@d", "@.d", "@.<each parent of
+    d>", "@.".  Rows for client IPs also apply, per client, and are not ours to change."""
+    if account == GLOBAL_ACCOUNT:
+        return [GLOBAL_ACCOUNT]
+    local, _, domain = account.rpartition("@")
+    labels = domain.split(".")
+    found = ([account] if local else []) + ["@" + domain]
+    found += ["@." + ".".join(labels[i:]) for i in range(len(labels))]
+    return list(dict.fromkeys(found + [GLOBAL_ACCOUNT]))
+
+
+def effective_limits(rows):
+    """{rule: (value, period) or None} as iRedAPD resolves ``rows`` (dicts with the throttle
+    columns): in descending priority, rows whose period is 0 skipped, the first value >= 0 wins
+    (0 = unlimited, -1 = look further); None when no row sets the rule."""
+    limits = dict.fromkeys(RULES)
+    for row in sorted(rows, key=lambda r: (-r["priority"], r.get("id") or 0)):
+        if not row["period"]:
+            continue
+        for rule in RULES:
+            if limits[rule] is None and row[rule] is not None and row[rule] >= 0:
+                limits[rule] = (row[rule], row["period"])
+    return limits
 
 
 def account_priority(account):
@@ -47,7 +79,7 @@ def get_setting(store, account, kind):
     return dict(row) if row else {}
 
 
-def set_setting(store, account, kind, period, msg_size, max_msgs, max_quota, max_rcpts=None):
+def set_setting(store, account, kind, period, msg_size, max_msgs, max_quota, max_rcpts=None, guard=None):
     """Store a setting as iRedAdmin-Pro does; return "created", "updated", "deleted", or
     "unchanged" (asked to delete a setting that does not exist).
 
@@ -55,6 +87,10 @@ def set_setting(store, account, kind, period, msg_size, max_msgs, max_quota, max
     inbound rows keep the column default.  The row (with its tracking rows) is deleted instead
     when ``period`` is 0, or when the limits the row would hold are all 0 (unlimited) for the
     global account or all -1 (inherit) for another account: such a row means no setting at all.
+
+    ``guard(before, after)``: called in the write's transaction with the limits iRedAPD applies
+    to the account now and would apply after the write (``effective_limits``); it refuses by
+    raising, and nothing is written.
     """
     if kind not in KINDS:
         raise errors.InvalidInput(errors.INVALID_PARAMETER, param="kind", detail=f"one of {', '.join(KINDS)}")
@@ -72,20 +108,38 @@ def set_setting(store, account, kind, period, msg_size, max_msgs, max_quota, max
     # max_rcpts counts only when given: iRedAdmin-Pro's API does not know it.
     compared = {value for name, value in stored.items() if name != "max_rcpts" or name in given}
     removes = period == 0 or compared == {0 if account == GLOBAL_ACCOUNT else -1}
+    values = {"priority": account_priority(account), "period": period, **stored}
     # Concurrent writers of one (account, kind) must leave one row, and iRedAPD's PostgreSQL
     # table has no unique index to enforce that; so they take turns on a lock keyed on
     # (account, kind), then UPDATE, and INSERT only when nothing matched.
     with store.transaction(lock_key=f"iredapi-ldap throttle {kind} {account}") as conn:
+        if guard is not None:
+            _run_guard(conn, guard, account, kind, None if removes else values)
         if removes:
             return "deleted" if _delete_where(conn, _is_setting(account, kind)) else "unchanged"
-        values = {"priority": account_priority(account), "period": period, **stored}
         return update_or_insert(conn, throttle, {"account": account, "kind": kind}, values)
 
 
-def delete_setting(store, account, kind):
-    """Delete the (account, kind) setting and its tracking rows; return the number of settings."""
-    with store.transaction() as conn:
+def delete_setting(store, account, kind, guard=None):
+    """Delete the (account, kind) setting and its tracking rows; return the number of settings.
+    ``guard``: as for set_setting."""
+    with store.transaction(lock_key=f"iredapi-ldap throttle {kind} {account}") as conn:
+        if guard is not None:
+            _run_guard(conn, guard, account, kind, None)
         return _delete_where(conn, _is_setting(account, kind))
+
+
+def _run_guard(conn, guard, account, kind, new_values):
+    """guard(limits now, limits once the account's row holds ``new_values`` (None: is gone))."""
+    rows = [dict(r) for r in conn.execute(
+        sa.select(throttle).where(throttle.c.kind == kind,
+                                  throttle.c.account.in_(applicable_accounts(account)))).mappings()]
+    others = [r for r in rows if r["account"] != account]
+    after = list(others)
+    if new_values is not None:
+        own = next((r for r in rows if r["account"] == account), {"max_rcpts": -1})  # the column default
+        after.append({**own, **new_values, "id": own.get("id")})
+    guard(effective_limits(rows), effective_limits(after))
 
 
 def delete_settings_for_accounts(store, accounts):
