@@ -140,6 +140,8 @@ class Envelope:
 
     def api_error(self, req, resp, exc, params):
         self.failure(resp, exc.status, exc.code, exc.param, exc.detail)
+        if exc.close_connection:
+            resp.set_header("Connection", "close")  # carried out by iredapi_ldap.server
 
     _HTTP_CODES = {404: errors.NOT_FOUND, 405: errors.METHOD_NOT_ALLOWED, 413: errors.MALFORMED_REQUEST}
 
