@@ -30,8 +30,9 @@ proc_name = "iredapi-ldap"
 # ApiWorker reads each request in the worker's main loop and hands only complete ones to the
 # threads; a request not in within IREDAPI_REQUEST_TIMEOUT seconds (default 10) gets 408.
 # gunicorn's own error answers (414, 431, ...) carry our JSON envelope.
-# X-Forwarded-Proto and friends: believed from nobody here; each worker then sets this from
-# the settings' TRUSTED_PROXIES, so that gunicorn and the API trust the same proxies.
+# gunicorn would take X-Forwarded-Proto (and -Ssl, -Protocol) from 127.0.0.1 by default and
+# mark the request as TLS; the API believes them from TRUSTED_PROXIES only (access.py), so
+# gunicorn believes no TCP peer.  (gunicorn trusts Unix-socket peers whatever this says.)
 forwarded_allow_ips = ""
 
 

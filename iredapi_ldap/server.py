@@ -13,8 +13,6 @@
 - **A response the application marks ``Connection: close``** (413, 408: the rest of the
   body was never read) closes the connection; gunicorn drops hop-by-hop headers that an
   application sets, so the worker carries it out.
-- **X-Forwarded-Proto is believed only from ``TRUSTED_PROXIES``**: gunicorn's own
-  ``forwarded_allow_ips`` (by default 127.0.0.1) is set from the settings.
 
 TLS in gunicorn itself (``certfile``) and HTTP/2 leave the request reading to gthread as it
 is; the README's production set-up puts nginx, which buffers requests, in front anyway.
@@ -57,18 +55,8 @@ class ApiWorker(ThreadWorker):
         super().load_wsgi()
         services = getattr(self.wsgi, "services", None)
         if services is not None:
-            envelope = services.envelope
-            self._envelope_keys = (envelope.success_key, envelope.msg_key)
-            self.follow_trusted_proxies(services.settings.proxy_networks)
+            self._envelope_keys = (services.envelope.success_key, services.envelope.msg_key)
         self.wsgi = _CloseWhenAsked(self.wsgi)
-
-    def follow_trusted_proxies(self, networks):
-        """gunicorn sets ``wsgi.url_scheme`` from X-Forwarded-Proto (and honours a few other
-        forwarding headers) for peers in ``forwarded_allow_ips``, 127.0.0.1 by default: use
-        our TRUSTED_PROXIES instead, so that a local client cannot claim TLS."""
-        self.cfg.set("forwarded_allow_ips", ",".join(str(net) for net in networks))
-        if hasattr(self.cfg, "_forwarded_allow_networks"):
-            self.cfg._forwarded_allow_networks = None  # gunicorn >= 25 caches the parsed list
 
     # -- reading requests in the main loop -------------------------------------------------
 
