@@ -75,28 +75,39 @@ class ApiWorker(ThreadWorker):
             conn.sock = _ArrivalSocket(conn.sock)
         conn.sock.setblocking(False)
         arrival = _Arrival(conn, time.monotonic() + REQUEST_TIMEOUT)
-        self._arriving[conn.sock.fileno()] = arrival
-        self.poller.register(conn.sock, selectors.EVENT_READ, partial(self._on_readable, arrival))
+        # Usually the request is there already (a kept-alive connection became readable, a
+        # new one sent at once): no round through the poller then.
+        if not self._read(arrival):
+            self._arriving[conn.sock.fileno()] = arrival
+            self.poller.register(conn.sock, selectors.EVENT_READ, partial(self._on_readable, arrival))
 
     def _on_readable(self, arrival, _fileobj):
+        self._read(arrival, registered=True)
+
+    def _read(self, arrival, registered=False):
+        """Read what is there; True once the connection is no longer the main loop's."""
         conn = arrival.conn
         try:
             data = conn.sock.raw_recv(_READ_SIZE)
         except (BlockingIOError, InterruptedError):
-            return
+            return False
         except OSError:
             data = b""
         if not data:  # the client went away
-            self._forget(arrival)
+            if registered:
+                self._forget(arrival)
             self.nr_conns -= 1
             conn.close()
-            return
-        if arrival.feed(data):
+            return True
+        if not arrival.feed(data):
+            return False
+        if registered:
             self._forget(arrival)
-            conn.sock.start_request(bytes(arrival.buffer), complete=arrival.complete)
-            if hasattr(conn, "data_ready"):
-                conn.data_ready = True  # gunicorn >= 25 would otherwise wait for the socket
-            super().enqueue_req(conn)
+        conn.sock.start_request(bytes(arrival.buffer), complete=arrival.complete)
+        if hasattr(conn, "data_ready"):
+            conn.data_ready = True  # gunicorn >= 25 would otherwise wait for the socket
+        super().enqueue_req(conn)
+        return True
 
     def _forget(self, arrival):
         self._arriving.pop(arrival.conn.sock.fileno(), None)
