@@ -403,3 +403,21 @@ def test_a_trusted_proxy_is_believed(ldap_server, tmp_path):
         wait_until_answering(port, proc, time.monotonic() + 20)
         assert "Secure" in login_cookie(port, {"X-Forwarded-Proto": "https"})
         assert "Secure" not in login_cookie(port, {})
+
+
+def test_a_stopping_server_does_not_wait_for_idle_connections(ldap_server, tmp_path):
+    import signal
+
+    port = free_port()
+    with gunicorn(ldap_server, tmp_path, f"127.0.0.1:{port}", env={"IREDAPI_REQUEST_TIMEOUT": "30"}) as (proc, _):
+        wait_until_answering(port, proc, time.monotonic() + 20)
+        idle = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(4)]
+        try:
+            time.sleep(0.5)
+            started = time.monotonic()
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=20)
+            assert time.monotonic() - started < 8  # not the 30 s a request may take to arrive
+        finally:
+            for sock in idle:
+                sock.close()
