@@ -46,7 +46,7 @@ _READ_SIZE = 64 * 1024
 class ApiWorker(ThreadWorker):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self._arriving = {}  # fd -> _Arrival, in the order they started (dicts keep it)
+        self._arriving = {}  # fd -> _Arrival
         self._envelope_keys = ("success", "msg")
 
     # -- the application ------------------------------------------------------------------
@@ -118,16 +118,25 @@ class ApiWorker(ThreadWorker):
 
     def murder_keepalived(self, *args, **kwargs):
         super().murder_keepalived(*args, **kwargs)
+        self._expire_arrivals(force=kwargs.get("force", False))
+
+    def handle_exit(self, sig, frame):
+        super().handle_exit(sig, frame)
+        # run in the main loop, which the queue wakes: gunicorn < 25 would otherwise wait for
+        # the next event, up to graceful_timeout, before it looks at the connections again
+        self.method_queue.defer(self._expire_arrivals)
+
+    def _expire_arrivals(self, force=False):
         now = time.monotonic()
-        force = kwargs.get("force", False)
         for arrival in list(self._arriving.values()):
-            if arrival.deadline > now and not force:
-                break  # started in order: the others are younger
+            # a stopping worker does not wait for connections on which no request has begun
+            if arrival.deadline > now and not force and (self.alive or arrival.buffer):
+                continue
             self._forget(arrival)
             self.nr_conns -= 1
             if arrival.buffer:  # a request began: say why it ends
-                log.warning("request from %s not complete after %.0f s: closed",
-                            _peer(arrival.conn.client), REQUEST_TIMEOUT)
+                self.log.warning("request from %s not complete after %.0f s: closed",
+                                 _peer(arrival.conn.client), REQUEST_TIMEOUT)
                 _send_quietly(arrival.conn.sock, self._request_timeout_answer())
             arrival.conn.close()
 
@@ -143,7 +152,7 @@ class ApiWorker(ThreadWorker):
     def handle_error(self, req, client, addr, exc):
         if isinstance(exc, errors.RequestTimeout):
             if not getattr(client, "answered", False):
-                log.warning("request from %s not complete after %.0f s: closed", _peer(addr), REQUEST_TIMEOUT)
+                self.log.warning("request from %s not complete after %.0f s: closed", _peer(addr), REQUEST_TIMEOUT)
                 _send_quietly(client, self._request_timeout_answer())
             return
         super().handle_error(req, _JsonErrorPage(client, self._envelope_keys), addr, exc)
