@@ -5,7 +5,8 @@
   trickling a byte every few seconds hold all 16 threads (2 workers x 8).  Here the main
   loop of each worker reads the request (head and body, up to the API's 1 MiB body limit)
   without blocking, and only a complete request goes to a thread.  A request that has not
-  arrived within ``REQUEST_TIMEOUT`` seconds of its first byte is answered 408 and closed.
+  arrived within ``REQUEST_TIMEOUT`` seconds (from the connection's opening, or on a
+  kept-alive connection from its first byte) is answered 408 and closed.
   What must be read in a thread (``Expect: 100-continue``, a body over the limit, a huge
   head) is bounded by the same time.
 - **gunicorn's own error answers** (400 malformed request line, 414, 431, 501 …) carry
@@ -35,7 +36,8 @@ from .params import MAX_BODY_BYTES
 
 log = logging.getLogger(__name__)
 
-#: Seconds a request may take to arrive, from its first byte to its last.
+#: Seconds a request may take to arrive: from the connection's opening (or, kept alive, from
+#: the request's first byte) to its last byte.
 REQUEST_TIMEOUT = float(os.environ.get("IREDAPI_REQUEST_TIMEOUT", "10"))
 #: A request head larger than this is handed to gunicorn's parser at once (which refuses
 #: what is over its own limits); the API's heads are a few hundred bytes.
