@@ -350,7 +350,7 @@ def test_a_request_not_in_within_the_timeout_is_408_and_closed(impatient_server,
     assert b"Connection: close" in head_part
     assert json.loads(body) == {"success": False, "msg": "REQUEST_TIMEOUT",
                                 "detail": "the request did not arrive within 2 s"}
-    assert 1.5 < took < 4, took
+    assert 1.5 < took < 6, took  # the deadline (2 s) + up to one turn of the main loop (1 s)
 
 
 def test_a_request_that_takes_a_while_but_less_than_the_timeout_is_served(impatient_server):
