@@ -6,8 +6,8 @@ import os
 wsgi_app = "iredapi_ldap.app:get_app()"
 bind = os.environ.get("IREDAPI_BIND", "127.0.0.1:7791")
 # gthread: the LDAP and SQL drivers block on sockets; threads overlap those
-# waits, processes use both cores (stack.md §4).
-worker_class = "gthread"
+# waits, processes use both cores. Our subclass of it: see the block at the end.
+worker_class = "iredapi_ldap.server.ApiWorker"
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 threads = int(os.environ.get("IREDAPI_THREADS", "8"))
 # Each worker listens on a socket of its own (SO_REUSEPORT) and the kernel spreads new
@@ -25,6 +25,15 @@ accesslog = os.environ.get("IREDAPI_ACCESS_LOG", "-")
 errorlog = "-"
 access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms'
 proc_name = "iredapi-ldap"
+
+# -- requests as they arrive (iredapi_ldap/server.py) ---------------------------------------
+# ApiWorker reads each request in the worker's main loop and hands only complete ones to the
+# threads; a request not in within IREDAPI_REQUEST_TIMEOUT seconds (default 10) gets 408.
+# gunicorn's own error answers (414, 431, ...) carry our JSON envelope.
+# gunicorn would take X-Forwarded-Proto (and -Ssl, -Protocol) from 127.0.0.1 by default and
+# mark the request as TLS; the API believes them from TRUSTED_PROXIES only (access.py), so
+# gunicorn believes no TCP peer.  (gunicorn trusts Unix-socket peers whatever this says.)
+forwarded_allow_ips = ""
 
 
 def on_starting(server):

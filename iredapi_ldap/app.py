@@ -149,18 +149,23 @@ class Envelope:
         resp.status = status
         resp.media = body
 
-    def failure(self, resp, status, code, param=None, detail=None):
+    def failure_body(self, code, param=None, detail=None):
         body = self.head(False)
         body.update(dict.fromkeys(self.msg_keys, code))
         if param:
             body["param"] = param
         if detail:
             body["detail"] = detail
+        return body
+
+    def failure(self, resp, status, code, param=None, detail=None):
         resp.status = falcon.code_to_http_status(status)
-        resp.media = body
+        resp.media = self.failure_body(code, param, detail)
 
     def api_error(self, req, resp, exc, params):
         self.failure(resp, exc.status, exc.code, exc.param, exc.detail)
+        if exc.close_connection:
+            resp.set_header("Connection", "close")  # carried out by iredapi_ldap.server
 
     _HTTP_CODES = {404: errors.NOT_FOUND, 405: errors.METHOD_NOT_ALLOWED, 413: errors.MALFORMED_REQUEST}
 

@@ -12,9 +12,12 @@ class ApiError(Exception):
 
     ``param`` names the offending request parameter, ``detail`` says in words
     what is wrong; both are optional extras in the error envelope.
+    ``close_connection``: the request's body was not read to its end, so the
+    connection cannot carry another request.
     """
 
     status = 400
+    close_connection = False
 
     def __init__(self, code, *, param=None, detail=None):
         super().__init__(code if detail is None else f"{code}: {detail}")
@@ -27,6 +30,12 @@ class InvalidInput(ApiError):
     """A parameter or URL part is malformed, unknown or out of range (400)."""
 
     status = 400
+
+
+class UnreadableBody(InvalidInput):
+    """The body broke off or its chunked framing is wrong; the connection is closed (400)."""
+
+    close_connection = True
 
 
 class LoginRequired(ApiError):
@@ -61,7 +70,17 @@ class Conflict(ApiError):
 
 
 class PayloadTooLarge(ApiError):
+    """The body is over the limit; it is left unread and the connection closed (413)."""
+
     status = 413
+    close_connection = True
+
+
+class RequestTimeout(ApiError):
+    """The request did not arrive in time (iredapi_ldap.server); the connection is closed (408)."""
+
+    status = 408
+    close_connection = True
 
 
 class TooManyRequests(ApiError):
@@ -106,6 +125,7 @@ INVALID_PARAMETER = "INVALID_PARAMETER"  # ours: a value of the wrong form
 UNKNOWN_PARAMETER = "UNKNOWN_PARAMETER"  # ours: a parameter we do not take
 CONFLICTING_PARAMETERS = "CONFLICTING_PARAMETERS"  # ours: reset with add/remove
 MALFORMED_REQUEST = "MALFORMED_REQUEST"  # ours: body we cannot parse
+REQUEST_TIMEOUT = "REQUEST_TIMEOUT"  # ours: the request arrived too slowly
 NOT_FOUND = "NOT_FOUND"  # ours: no such URL
 METHOD_NOT_ALLOWED = "METHOD_NOT_ALLOWED"  # ours
 CONCURRENT_UPDATE = "CONCURRENT_UPDATE"  # ours: compare-and-set kept failing

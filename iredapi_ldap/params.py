@@ -34,21 +34,22 @@ class Param:
 def read_params(req):
     """The request's parameters as {name: str}: query string plus body.
 
-    Bodies may be form-encoded (what ``curl -d`` sends) or JSON.  JSON lists
-    become comma-separated strings, the API's own list form.
+    Bodies may be form-encoded (what ``curl -d`` sends) or JSON, with a
+    Content-Length or chunked (``Transfer-Encoding: chunked``, which PHP's and
+    Go's HTTP clients send).  JSON lists become comma-separated strings, the
+    API's own list form.
     """
     params = {}
     for name, value in req.params.items():
-        params[name] = _single(name, value)
-    if req.content_length in (None, 0) and not req.headers.get("TRANSFER-ENCODING"):
+        params[_text(name, name)] = _text(name, _single(name, value))
+    chunked = req.content_length is None and req.get_header("Transfer-Encoding")
+    if not req.content_length and not chunked:
         return params
-    if req.content_length and req.content_length > MAX_BODY_BYTES:
-        raise errors.PayloadTooLarge(errors.MALFORMED_REQUEST, detail="request body is larger than 1 MiB")
     media_type = (req.content_type or "").split(";", 1)[0].strip().lower()
     if media_type == "application/json":
-        body = _read_json(req)
+        body = _read_json(_read_body(req))
     elif media_type in ("application/x-www-form-urlencoded", ""):
-        body = _read_form(req)
+        body = _read_form(_read_body(req))
     else:
         raise InvalidInput(errors.MALFORMED_REQUEST,
                            detail="send application/x-www-form-urlencoded or application/json")
@@ -59,40 +60,83 @@ def read_params(req):
     return params
 
 
-def _read_form(req):
-    raw = req.bounded_stream.read(MAX_BODY_BYTES + 1)
-    if len(raw) > MAX_BODY_BYTES:
-        raise errors.PayloadTooLarge(errors.MALFORMED_REQUEST, detail="request body is larger than 1 MiB")
+def _read_body(req):
+    """The whole body as bytes, or 413 past MAX_BODY_BYTES (the connection is then closed:
+    the rest of the body is never read)."""
+    if req.content_length is not None:
+        if req.content_length > MAX_BODY_BYTES:
+            raise _too_large()
+        stream = req.bounded_stream
+    else:
+        # Chunked: the WSGI server decodes the chunks and its input ends after the last one
+        # (gunicorn sets wsgi.input_terminated); Falcon's bounded_stream would read nothing.
+        stream = req.stream
+    parts, size = [], 0
+    while size <= MAX_BODY_BYTES:
+        try:
+            part = stream.read(MAX_BODY_BYTES + 1 - size)
+        except errors.ApiError:
+            raise  # e.g. the request took too long to arrive (iredapi_ldap.server)
+        except Exception:  # the server's reader: wrong chunk framing, a connection cut off
+            raise errors.UnreadableBody(errors.MALFORMED_REQUEST,
+                                        detail="the body could not be read to its end") from None
+        if not part:
+            break
+        parts.append(part)
+        size += len(part)
+    if size > MAX_BODY_BYTES:
+        raise _too_large()
+    return b"".join(parts)
+
+
+def _too_large():
+    return errors.PayloadTooLarge(errors.MALFORMED_REQUEST, detail="request body is larger than 1 MiB")
+
+
+def _read_form(raw):
     try:
         text = raw.decode("ascii")
     except UnicodeDecodeError:
         raise InvalidInput(errors.MALFORMED_REQUEST,
                            detail="form bodies must be percent-encoded ASCII (curl --data-urlencode)") from None
     form = falcon.uri.parse_query_string(text, keep_blank=True, csv=False)
-    return {name: _single(name, value) for name, value in form.items()}
+    return {_text(name, name): _text(name, _single(name, value)) for name, value in form.items()}
 
 
-def _read_json(req):
-    raw = req.bounded_stream.read(MAX_BODY_BYTES + 1)
-    if len(raw) > MAX_BODY_BYTES:
-        raise errors.PayloadTooLarge(errors.MALFORMED_REQUEST, detail="request body is larger than 1 MiB")
+def _read_json(raw):
     try:
         body = json.loads(raw or b"{}")
     except (ValueError, UnicodeDecodeError):
         raise InvalidInput(errors.MALFORMED_REQUEST, detail="the body is not valid JSON") from None
+    except RecursionError:  # json's parser recurses once per level of [ or {
+        raise InvalidInput(errors.MALFORMED_REQUEST, detail="the JSON body is nested too deeply") from None
     if not isinstance(body, dict):
         raise InvalidInput(errors.MALFORMED_REQUEST, detail="the JSON body must be an object")
-    return {name: _json_value(name, value) for name, value in body.items()}
+    return {_text(name, name): _json_value(name, value) for name, value in body.items()}
 
 
 def _json_value(name, value):
     if isinstance(value, bool):
         return "yes" if value else "no"
-    if isinstance(value, (int, str)):
+    if isinstance(value, int):
         return str(value)
+    if isinstance(value, str):
+        return _text(name, value)
     if isinstance(value, list) and all(isinstance(v, str) for v in value):
-        return ",".join(value)
+        return _text(name, ",".join(value))
     raise InvalidInput(errors.INVALID_PARAMETER, param=name, detail="expected a string, number or list of strings")
+
+
+def _text(name, value):
+    """``value`` if it can be written out as UTF-8.  JSON's ``"\\ud800"`` decodes to a lone
+    surrogate, which no UTF-8 encoder (python-ldap, the SQL drivers) accepts."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        printable = name.encode("utf-8", "backslashreplace").decode("utf-8")
+        raise InvalidInput(errors.INVALID_PARAMETER, param=printable,
+                           detail="contains a lone UTF-16 surrogate, which is not text") from None
+    return value
 
 
 def _single(name, value):

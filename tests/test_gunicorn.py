@@ -54,8 +54,9 @@ def wait_until_answering(port, proc, deadline):
 
 
 @contextlib.contextmanager
-def gunicorn(ldap_server, tmp_path, bind, workers=2, threads=2):
-    """gunicorn -c gunicorn.conf.py on ``bind``; yields (process, access log path); asserts a clean exit."""
+def gunicorn(ldap_server, tmp_path, bind, workers=2, threads=2, extra_settings="", env=None):
+    """gunicorn -c gunicorn.conf.py on ``bind``; yields (process, access log path); asserts a clean exit.
+    ``extra_settings``: more lines for the settings file; ``env``: more environment variables."""
     settings_file = tmp_path / "settings.py"
     settings_file.write_text(
         f'ldap_uri = "{ldap_server.ldap_uri}"\n'
@@ -65,17 +66,20 @@ def gunicorn(ldap_server, tmp_path, bind, workers=2, threads=2):
         f'ldap_bind_password = "{VMAILADMIN_PASSWORD}"\n'
         "ENABLE_RESTFUL_API = True\n"
         f'DATA_DIR = "{tmp_path / "data"}"\n'
+        + extra_settings
     )
     access_log = tmp_path / "access.log"
     error_log = tmp_path / "error.log"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("IREDAPI_", "GUNICORN_", "WEB_CONCURRENCY"))}
-    env["IREDAPI_SETTINGS"] = str(settings_file)
+    environment = {k: v for k, v in os.environ.items()
+                   if not k.startswith(("IREDAPI_", "GUNICORN_", "WEB_CONCURRENCY", "FORWARDED_ALLOW_IPS"))}
+    environment.update(env or {})
+    environment["IREDAPI_SETTINGS"] = str(settings_file)
     proc = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "--bind", bind,
          "--workers", str(workers), "--threads", str(threads), "--access-logfile", str(access_log),
          "--access-logformat", "%(p)s %(s)s", "--error-logfile", str(error_log),
          *private_control_socket()],
-        cwd=PROJECT_DIR, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        cwd=PROJECT_DIR, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     try:
         yield proc, access_log

@@ -1,6 +1,7 @@
 """POST /api/login and POST /api/logout."""
 
 import logging
+from datetime import UTC, datetime
 
 from .. import addresses, errors
 from ..access import over_tls
@@ -17,6 +18,7 @@ def _password(value):
     return value
 
 
+_LONG_AGO = datetime(1970, 1, 1, tzinfo=UTC)
 LOGIN_PARAMS = (Param("username", addresses.email), Param("password", _password))
 
 
@@ -62,7 +64,12 @@ class Login(Resource):
 class Logout(Resource):
     def on_post(self, req, resp):
         self.params(req)  # takes no parameters; an unknown one is refused, not ignored
-        self.services.sessions.delete(req.context.session_token)
-        resp.unset_cookie(self.services.settings.SESSION_COOKIE_NAME, path="/")
+        services = self.services
+        services.sessions.delete(req.context.session_token)
+        # Expired at once, with login's attributes (unset_cookie would say SameSite=Lax)
+        resp.set_cookie(
+            services.settings.SESSION_COOKIE_NAME, "", path="/", http_only=True, same_site="Strict",
+            secure=over_tls(req, services.settings.proxy_networks), expires=_LONG_AGO,
+        )
         self.ok(resp)
 
