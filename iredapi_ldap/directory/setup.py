@@ -5,13 +5,13 @@ They talk to slapd over ldapi:// with SASL EXTERNAL (the caller's Unix uid), the
 way an admin manages cn=config on the LDAP server itself.
 """
 
-import base64
 import logging
 import time
 from pathlib import Path
 from urllib.parse import unquote
 
 import ldap3
+import ldif
 
 from . import dn as dnlib
 from .connection import ENTRY_ALREADY_EXISTS, LdapOperationError
@@ -46,31 +46,13 @@ PASSWORD_MODULE = "pw-sha2"  # {SSHA512}: iRedMail's default scheme on Debian
 
 
 def read_ldif(path):
-    """Entries of an LDIF file as [(dn, {attribute: [values]})] (no change records)."""
-    entries, current, lines = [], None, []
-    for raw in Path(path).read_text(encoding="utf-8").splitlines():
-        if raw.startswith(" ") and lines:
-            lines[-1] += raw[1:]  # a folded line continues the previous one
-        else:
-            lines.append(raw)
-    for line in lines + [""]:
-        if not line.strip():
-            if current:
-                entries.append(current)
-            current = None
-            continue
-        if line.startswith("#"):
-            continue
-        name, _, value = line.partition(":")
-        if value.startswith(":"):
-            value = base64.b64decode(value[1:].strip()).decode("utf-8")
-        else:
-            value = value.strip()
-        if name.lower() == "dn":
-            current = (value, {})
-        else:
-            current[1].setdefault(name, []).append(value)
-    return entries
+    """Entries of an LDIF file as [(dn, {attribute: [values]})] (no change records), read by
+    python-ldap's RFC 2849 parser."""
+    with open(path, "rb") as handle:
+        records = ldif.LDIFRecordList(handle)
+        records.parse()
+    return [(dn_, {name: [value.decode("utf-8") for value in values] for name, values in attributes.items()})
+            for dn_, attributes in records.all_records]
 
 
 def _check(conn_result, what):
