@@ -5,6 +5,7 @@ two operations; the overlay (configured by ``install_schema``) makes slapd refus
 that would duplicate a ``mail`` or ``shadowAddress`` of a user, alias or list, whoever writes.
 """
 
+import contextlib
 import json
 import threading
 import time
@@ -189,8 +190,8 @@ def test_what_the_overlay_leaves_alone(api, other_tool, root_connection, domain,
 
 @pytest.fixture
 def interloper(make_app, other_tool, monkeypatch):
-    """An app whose next write of ``dn`` comes right after another writer took ``address``:
-    the interleaving of a lost race, every time."""
+    """arm(dn, planted_dn, planted) -> (client, armed): an app whose first add or modify of ``dn``
+    comes right after another writer added ``planted`` at ``planted_dn``: a lost race, every time."""
 
     def arm(dn, planted_dn, planted):
         app = make_app()
@@ -213,7 +214,7 @@ def interloper(make_app, other_tool, monkeypatch):
 
 @pytest.mark.parametrize("kind", ["user", "alias", "maillist"])
 def test_a_create_that_loses_the_race_is_409_and_gives_its_counters_back(
-        interloper, root_connection, other_tool, domain, kind):
+        interloper, root_connection, domain, kind):
     mail = f"race@{domain}"
     planted_kind = "alias" if kind != "alias" else "maillist"
     planted = alias_entry(mail) if planted_kind == "alias" else {"objectClass": ["mailList"], "mail": [mail]}
@@ -252,8 +253,6 @@ def test_an_alias_address_that_loses_the_race_is_409_and_gives_the_quota_back(
 @pytest.fixture
 def two_servers(ldap_server, tmp_path):
     """Two API servers (gunicorn, 2 worker processes each) on the test slapd; yields [(port, cookie)]."""
-    import contextlib
-
     with contextlib.ExitStack() as stack:
         servers = []
         for name in ("a", "b"):
