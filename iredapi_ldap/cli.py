@@ -1,7 +1,8 @@
 """The ``iredapi-ldap`` command.
 
   serve           run the API through gunicorn (gunicorn.conf.py)
-  schema-install  load our iRedMail and amavisd schemas, pw-sha2 and indexes into slapd
+  schema-install  load our iRedMail and amavisd schemas, pw-sha2, indexes and the unique overlay into slapd
+  check           tell what schema-install would still add (exit 1 if anything)
   bootstrap       create the base tree, service accounts and a first global admin
   sql-setup       create our SQL tables (and, with --iredapd, iRedAPD's throttle tables)
   recount         recount the domains' account and quota counters (after other tools changed them)
@@ -37,6 +38,9 @@ def main(argv=None):
     schema = sub.add_parser("schema-install", help="install the schema into a running slapd")
     schema.add_argument("--ldapi", default="ldapi:///", help="slapd's ldapi URI (SASL EXTERNAL)")
 
+    check = sub.add_parser("check", help="tell whether slapd is set up as schema-install leaves it")
+    check.add_argument("--ldapi", default="ldapi:///", help="slapd's ldapi URI (SASL EXTERNAL)")
+
     boot = sub.add_parser("bootstrap", help="create the base tree and a first global admin")
     boot.add_argument("--ldapi", default="ldapi:///", help="slapd's ldapi URI (SASL EXTERNAL)")
     boot.add_argument("--admin", help="address of the first global admin, e.g. postmaster@example.com")
@@ -59,6 +63,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.command == "serve":
         args.gunicorn_args = gunicorn_args
+    from .directory.setup import SetupError
     from .localslapd import LocalSlapdError
 
     try:
@@ -66,7 +71,7 @@ def main(argv=None):
     except SettingsError as exc:
         print(f"iredapi-ldap: {exc}", file=sys.stderr)
         return 2
-    except LocalSlapdError as exc:
+    except (LocalSlapdError, SetupError) as exc:
         print(f"iredapi-ldap: {exc}", file=sys.stderr)
         return 1
     except ApiError as exc:  # bad input on the command line, or the directory is down
@@ -109,10 +114,27 @@ def cmd_schema_install(args):
     settings = _settings(args)
     conn = open_external(args.ldapi)
     try:
-        changed = setup.install_schema(conn, settings.ldap_suffix)
+        changed = setup.install_schema(conn, settings.ldap_suffix, basedn=settings.ldap_basedn)
     finally:
         conn.unbind()
     print("schema: " + (", ".join(changed) if changed else "already installed"))
+    return 0
+
+
+def cmd_check(args):
+    """Without the unique overlay, concurrent creates of one address can all succeed."""
+    from .directory import setup
+
+    settings = _settings(args)
+    conn = setup.open_external(args.ldapi)
+    try:
+        missing = setup.install_schema(conn, settings.ldap_suffix, basedn=settings.ldap_basedn, dry_run=True)
+    finally:
+        conn.unbind()
+    if missing:
+        print(f"check: missing: {', '.join(missing)} (iredapi-ldap schema-install adds them)")
+        return 1
+    print("check: schema, modules, indexes and the unique overlay are in place")
     return 0
 
 
@@ -326,6 +348,7 @@ def _bootstrap_command(args):
 COMMANDS = {
     "serve": cmd_serve,
     "schema-install": cmd_schema_install,
+    "check": cmd_check,
     "bootstrap": _bootstrap_command,
     "sql-setup": cmd_sql_setup,
     "recount": cmd_recount,

@@ -4,7 +4,9 @@ The system slapd (if any) is left alone: ours has its own cn=config, database,
 port and ldapi socket below ``<data>/slapd``.  Only the system schemas every
 iRedMail server has (core, cosine, nis, inetorgperson) are loaded here; the
 iRedMail and amavisd schemas come in through ``install_schema`` over ldapi, the
-same path an admin uses on a real server.
+same path an admin uses on a real server.  The database has a rootDN without a
+password (as iRedMail's has ``cn=Manager``): nobody binds as it, but the unique
+overlay searches as it.
 """
 
 import os
@@ -20,6 +22,11 @@ from urllib.parse import quote
 SYSTEM_SCHEMA_DIR = Path("/etc/ldap/schema")
 SYSTEM_SCHEMAS = ("core.ldif", "cosine.ldif", "nis.ldif", "inetorgperson.ldif")
 MODULE_PATH = "/usr/lib/ldap"
+DATABASE = "olcDatabase={1}mdb,cn=config"
+
+
+def default_root_dn(suffix):
+    return f"cn=Manager,{suffix}"
 
 
 def peercred_dn(uid=None, gid=None):
@@ -50,7 +57,7 @@ def config_ldif(suffix, db_directory, *, root_dn=None, root_pw=None, pid_file=No
         "", "dn: cn=schema,cn=config", "objectClass: olcSchemaConfig", "cn: schema",
         "", "dn: olcDatabase={0}config,cn=config", "objectClass: olcDatabaseConfig", "olcDatabase: {0}config",
         f'olcAccess: {{0}}to * by dn.exact="{manager}" manage by * none',
-        "", "dn: olcDatabase={1}mdb,cn=config", "objectClass: olcDatabaseConfig", "objectClass: olcMdbConfig",
+        "", f"dn: {DATABASE}", "objectClass: olcDatabaseConfig", "objectClass: olcMdbConfig",
         "olcDatabase: {1}mdb", f"olcSuffix: {suffix}", f"olcDbDirectory: {db_directory}",
         f"olcDbMaxSize: {max_size}", "olcSizeLimit: unlimited", "olcDbIndex: objectClass eq",
         f'olcAccess: {{0}}to * by dn.exact="{manager}" manage by * break',
@@ -124,18 +131,27 @@ class LocalSlapd:
         cn=config that slapd cannot read.
         """
         if self.config_dir.exists():
+            self._add_root_dn()
             return False
         self.data_dir.mkdir(parents=True, exist_ok=True)
         slapadd = _sbin("slapadd")
         building = self.directory / "slapd.d.new"
         shutil.rmtree(building, ignore_errors=True)
         building.mkdir(parents=True)
-        ldif = config_ldif(self.suffix, self.data_dir, pid_file=self.pid_file)
+        ldif = config_ldif(self.suffix, self.data_dir, root_dn=default_root_dn(self.suffix), pid_file=self.pid_file)
         _run([slapadd, "-n0", "-F", str(building)], ldif)
         for schema in SYSTEM_SCHEMAS:
             _run([slapadd, "-n0", "-F", str(building), "-l", str(SYSTEM_SCHEMA_DIR / schema)])
         building.rename(self.config_dir)
         return True
+
+    def _add_root_dn(self):
+        """A folder made before the database had a rootDN gets one (slapd is not running yet)."""
+        database_file = self.config_dir / "cn=config" / (DATABASE.split(",", 1)[0] + ".ldif")
+        if not database_file.is_file() or "\nolcRootDN:" in database_file.read_text():
+            return
+        _run([_sbin("slapmodify"), "-n0", "-F", str(self.config_dir)],
+             f"dn: {DATABASE}\nchangetype: modify\nadd: olcRootDN\nolcRootDN: {default_root_dn(self.suffix)}\n")
 
     def stop_stale(self, timeout=10):
         """Stop a slapd left running on this folder by an earlier run that was
@@ -158,9 +174,9 @@ class LocalSlapd:
         return pid
 
     def start(self, timeout=15):
+        self.stop_stale()  # before configure, which may change cn=config offline
         self.configure()
         slapd = _sbin("slapd")
-        self.stop_stale()
         if port_open(self.host, self.port):
             raise LocalSlapdError(f"port {self.host}:{self.port} is taken by another program")
         if self.socket_path.exists():

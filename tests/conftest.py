@@ -2,7 +2,8 @@
 
 slapd is started with python-ldap's slapdtest, configured by our own
 ``config_ldif`` (the same the run command uses), then set up through the very
-functions an admin runs: ``install_schema`` and ``bootstrap_tree`` over ldapi.
+functions an admin runs: ``install_schema`` (with the unique overlay, which needs the
+rootDN slapdtest configures) and ``bootstrap_tree`` over ldapi.
 """
 
 import os
@@ -76,7 +77,7 @@ def ldap_server():
     settings = base_settings(slapd.ldap_uri.rstrip("/"))
     conn = open_external(slapd.ldapi_uri)
     try:
-        directory_setup.install_schema(conn, SUFFIX)
+        directory_setup.install_schema(conn, SUFFIX, basedn=f"o=domains,{SUFFIX}")
         directory_setup.bootstrap_tree(
             conn, settings,
             vmail_password_hash=_ssha(VMAIL_PASSWORD),

@@ -8,13 +8,14 @@ definitions compare equal exactly when slapd would build the same schema element
 
 from __future__ import annotations
 
-import base64
 import dataclasses
+import io
 import re
 import shutil
 import subprocess
 from pathlib import Path
 
+import ldif
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
@@ -92,31 +93,17 @@ def schema_conf_definitions(text: str) -> list[tuple[str, str]]:
     return found
 
 
-def unfold_ldif(text: str) -> list[str]:
-    """LDIF logical lines: comments dropped, a line starting with one space joined to the one before."""
-    lines: list[str] = []
-    for line in text.splitlines():
-        if line.startswith("#"):
-            continue
-        if line.startswith(" ") and lines:
-            lines[-1] += line[1:]
-        else:
-            lines.append(line)
-    return lines
-
-
 def ldif_definitions(text: str) -> list[tuple[str, str]]:
-    """(kind, body) for each olcAttributeTypes/olcObjectClasses value of a cn=config LDIF."""
+    """(kind, body) for each olcAttributeTypes/olcObjectClasses value of a cn=config LDIF
+    (python-ldap's RFC 2849 parser: comments, folded lines, base64 values)."""
+    records = ldif.LDIFRecordList(io.BytesIO(text.encode("utf-8")))
+    records.parse()
     found = []
-    for line in unfold_ldif(text):
-        attr, sep, value = line.partition(":")
-        kind = LDIF_SCHEMA_ATTRS.get(attr.strip().lower())
-        if not sep or kind is None:
-            continue
-        if value.startswith(":"):  # "attr:: base64"
-            value = base64.b64decode(value[1:].strip()).decode("utf-8")
-        # cn=config keeps values ordered with an "{n}" prefix; it is position, not content.
-        found.append((kind, re.sub(r"^\{\d+\}", "", value.strip())))
+    for _, attributes in records.all_records:
+        for name, values in attributes.items():
+            kind = LDIF_SCHEMA_ATTRS.get(name.lower())
+            # cn=config keeps values ordered with an "{n}" prefix; it is position, not content.
+            found += [(kind, re.sub(r"^\{\d+\}", "", value.decode("utf-8").strip())) for value in values if kind]
     return found
 
 

@@ -94,3 +94,13 @@ def test_schema_files_parse(schema):
     entries = directory_setup.read_ldif(directory_setup.SCHEMA_DIR / schema)
     assert len(entries) == 1 and entries[0][0].startswith("cn=")
     assert entries[0][1]["olcAttributeTypes"]
+
+
+def test_read_ldif_follows_rfc_2849(tmp_path):
+    path = tmp_path / "x.ldif"
+    path.write_text("# a comment\ndn: cn=x,cn=schema,cn=config\nobjectClass: olcSchemaConfig\n"
+                    "cn:: w6k=\nolcAttributeTypes: ( 1.2.3 NAME 'a'\n  DESC 'folded' )\n"
+                    "olcAttributeTypes: ( 1.2.4 NAME 'b' )\n\n", encoding="utf-8")
+    assert directory_setup.read_ldif(path) == [("cn=x,cn=schema,cn=config", {
+        "objectClass": ["olcSchemaConfig"], "cn": ["é"],
+        "olcAttributeTypes": ["( 1.2.3 NAME 'a' DESC 'folded' )", "( 1.2.4 NAME 'b' )"]})]

@@ -13,6 +13,7 @@ values)]}``, and entries come back as ``Entry``; nothing else of python-ldap lea
 
 import logging
 import os
+import re
 import threading
 import time
 from urllib.parse import quote, unquote
@@ -26,6 +27,7 @@ log = logging.getLogger(__name__)
 
 # LDAP result codes we act on (RFC 4511 and extensions).
 NO_SUCH_ATTRIBUTE = 16
+CONSTRAINT_VIOLATION = 19
 ATTRIBUTE_OR_VALUE_EXISTS = 20
 NO_SUCH_OBJECT = 32
 INVALID_CREDENTIALS = 49
@@ -54,6 +56,38 @@ class LdapOperationError(Exception):
         self.result = result
         self.message = message
         self.dn = dn
+
+
+class AddressTaken(errors.AlreadyExists, LdapOperationError):
+    """slapd's unique overlay refused a write: another account holds one of its addresses.
+
+    ALREADY_EXISTS (409) for the client; an LdapOperationError too, so directory code that
+    undoes its reservations on a failed write does so before passing it on.
+    """
+
+    def __init__(self, addresses, message, dn):
+        # Neither parent's __init__: each would hand the other's arguments up the MRO.
+        detail = ", ".join(addresses) or None
+        Exception.__init__(self, errors.ALREADY_EXISTS if detail is None else f"{errors.ALREADY_EXISTS}: {detail}")
+        self.code, self.param, self.detail = errors.ALREADY_EXISTS, None, detail
+        self.result, self.message, self.dn = CONSTRAINT_VIOLATION, message, dn
+        self.addresses = addresses
+
+
+# slapo-unique's refusal: "non-unique attributes found with <its search filter>" (OpenLDAP 2.5,
+# 2.6), "some attributes not unique" (2.4).  The filter ends with (|(attr=value)...), the values written.
+_UNIQUE_REFUSALS = ("non-unique attributes found", "some attributes not unique")
+_FILTER_TERM = re.compile(r"\(([^()=]+)=([^()]*)\)")
+_FILTER_ESCAPE = re.compile(rb"\\([0-9A-Fa-f]{2})")
+
+
+def _refused_values(message):
+    """The values slapo-unique found taken, from its message (unescaped), or None if it is not its message."""
+    if not message.startswith(_UNIQUE_REFUSALS):
+        return None
+    written = message[message.rfind("(|"):] if "(|" in message else ""
+    return [_FILTER_ESCAPE.sub(lambda m: bytes([int(m.group(1), 16)]), value.encode()).decode("utf-8", "replace")
+            for _, value in _FILTER_TERM.findall(written)]
 
 
 class Entry:
@@ -197,6 +231,9 @@ class LdapClient:
                 self._drop_connection()  # a late answer must not meet the next request
                 raise errors.BackendUnavailable(errors.SERVER_DOWN, detail="the directory did not answer") from exc
             except ldap.LDAPError as exc:
+                taken = _refused_values(_message(exc)) if _result_code(exc) == CONSTRAINT_VIOLATION else None
+                if taken is not None:
+                    raise AddressTaken(taken, _message(exc), dn) from exc
                 raise LdapOperationError(_result_code(exc), _message(exc), dn) from exc
 
     # -- operations -----------------------------------------------------------

@@ -5,13 +5,13 @@ They talk to slapd over ldapi:// with SASL EXTERNAL (the caller's Unix uid), the
 way an admin manages cn=config on the LDAP server itself.
 """
 
-import base64
 import logging
 import time
 from pathlib import Path
-from urllib.parse import unquote
+from urllib.parse import quote, unquote
 
 import ldap3
+import ldif
 
 from . import dn as dnlib
 from .connection import ENTRY_ALREADY_EXISTS, LdapOperationError
@@ -43,34 +43,23 @@ INDEXES = (
 )
 
 PASSWORD_MODULE = "pw-sha2"  # {SSHA512}: iRedMail's default scheme on Debian
+UNIQUE_MODULE = "unique"  # slapo-unique, a loadable module in Debian's slapd
+MODULES = (PASSWORD_MODULE, UNIQUE_MODULE)
+UNIQUE_ATTRIBUTES = ("mail", "shadowAddress")
+
+
+class SetupError(RuntimeError):
+    """slapd's configuration needs a change we do not make ourselves; the message says which."""
 
 
 def read_ldif(path):
-    """Entries of an LDIF file as [(dn, {attribute: [values]})] (no change records)."""
-    entries, current, lines = [], None, []
-    for raw in Path(path).read_text(encoding="utf-8").splitlines():
-        if raw.startswith(" ") and lines:
-            lines[-1] += raw[1:]  # a folded line continues the previous one
-        else:
-            lines.append(raw)
-    for line in lines + [""]:
-        if not line.strip():
-            if current:
-                entries.append(current)
-            current = None
-            continue
-        if line.startswith("#"):
-            continue
-        name, _, value = line.partition(":")
-        if value.startswith(":"):
-            value = base64.b64decode(value[1:].strip()).decode("utf-8")
-        else:
-            value = value.strip()
-        if name.lower() == "dn":
-            current = (value, {})
-        else:
-            current[1].setdefault(name, []).append(value)
-    return entries
+    """Entries of an LDIF file as [(dn, {attribute: [values]})] (no change records), read by
+    python-ldap's RFC 2849 parser."""
+    with open(path, "rb") as handle:
+        records = ldif.LDIFRecordList(handle)
+        records.parse()
+    return [(dn_, {name: [value.decode("utf-8") for value in values] for name, values in attributes.items()})
+            for dn_, attributes in records.all_records]
 
 
 def _check(conn_result, what):
@@ -94,13 +83,22 @@ def _strip_index(value):
     return value.split("}", 1)[1] if value.startswith("{") and "}" in value else value
 
 
-def install_schema(conn, suffix, schema_dir=SCHEMA_DIR):
-    """Add our amavisd and iredmail schemas, the pw-sha2 module and the indexes.
+def install_schema(conn, suffix, schema_dir=SCHEMA_DIR, *, basedn=None, dry_run=False):
+    """Add our amavisd and iredmail schemas, the pw-sha2 and unique modules, the indexes
+    and the unique overlay that keeps each address on one account (``unique_uri``).
 
-    ``conn`` is an ldap3 connection with manage rights on cn=config.  Returns
-    the list of things it changed (empty when everything was there).
+    ``conn`` is an ldap3 connection with manage rights on cn=config; ``basedn`` holds
+    the domains (default ``o=domains,<suffix>``).  Returns the list of things it
+    changed (``dry_run``: would change; empty when everything was there).  Raises
+    SetupError when the database cannot take the overlay as it is.
     """
     changed = []
+
+    def change(what, target, operation):
+        changed.append(what)
+        if not dry_run:
+            _check(operation(), target)
+
     loaded = {
         _strip_index(str(value)).lower()
         for item in _children(conn, "cn=schema,cn=config", attributes=["cn"])
@@ -109,10 +107,8 @@ def install_schema(conn, suffix, schema_dir=SCHEMA_DIR):
     for name in SCHEMA_FILES:
         for dn_, attrs in read_ldif(Path(schema_dir) / name):
             schema_name = attrs["cn"][0].lower()
-            if schema_name in loaded:
-                continue
-            _check(conn.add(dn_, attributes=attrs), dn_)
-            changed.append(f"schema {schema_name}")
+            if schema_name not in loaded:
+                change(f"schema {schema_name}", dn_, lambda dn_=dn_, attrs=attrs: conn.add(dn_, attributes=attrs))
 
     modules = _children(conn, "cn=config", "(objectClass=olcModuleList)", ["olcModuleLoad"])
     module_names = {
@@ -120,23 +116,65 @@ def install_schema(conn, suffix, schema_dir=SCHEMA_DIR):
         for item in modules
         for v in item["attributes"].get("olcModuleLoad", [])
     }
-    if PASSWORD_MODULE not in module_names:
+    missing_modules = [module for module in MODULES if module not in module_names]
+    if missing_modules:
+        what = ", ".join(f"module {module}" for module in missing_modules)
         if modules:
-            _check(conn.modify(modules[0]["dn"], {"olcModuleLoad": [(ldap3.MODIFY_ADD, [PASSWORD_MODULE])]}),
-                   modules[0]["dn"])
+            change(what, modules[0]["dn"], lambda: conn.modify(
+                modules[0]["dn"], {"olcModuleLoad": [(ldap3.MODIFY_ADD, missing_modules)]}))
         else:
-            _check(conn.add("cn=module,cn=config", attributes={
-                "objectClass": ["olcModuleList"], "cn": ["module"], "olcModuleLoad": [PASSWORD_MODULE]}),
-                "cn=module,cn=config")
-        changed.append(f"module {PASSWORD_MODULE}")
+            change(what, "cn=module,cn=config", lambda: conn.add("cn=module,cn=config", attributes={
+                "objectClass": ["olcModuleList"], "cn": ["module"], "olcModuleLoad": missing_modules}))
 
     database = _database_for(conn, suffix)
     present_indexes = {_normalise_index(str(v)) for v in database["attributes"].get("olcDbIndex", [])}
     missing = [index for index in INDEXES if _normalise_index(index) not in present_indexes]
     if missing:
-        _check(conn.modify(database["dn"], {"olcDbIndex": [(ldap3.MODIFY_ADD, missing)]}), database["dn"])
-        changed.append(f"{len(missing)} indexes")
+        change(f"{len(missing)} indexes", database["dn"], lambda: conn.modify(
+            database["dn"], {"olcDbIndex": [(ldap3.MODIFY_ADD, missing)]}))
+
+    _install_unique(conn, suffix, database, unique_uri(basedn or f"o=domains,{suffix}"), change)
     return changed
+
+
+def unique_uri(basedn):
+    """slapo-unique's olcUniqueURI value that keeps each address on one account.
+
+    Before an add or modify under ``basedn`` writes ``mail`` or ``shadowAddress``
+    values, slapd searches for another user, alias or list that has one of them (each
+    attribute against itself: the overlay never compares a mail with a shadowAddress)
+    and refuses the write with constraintViolation.  ``serialize``: each such write
+    completes before the next is checked; without it, concurrent adds of one address
+    all pass (slapo-unique(5); tests/test_unique.py's races fail without it).  Only entries of these
+    classes are searched, so external list members (mailExternalUser, ou=Externals)
+    and admins under o=domainAdmins may share an address.
+    """
+    return (f"serialize ldap:///{quote(basedn, safe='=,')}?{','.join(UNIQUE_ATTRIBUTES)}?sub?"
+            f"{quote(dnlib.ACCOUNT_CLASSES, safe='()|=')}")
+
+
+def _install_unique(conn, suffix, database, uri, change):
+    # slapo-unique(5): "The search is performed using the rootdn of the database"; without
+    # one, slapd 2.5 refuses every write of an address ("unique_search failed").
+    if not database["attributes"].get("olcRootDN"):
+        raise SetupError(
+            f"slapd's database {suffix} has no rootDN (olcRootDN on {database['dn']}); the unique overlay "
+            f"searches as the rootDN and without one refuses every write of an address: set one "
+            f"(a DN with no password will do, e.g. cn=Manager,{suffix}) and run this again")
+    overlays = _children(conn, database["dn"], "(objectClass=olcUniqueConfig)", ["olcUniqueURI", "olcUniqueAttribute"])
+    if any(str(value) == uri for item in overlays for value in item["attributes"].get("olcUniqueURI", [])):
+        return
+    if not overlays:
+        overlay_dn = f"olcOverlay={UNIQUE_MODULE},{database['dn']}"
+        change("unique overlay", overlay_dn, lambda: conn.add(overlay_dn, attributes={
+            "objectClass": ["olcOverlayConfig", "olcUniqueConfig"], "olcOverlay": [UNIQUE_MODULE],
+            "olcUniqueURI": [uri]}))
+    elif overlays[0]["attributes"].get("olcUniqueAttribute"):
+        raise SetupError(f"{overlays[0]['dn']} uses the legacy olcUniqueAttribute form, which slapd does not "
+                         f"combine with olcUniqueURI; convert it to olcUniqueURI values, then add {uri!r}")
+    else:  # another uniqueness set-up: ours becomes one more olcUniqueURI (an independent domain)
+        change("unique overlay", overlays[0]["dn"], lambda: conn.modify(
+            overlays[0]["dn"], {"olcUniqueURI": [(ldap3.MODIFY_ADD, [uri])]}))
 
 
 def _normalise_index(value):
@@ -145,7 +183,8 @@ def _normalise_index(value):
 
 
 def _database_for(conn, suffix):
-    found = _children(conn, "cn=config", dnlib.eq("olcSuffix", suffix), ["olcSuffix", "olcDbIndex", "olcAccess"])
+    found = _children(conn, "cn=config", dnlib.eq("olcSuffix", suffix),
+                      ["olcSuffix", "olcDbIndex", "olcAccess", "olcRootDN"])
     if not found:
         raise LookupError(f"slapd has no database with suffix {suffix!r}")
     return found[0]
