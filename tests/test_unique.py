@@ -195,7 +195,7 @@ def interloper(make_app, other_tool, monkeypatch):
 
     def arm(dn, planted_dn, planted):
         app = make_app()
-        ldap_client = app.services.ldap
+        ldap_client = app.services.directory.client
         armed = {"done": False}
         for name in ("add", "modify"):
             real = getattr(ldap_client, name)
