@@ -21,6 +21,7 @@ from .directory.admins import Admin, read_admin_account
 log = logging.getLogger(__name__)
 
 ROUND_TRIPS_HEADER = "X-Directory-Round-Trips"
+IGNORED_PARAMETERS_HEADER = "X-Ignored-Parameters"
 _EMPTY_SEGMENTS = re.compile("/{2,}")
 
 
@@ -85,6 +86,9 @@ class RequestContext:
         # accounts exist, are disabled or are mail users.
         if not req.context.get("hide_round_trips"):
             resp.set_header(ROUND_TRIPS_HEADER, str(self._ldap.round_trips))
+        ignored = req.context.get("ignored_parameters")
+        if ignored:
+            resp.set_header(IGNORED_PARAMETERS_HEADER, ", ".join(ignored))
 
 
 class ApiSwitch:

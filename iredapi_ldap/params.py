@@ -146,8 +146,13 @@ def _single(name, value):
     return value
 
 
-def parse(raw, accepted, required=()):
-    """Validate ``raw`` against ``accepted`` Params; {canonical name: value}."""
+def parse(raw, accepted, required=(), ignored=None):
+    """Validate ``raw`` against ``accepted`` Params; {canonical name: value}.
+
+    A parameter the endpoint does not take is refused (UNKNOWN_PARAMETER), or, when ``ignored``
+    is a list, appended to it and left out: iRedAdmin-Pro ignores form fields it does not know,
+    and real clients send some on every request.  Invalid values of known parameters are refused
+    either way."""
     by_spelling = {}
     for param in accepted:
         for spelling in (param.name, *param.aliases):
@@ -156,6 +161,9 @@ def parse(raw, accepted, required=()):
     for spelling, text in raw.items():
         param = by_spelling.get(spelling)
         if param is None:
+            if ignored is not None:
+                ignored.append(spelling)
+                continue
             raise InvalidInput(errors.UNKNOWN_PARAMETER, param=spelling,
                                detail=f"this endpoint does not take {spelling!r}")
         if param.name in values:

@@ -56,6 +56,9 @@ DEFAULTS = {
     # "both": _success and success, _msg and msg, the payload once as _data (2016 and current
     # clients alike); "pro": _success/_msg/_data only; "seed": success/msg/data only.
     "API_ENVELOPE": "both",
+    # False: parameters an endpoint does not take are ignored (as iRedAdmin-Pro does) and named in
+    # the X-Ignored-Parameters header and the log; True: refused with 400 UNKNOWN_PARAMETER.
+    "STRICT_PARAMETERS": False,
     # Sessions and login
     "SESSION_TIMEOUT": 1800,  # idle seconds before a session expires
     "SESSION_COOKIE_NAME": "iRedAdmin-LDAP",

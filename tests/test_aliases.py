@@ -85,8 +85,6 @@ def test_create_in_a_disabled_domain_marks_the_alias(api, root_connection, new_d
     ({"accessPolicy": "everyone"}, "INVALID_ACCESS_POLICY", "accessPolicy"),
     ({"accessPolicy": ""}, "INVALID_ACCESS_POLICY", "accessPolicy"),
     ({"name": "x\x01y"}, "INVALID_PARAMETER", "name"),
-    ({"accountStatus": "active"}, "UNKNOWN_PARAMETER", "accountStatus"),
-    ({"addMember": "a@x.test"}, "UNKNOWN_PARAMETER", "addMember"),
     ({"cn": "a", "name": "b"}, "CONFLICTING_PARAMETERS", "name"),
 ])
 def test_bad_create_parameters_create_nothing(api, root_connection, domain, form, code, param):
@@ -211,7 +209,6 @@ def test_add_and_remove_members_are_idempotent(api, root_connection, domain):
     ({"addMember": "x@"}, "INVALID_MAIL", "addMember"),
     ({"accessPolicy": "closed"}, "INVALID_ACCESS_POLICY", "accessPolicy"),
     ({"accountStatus": "on"}, "INVALID_ACCOUNT_STATUS", "accountStatus"),
-    ({"moderators": "a@x.test"}, "UNKNOWN_PARAMETER", "moderators"),
 ])
 def test_bad_update_parameters_change_nothing(api, root_connection, domain, form, code, param):
     mail = f"kim@{domain}"
@@ -238,7 +235,7 @@ def test_get_and_listings(api, domain):
     profiles = api.get(f"/api/aliases/{domain}").json["_data"]
     assert sorted(p["mail"][0] for p in profiles) == [f"a1@{domain}", f"a2@{domain}", f"a3@{domain}"]
     result = api.get(f"/api/aliases/{domain}", params={"bogus": "1"})
-    assert result.status_code == 400 and result.json["param"] == "bogus"
+    assert result.status_code == 200 and result.headers["X-Ignored-Parameters"] == "bogus"
 
 
 def test_listing_an_empty_domain(api, domain):

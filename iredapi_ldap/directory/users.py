@@ -135,8 +135,12 @@ def new_user_attributes(directory, mail, values, domain_entry):
         "mailboxFolder": [values.get("mailboxFolder") or "Maildir"],
     }
     optional = {"mailQuota": str(quota_bytes) if quota_bytes else None,
-                "mtaTransport": values.get("transport"), "employeeNumber": values.get("employeeid")}
+                "mtaTransport": values.get("transport"), "employeeNumber": values.get("employeeid"),
+                "givenName": values.get("gn"), "sn": values.get("sn"), "accountStatus": values.get("accountStatus")}
     attributes.update({name: [value] for name, value in optional.items() if value})
+    for name in ("telephoneNumber", "mobile"):
+        if values.get(name):
+            attributes[name] = list(values[name])
     if limits.disabled:
         attributes["domainStatus"] = ["disabled"]
     return attributes

@@ -6,11 +6,14 @@ A resource is "parameters in, call, envelope out": it parses the request with it
 """
 
 import json
+import logging
 
 import falcon
 
 from .. import addresses, authorization, errors, params
 from ..params import Param, integer, parse, read_params
+
+log = logging.getLogger(__name__)
 
 CREATED = falcon.HTTP_201
 # GET /api/users|aliases|maillists/<domain>
@@ -24,10 +27,18 @@ class Resource:
         self.services = services
         self.directory = services.directory
 
-    @staticmethod
-    def params(req, accepted=(), required=()):
-        """The request's parameters, validated against ``accepted`` (``params.Param`` objects)."""
-        return parse(read_params(req), accepted, required)
+    def params(self, req, accepted=(), required=()):
+        """The request's parameters, validated against ``accepted`` (``params.Param`` objects).
+
+        Parameters the endpoint does not take are ignored as iRedAdmin-Pro ignores them, but
+        never silently: they are named in the answer's X-Ignored-Parameters header and in a
+        warning in the log.  ``STRICT_PARAMETERS = True`` refuses them (400 UNKNOWN_PARAMETER)."""
+        ignored = None if self.services.settings.STRICT_PARAMETERS else []
+        values = parse(read_params(req), accepted, required, ignored)
+        if ignored:
+            req.context.ignored_parameters = ignored
+            log.warning("%s %s: ignored parameters it does not take: %s", req.method, req.path, ", ".join(ignored))
+        return values
 
     def ok(self, resp, data=None, status=falcon.HTTP_200, legacy=None):
         self.services.envelope.ok(resp, data, status, legacy)

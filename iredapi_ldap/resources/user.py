@@ -54,16 +54,20 @@ _PROFILE = (
     Param("password", _raw),
     Param("password_hash", check_password_hash),
     Param("transport", _transport),
-    Param("employeeid", params.text(64)),
+    Param("employeeid", params.text(64), aliases=("employeeNumber",)),
     Param("mailboxFormat", _mailbox_format),
     Param("mailboxFolder", _mailbox_folder),
     Param("maildir", check_custom_maildir),
+    # Pro documents these for PUT; clients send them on POST too (one sends accountStatus on
+    # every create), and they mean the same there.
+    Param("accountStatus", params.account_status),
+    Param("gn", params.text(255), aliases=("givenName",)),
+    Param("sn", params.text(255), aliases=("surname",)),
+    Param("telephoneNumber", _phone_numbers),
+    Param("mobile", _phone_numbers),
 )
 CREATE_PARAMS = _PROFILE
 UPDATE_PARAMS = _PROFILE + (
-    Param("accountStatus", params.account_status),
-    Param("gn", params.text(255)),
-    Param("sn", params.text(255)),
     Param("forwarding", addresses.email_list),
     Param("addForwarding", addresses.email_list),
     Param("removeForwarding", addresses.email_list),
@@ -73,8 +77,6 @@ UPDATE_PARAMS = _PROFILE + (
     Param("services", _service_names),
     Param("addService", _service_names),
     Param("removeService", _service_names),
-    Param("telephoneNumber", _phone_numbers),
-    Param("mobile", _phone_numbers),
 )
 
 
