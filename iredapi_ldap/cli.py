@@ -1,12 +1,15 @@
 """The ``iredapi-ldap`` command.
 
-  serve           run the API through gunicorn (gunicorn.conf.py)
+  serve           run the API through gunicorn (settings in iredapi_ldap/gunicorn_conf.py)
   schema-install  load our iRedMail and amavisd schemas, pw-sha2, indexes and the unique overlay into slapd
   check           tell what schema-install would still add (exit 1 if anything)
   bootstrap       create the base tree, service accounts and a first global admin
   sql-setup       create our SQL tables (and, with --iredapd, iRedAPD's throttle tables)
   recount         recount the domains' account and quota counters (after other tools changed them)
   dev             private slapd + schema + tree + embedded SQLite + the API, in one folder
+
+Errors are one line on stderr; exit code 2 for bad usage or settings, 1 for a failure
+on the way.  With LOG_LEVEL = "DEBUG" (or IREDAPI_LOG_LEVEL=DEBUG) the traceback is shown.
 """
 
 import argparse
@@ -19,17 +22,19 @@ import sys
 import time
 from pathlib import Path
 
+from . import __version__
 from .errors import ApiError
-from .settings import SETTINGS_ENV, SettingsError, load_settings
+from .settings import ENV_PREFIX, SETTINGS_ENV, SettingsError, load_settings
 
-PROJECT_DIR = Path(__file__).resolve().parents[1]
-GUNICORN_CONF = PROJECT_DIR / "gunicorn.conf.py"
+# A module, not a file beside the package: an installed copy has it too.
+GUNICORN_CONF = "python:iredapi_ldap.gunicorn_conf"
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="iredapi-ldap", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", help=f"settings file (default: ${SETTINGS_ENV})")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="run the API with gunicorn")
@@ -63,20 +68,39 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.command == "serve":
         args.gunicorn_args = gunicorn_args
+    try:
+        return COMMANDS[args.command](args)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        if _show_traceback(args):
+            raise
+        code, message = _error(exc)
+        print(f"iredapi-ldap {args.command}: {message}", file=sys.stderr)
+        return code
+
+
+def _error(exc):
+    """Exit code and one line for what a command raised."""
     from .directory.setup import SetupError
     from .localslapd import LocalSlapdError
 
-    try:
-        return COMMANDS[args.command](args)
-    except SettingsError as exc:
-        print(f"iredapi-ldap: {exc}", file=sys.stderr)
-        return 2
-    except (LocalSlapdError, SetupError) as exc:
-        print(f"iredapi-ldap: {exc}", file=sys.stderr)
-        return 1
-    except ApiError as exc:  # bad input on the command line, or the directory is down
-        print(f"iredapi-ldap: {exc}", file=sys.stderr)
-        return 2 if exc.status < 500 else 1
+    if isinstance(exc, SettingsError):
+        code, text = 2, str(exc)
+    elif isinstance(exc, ApiError):  # bad input on the command line, or the directory is down
+        code, text = (2 if exc.status < 500 else 1), str(exc)
+    elif isinstance(exc, (LocalSlapdError, SetupError)):
+        code, text = 1, str(exc)
+    else:  # a failure we did not foresee: its type says more than a bare message
+        code = 1
+        text = f"{type(exc).__name__}: {exc} ({ENV_PREFIX}LOG_LEVEL=DEBUG shows the traceback)"
+    return code, " ".join(text.split())
+
+
+def _show_traceback(args):
+    settings = getattr(args, "settings", None)
+    level = settings.LOG_LEVEL if settings else os.environ.get(ENV_PREFIX + "LOG_LEVEL", "")
+    return str(level).upper() == "DEBUG"
 
 
 def _split_serve_args(argv):
@@ -97,14 +121,15 @@ def _split_serve_args(argv):
 
 
 def _settings(args):
-    return load_settings(args.config)
+    args.settings = load_settings(args.config)  # kept for _show_traceback
+    return args.settings
 
 
 def cmd_serve(args):
     if args.config:
         os.environ[SETTINGS_ENV] = str(Path(args.config).resolve())
     _settings(args)  # fail fast, with the setting's name, before gunicorn forks
-    os.execvp(sys.executable, [sys.executable, "-m", "gunicorn", "-c", str(GUNICORN_CONF), *args.gunicorn_args])
+    os.execvp(sys.executable, [sys.executable, "-m", "gunicorn", "-c", GUNICORN_CONF, *args.gunicorn_args])
 
 
 def cmd_schema_install(args):
@@ -263,7 +288,7 @@ def cmd_dev(args):
             env = dict(os.environ, **{SETTINGS_ENV: str(settings_file)})
             print(f"serving the API on http://{args.bind}/api/ (Ctrl-C stops it and slapd)", flush=True)
             gunicorn = subprocess.Popen(
-                [sys.executable, "-m", "gunicorn", "-c", str(GUNICORN_CONF), "--bind", args.bind,
+                [sys.executable, "-m", "gunicorn", "-c", GUNICORN_CONF, "--bind", args.bind,
                  *_gunicorn_dev_options()], env=env, preexec_fn=die_with_parent)
             try:
                 return gunicorn.wait()

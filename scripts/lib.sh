@@ -147,11 +147,12 @@ check_python() {
         || die "$("$PYTHON" -V 2>&1) is too old: Python 3.11 or newer is needed (set PYTHON=...)"
 }
 
-# ensure_venv [EXTRAS]: .venv exists, and `pip install -e .[EXTRAS]` has run for
-# this setup.cfg + pyproject.toml in this folder.  A stamp in .venv remembers
-# "<hash of both files> <project folder>" and the extras installed.
+# ensure_venv [EXTRAS [CONSTRAINTS]]: $VENV exists, and `pip install -e .[EXTRAS]` (with
+# `-c CONSTRAINTS`, a file made from setup.cfg) has run for this setup.cfg + pyproject.toml
+# in this folder.  A stamp in $VENV remembers "<hash of both files> <project folder>" and
+# the extras installed.
 ensure_venv() {
-    local extras="${1:-}" stamp="$VENV/.iredapi-installed" want have="" spec=".${1:+[$1]}"
+    local extras="${1:-}" constraints="${2:-}" stamp="$VENV/.iredapi-installed" want have="" spec=".${1:+[$1]}"
     want="$(cat "$PROJECT_DIR/setup.cfg" "$PROJECT_DIR/pyproject.toml" | sha256sum | cut -d' ' -f1) $PROJECT_DIR"
     [ -r "$stamp" ] && have="$(head -n1 "$stamp")"
     if [ -n "$have" ] && [ "${have#* }" != "$PROJECT_DIR" ]; then
@@ -177,12 +178,36 @@ ensure_venv() {
         return 0
     fi
     say "pip install -e '$spec' into $VENV (log: $VENV/pip-install.log)"
-    if ! (cd "$PROJECT_DIR" && "$VENV/bin/python" -m pip install --disable-pip-version-check -e "$spec") \
-        > "$VENV/pip-install.log" 2>&1; then
+    if ! (cd "$PROJECT_DIR" && "$VENV/bin/python" -m pip install --disable-pip-version-check \
+            ${constraints:+-c "$constraints"} -e "$spec") > "$VENV/pip-install.log" 2>&1; then
         tail -n 30 "$VENV/pip-install.log" >&2
         die "pip install -e '$spec' failed (whole log: $VENV/pip-install.log)"
     fi
     { echo "$want"; if [ -n "$extras" ]; then echo "extras $extras"; fi; } > "$stamp"
+}
+
+# lowest_pins: "name==version" for the lower bound (">=") of every requirement in setup.cfg,
+# install_requires and the test extra; a requirement without one is an error.
+lowest_pins() {
+    "$PYTHON" - "$PROJECT_DIR/setup.cfg" <<'PY'
+import configparser
+import re
+import sys
+
+cfg = configparser.ConfigParser()
+cfg.read(sys.argv[1])
+requirements = cfg["options"]["install_requires"].splitlines() + cfg["options.extras_require"]["test"].splitlines()
+missing = []
+for line in filter(None, (r.strip() for r in requirements)):
+    name = re.match(r"[A-Za-z0-9][A-Za-z0-9._-]*", line).group()
+    lower = re.search(r">=\s*([^,;\s]+)", line)
+    if lower:
+        print(f"{name}=={lower.group(1)}")  # constraints take no [extras]: psycopg pins psycopg-binary itself
+    else:
+        missing.append(name)
+if missing:
+    sys.exit(f"setup.cfg: no lower bound (>=) for {', '.join(missing)}")
+PY
 }
 
 now_ms() { echo $(( $(date +%s%N) / 1000000 )); }

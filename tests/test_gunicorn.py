@@ -106,6 +106,8 @@ def test_two_workers_honour_one_session(ldap_server, tmp_path):
     port = free_port()
     with gunicorn(ldap_server, tmp_path, f"127.0.0.1:{port}") as (proc, access_log):
         wait_until_answering(port, proc, time.monotonic() + 20)
+        # the master has no socket (each worker has one of its own) and still names the address
+        assert f"Listening at: http://127.0.0.1:{port} ({proc.pid})" in (tmp_path / "error.log").read_text()
 
         status, headers, body = request(port, "POST", "/api/login",
                                         body=urlencode({"username": GLOBAL_ADMIN, "password": GLOBAL_ADMIN_PASSWORD}),

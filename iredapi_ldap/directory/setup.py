@@ -7,6 +7,7 @@ way an admin manages cn=config on the LDAP server itself.
 
 import logging
 import time
+from importlib import resources
 from pathlib import Path
 from urllib.parse import quote, unquote
 
@@ -18,7 +19,8 @@ from .connection import ENTRY_ALREADY_EXISTS, LdapOperationError
 
 log = logging.getLogger(__name__)
 
-SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schema"
+# Package data (iredapi_ldap/schema links to the project's schema/), so an installed copy has it too.
+SCHEMA_DIR = resources.files("iredapi_ldap") / "schema"
 SCHEMA_FILES = ("amavisd.ldif", "iredmail.ldif")  # in load order; core, cosine, nis, inetorgperson first
 
 # Indexes Postfix, Dovecot and this API search on (iRedMail's slapd.conf).
