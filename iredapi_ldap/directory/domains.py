@@ -200,6 +200,11 @@ def delete_domain(directory, domain, before_delete=None):
     delete_subtree(directory, directory.names.domain(domain), before_delete)
 
 
+def delete_accounts(directory, domain, before_delete=None):
+    """Delete everything below the domain but not the domain entry (as ``delete_domain``)."""
+    delete_subtree(directory, directory.names.domain(domain), before_delete, keep_base=True)
+
+
 def list_domains(directory, managed_by=None, disabled_only=False, attributes=("*",)):
     """Domains, optionally only those ``managed_by`` (domainAdmin) an admin."""
     parts = [dnlib.eq("objectClass", "mailDomain")]

@@ -179,8 +179,9 @@ def delete_entry(directory, dn, before_delete=None):
             raise
 
 
-def delete_subtree(directory, base_dn, before_delete=None):
-    """Delete ``base_dn`` and its descendants, streaming one level at a time.
+def delete_subtree(directory, base_dn, before_delete=None, keep_base=False):
+    """Delete ``base_dn`` and its descendants, streaming one level at a time; with
+    ``keep_base``, only the descendants.
 
     ``before_delete(entry)`` is called for each entry below ``base_dn`` just before it is
     deleted (entries carry objectClass, mail and the maildir attributes); it must be
@@ -193,6 +194,8 @@ def delete_subtree(directory, base_dn, before_delete=None):
             if before_delete is not None:
                 before_delete(entry)
             delete_entry(directory, entry.dn, before_delete)
+    if keep_base:
+        return
     try:
         directory.delete(base_dn)
     except LdapOperationError as exc:
