@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from .. import errors
 from . import account_settings as keys
 from . import dn as dnlib
-from .connection import MODIFY_ADD, MODIFY_DELETE
+from .connection import MODIFY_ADD, MODIFY_DELETE, NO_SUCH_OBJECT, LdapOperationError
 from .domains import get_domain
 from .entries import retry_on_conflict
 
@@ -142,7 +142,12 @@ def adjust_counters(directory, domain, deltas, domain_entry=None):
                 for counter, delta in deltas.items() if delta
             }
             if changes:
-                directory.modify(directory.names.domain(domain), changes)
+                try:
+                    directory.modify(directory.names.domain(domain), changes)
+                except LdapOperationError as exc:
+                    if exc.result == NO_SUCH_OBJECT:  # deleted since it was read
+                        raise errors.NoSuchObject(errors.NO_SUCH_DOMAIN, detail=domain) from None
+                    raise
                 written = {counter: current[counter] + delta for counter, delta in deltas.items()}
                 last = state.last_written[stripe]
                 if last is not None and last[0] == domain:
@@ -164,6 +169,8 @@ def reserved(directory, domain, deltas, domain_entry=None):
     except BaseException:
         try:
             release(directory, domain, deltas)
+        except errors.NoSuchObject:
+            pass  # the domain was deleted meanwhile: no counters left to give back to
         except Exception:  # noqa: BLE001 - report the original failure; the log says how to repair
             log.exception("could not give back %s of domain %s; run `iredapi-ldap recount %s`",
                           deltas, domain, domain)
