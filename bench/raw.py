@@ -15,7 +15,7 @@ What one request does (the API's code, read and cross-checked with X-Directory-R
   user_create        LDAP: read domain; search "address taken" (lookup_addresses); modify counters
                      (compare-and-set, re-read + retry on conflict; a process's threads take
                      turns per domain and reuse what the last one wrote, as
-                     limits.adjust_counters does); add user
+                     limits.adjust_counters does); add user; read the domain's status again
   user_get           LDAP: read domain; read user
   user_put_quota     LDAP: read domain; read user; modify quota counter (CAS); modify user
   alias_add_member   LDAP: read domain; read alias; search the member address; modify alias
@@ -391,6 +391,7 @@ class Work:
                                home_directory=maildir_path(mail, "/var/vmail/vmail1"))
         attributes = userlib._user_attributes(user, limitlib.DomainLimits(0, 0, 0, 0, 0, None, None, False))
         _ok(self.ldap.add(self.names.user(mail), attributes), mail)
+        self._read_domain(self.domain)  # as domains.settle_domain_status
 
     def user_get(self, n):
         self.sql.session()

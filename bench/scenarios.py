@@ -63,7 +63,7 @@ def domain_create():
 
 def user_create(domain=MAIN, name="user_create", title="user create"):
     return Scenario(
-        name, title, "4", "read domain, search address taken, counter compare-and-set, add",
+        name, title, "5", "read domain, search address taken, counter compare-and-set, add, read domain status",
         _lua('function make(n) return "POST", "/api/user/" .. PREFIX .. "n" .. n .. "@{d}", '
              '"password=Bench-User-Pass-1%21&cn=Bench" end\n', d=domain),
         "user_create", domain,

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 from . import __version__
-from .errors import ApiError
+from .errors import NO_SUCH_DOMAIN, ApiError
 from .settings import ENV_PREFIX, SETTINGS_ENV, SettingsError, load_settings
 
 # A module, not a file beside the package: an installed copy has it too.
@@ -56,6 +56,8 @@ def main(argv=None):
 
     recount = sub.add_parser("recount", help="recount domainCurrent* counters from the directory")
     recount.add_argument("domains", nargs="*", help="domain names (default: every domain)")
+    recount.add_argument("--settle", type=float, default=2.0, metavar="SECONDS",
+                         help="write a difference only if it is still there this much later (default 2)")
 
     dev = sub.add_parser("dev", help="run a private slapd and the API from one data folder")
     dev.add_argument("--data", default="data", help="data folder (default ./data)")
@@ -218,7 +220,9 @@ def cmd_sql_setup(args):
 
 def cmd_recount(args):
     """Counters drift only when other tools (iRedAdmin's read-then-replace, hand
-    edits) change a domain, or a request died between reserving and writing."""
+    edits) change a domain, a request died between reserving and writing, or a write
+    that answered 503 was carried out when slapd came back.  Safe to run periodically
+    on a live server (``--settle``); contrib/systemd has a timer."""
     from . import addresses
     from .directory import domains as domain_directory
     from .directory import limits
@@ -228,12 +232,20 @@ def cmd_recount(args):
     directory = Directory.from_settings(settings)
     domains = [addresses.domain_name(d) for d in args.domains] or sorted(
         entry.first("domainName") for entry in domain_directory.list_domains(directory, attributes=["domainName"]))
+    status = 0
     for domain in domains:
-        counted = limits.recount(directory, domain)
+        try:
+            counted = limits.recount(directory, domain, settle_seconds=args.settle)
+        except ApiError as exc:  # one domain's failure must not stop a periodic run over all of them
+            if exc.code == NO_SUCH_DOMAIN and not args.domains:
+                continue  # deleted since the listing
+            print(f"iredapi-ldap: {domain}: {exc}", file=sys.stderr)
+            status = max(status, 2 if exc.status < 500 else 1)
+            continue
         print(f"{domain}: {counted[limits.USERS]} users, {counted[limits.ALIASES]} aliases, "
               f"{counted[limits.LISTS]} lists, {counted[limits.QUOTA_BYTES]} bytes of quota")
     directory.close()
-    return 0
+    return status
 
 
 def cmd_dev(args):

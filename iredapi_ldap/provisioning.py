@@ -29,6 +29,13 @@ def delete_domain(services, domain, admin, keep_days):
 
     Mail on disk is never touched: the records let iRedMail's clean-up tool
     remove the maildirs later (keep_days None or 0 = keep forever).
+
+    References first: every entry of another domain that names one of its accounts
+    (domainAdmin, forwardings, list members and moderators, memberOfGroup, external
+    members), by their addresses in the domain and its alias domains; then the throttle
+    rows, the accounts, the references once more (requests that raced the delete may have
+    added some), and the domain entry last, so that a retry after a crash finds it and
+    finishes the job.
     """
 
     def record_mailbox(entry):
@@ -40,9 +47,14 @@ def delete_domain(services, domain, admin, keep_days):
             deleted_mailboxes.record_deleted_mailbox(services.admin_store, mail, domain, maildir,
                                                      admin.username, keep_days)
 
-    domain_directory.get_domain(services.directory, domain, ["1.1"])
+    directory = services.directory
+    entry = domain_directory.get_domain(directory, domain, ["domainAliasName"])
+    names = [domain, *entry.values("domainAliasName")]
+    references.remove_domain_references(directory, domain, names)
     throttle.delete_settings_for_domain(services.iredapd_store, domain)
-    domain_directory.delete_domain(services.directory, domain, before_delete=record_mailbox)
+    domain_directory.delete_accounts(directory, domain, before_delete=record_mailbox)
+    references.remove_domain_references(directory, domain, names)
+    domain_directory.delete_domain(directory, domain, before_delete=record_mailbox)
 
 
 def delete_user(services, mail, admin, keep_days, domain_entry=None):

@@ -13,6 +13,7 @@ from .. import errors
 from . import dn as dnlib
 from . import limits as limitlib
 from .connection import MODIFY_REPLACE, NO_SUCH_OBJECT, LdapOperationError
+from .domains import settle_domain_status
 from .entries import add_account_entry, list_accounts, replace_value, retry_on_conflict, value_changes
 from .references import classify_members, delete_account_entry, lookup_addresses
 
@@ -63,6 +64,7 @@ def create_alias(directory, mail, values, domain_entry, check_members=None):
         attributes["domainStatus"] = ["disabled"]
     with limitlib.reserved(directory, domain, {limitlib.ALIASES: 1}, domain_entry):
         add_account_entry(directory, domain, directory.names.alias(mail), attributes)
+    settle_domain_status(directory, domain, [directory.names.alias(mail)], "domainStatus" in attributes)
 
 
 def update_alias(directory, current, values, check_members=None):

@@ -36,6 +36,17 @@ def present(attribute):
     return f"({attribute}=*)"
 
 
+def ends_with(attribute, value):
+    """``(attribute=*value)``: a substring filter on the value's end, escaped."""
+    return f"({attribute}=*{escape_filter_value(value)})"
+
+
+def in_dn(attribute, value):
+    """``(attribute:dn:=value)`` (RFC 4515 extensible match): entries with ``attribute=value``
+    in their DN, or as a value of their own."""
+    return f"({attribute}:dn:={escape_filter_value(value)})"
+
+
 def all_of(*filters):
     return "(&" + "".join(filters) + ")"
 

@@ -49,6 +49,8 @@ SETTING_PARAMETERS = {
 }
 
 _CAS_ATTEMPTS = 8
+# Reads of a domain's status after an add (settle_domain_status): one unless it is changing.
+_SETTLE_ROUNDS = 3
 
 
 @dataclass
@@ -146,8 +148,9 @@ def update_domain(directory, domain, values, current):
         plain["cn"] = replace_value(changes.cn)
     if changes.transport is not None:
         plain["mtaTransport"] = [(MODIFY_REPLACE, [changes.transport])]
+    disabled = changes.account_status == "disabled"
     if changes.account_status is not None:
-        set_accounts_domain_status(directory, domain, disabled=changes.account_status == "disabled")
+        set_accounts_domain_status(directory, domain, disabled)
         plain["accountStatus"] = [(MODIFY_REPLACE, [changes.account_status])]
 
     def attempt(n):
@@ -166,6 +169,37 @@ def update_domain(directory, domain, values, current):
             raise
 
     retry_on_conflict(attempt, "domain", attempts=_CAS_ATTEMPTS)
+    if changes.account_status is not None:
+        # Accounts added by creates that read the domain before the write above and added
+        # after the first sweep passed: a create reads the status again after its add
+        # (settle_domain_status), so one that still read the old status had added its entry
+        # before the write, and this sweep finds it.
+        set_accounts_domain_status(directory, domain, disabled)
+
+
+def settle_domain_status(directory, domain, dns, disabled):
+    """Make the entries ``dns`` a request just added agree with their domain's status.
+
+    They were written with ``domainStatus: disabled`` or without (``disabled``) from a domain
+    entry read before the add; a status change may have swept the domain in between and
+    missed them.  So the status is read again after the add (one base read) and the entries
+    changed if it differs, then read once more in case it changed back meanwhile.  A change
+    whose domain write comes after the last read sweeps after its write (update_domain) and
+    finds them.  NO_SUCH_DOMAIN if the domain was deleted meanwhile (and the entries with it).
+    """
+    for _ in range(_SETTLE_ROUNDS):
+        entry = get_domain(directory, domain, ["accountStatus"])
+        now = (entry.first("accountStatus") or "active").lower() != "active"
+        if now == disabled:
+            return
+        operation, tolerated = (MODIFY_ADD, ATTRIBUTE_OR_VALUE_EXISTS) if now else (MODIFY_DELETE, NO_SUCH_ATTRIBUTE)
+        for dn in dns:
+            try:
+                directory.modify(dn, {"domainStatus": [(operation, ["disabled"])]})
+            except LdapOperationError as exc:
+                if exc.result not in (tolerated, NO_SUCH_OBJECT):
+                    raise
+        disabled = now
 
 
 def set_accounts_domain_status(directory, domain, disabled):
@@ -198,6 +232,11 @@ def delete_domain(directory, domain, before_delete=None):
     no error here: callers check existence (and scope) first.
     """
     delete_subtree(directory, directory.names.domain(domain), before_delete)
+
+
+def delete_accounts(directory, domain, before_delete=None):
+    """Delete everything below the domain but not the domain entry (as ``delete_domain``)."""
+    delete_subtree(directory, directory.names.domain(domain), before_delete, keep_base=True)
 
 
 def list_domains(directory, managed_by=None, disabled_only=False, attributes=("*",)):

@@ -82,27 +82,34 @@ def replace_value(value):
 
 
 def ensure_containers(directory, domain, ous=dnlib.DOMAIN_OUS):
-    """Add the domain's ``ou=`` containers that are missing."""
+    """Add the domain's ``ou=`` containers that are missing; NO_SUCH_DOMAIN if the domain
+    itself is missing (deleted while a request was adding to it)."""
     for ou in ous:
         try:
             directory.add(directory.names.ou(domain, ou), {"objectClass": ["top", "organizationalUnit"], "ou": [ou]})
         except LdapOperationError as exc:
+            if exc.result == NO_SUCH_OBJECT:
+                raise errors.NoSuchObject(errors.NO_SUCH_DOMAIN, detail=domain) from None
             if exc.result != ENTRY_ALREADY_EXISTS:
                 raise
 
 
 def add_account_entry(directory, domain, dn, attributes):
     """Add a user, alias or list entry; ALREADY_EXISTS if the DN is taken.  A missing
-    container (a domain made by hand) is added and the add retried."""
-    try:
-        directory.add(dn, attributes)
-    except LdapOperationError as exc:
-        if exc.result == ENTRY_ALREADY_EXISTS:
-            raise errors.AlreadyExists(errors.ALREADY_EXISTS, detail=attributes["mail"][0]) from None
-        if exc.result != NO_SUCH_OBJECT:
-            raise
+    container (a domain made by hand) is added and the add retried; NO_SUCH_DOMAIN if the
+    domain is gone, or its container went again (the domain is being deleted)."""
+    for attempt in (1, 2):
+        try:
+            directory.add(dn, attributes)
+            return
+        except LdapOperationError as exc:
+            if exc.result == ENTRY_ALREADY_EXISTS:
+                raise errors.AlreadyExists(errors.ALREADY_EXISTS, detail=attributes["mail"][0]) from None
+            if exc.result != NO_SUCH_OBJECT:
+                raise
+            if attempt == 2:
+                raise errors.NoSuchObject(errors.NO_SUCH_DOMAIN, detail=domain) from None
         ensure_containers(directory, domain)
-        directory.add(dn, attributes)
 
 
 # -- listing -----------------------------------------------------------------------------------
@@ -179,8 +186,9 @@ def delete_entry(directory, dn, before_delete=None):
             raise
 
 
-def delete_subtree(directory, base_dn, before_delete=None):
-    """Delete ``base_dn`` and its descendants, streaming one level at a time.
+def delete_subtree(directory, base_dn, before_delete=None, keep_base=False):
+    """Delete ``base_dn`` and its descendants, streaming one level at a time; with
+    ``keep_base``, only the descendants.
 
     ``before_delete(entry)`` is called for each entry below ``base_dn`` just before it is
     deleted (entries carry objectClass, mail and the maildir attributes); it must be
@@ -193,6 +201,8 @@ def delete_subtree(directory, base_dn, before_delete=None):
             if before_delete is not None:
                 before_delete(entry)
             delete_entry(directory, entry.dn, before_delete)
+    if keep_base:
+        return
     try:
         directory.delete(base_dn)
     except LdapOperationError as exc:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from .. import errors
 from . import account_settings as keys
 from . import dn as dnlib
-from .connection import MODIFY_ADD, MODIFY_DELETE
+from .connection import MODIFY_ADD, MODIFY_DELETE, NO_SUCH_OBJECT, LdapOperationError
 from .domains import get_domain
 from .entries import retry_on_conflict
 
@@ -40,6 +40,7 @@ MAX_QUOTA_MB = 1024 ** 3
 DOMAIN_ATTRIBUTES = ["accountStatus", "accountSetting", "domainAdmin", "domainAliasName", *COUNTERS]
 
 _ATTEMPTS = 20  # recount
+_SETTLE_TRIES = 5  # recount: counts in a row that may find the domain changing
 # Counter updates retry on conflict for this long (then 409 CONCURRENT_UPDATE): under a burst of
 # creates in one domain from several workers, a worker can lose many races in a row.
 _CONTENTION_SECONDS = 10
@@ -145,7 +146,12 @@ def adjust_counters(directory, domain, deltas, domain_entry=None):
                 for counter, delta in deltas.items() if delta
             }
             if changes:
-                directory.modify(directory.names.domain(domain), changes)
+                try:
+                    directory.modify(directory.names.domain(domain), changes)
+                except LdapOperationError as exc:
+                    if exc.result == NO_SUCH_OBJECT:  # deleted since it was read
+                        raise errors.NoSuchObject(errors.NO_SUCH_DOMAIN, detail=domain) from None
+                    raise
                 written = {counter: current[counter] + delta for counter, delta in deltas.items()}
                 last = state.last_written[stripe]
                 if last is not None and last[0] == domain:
@@ -167,6 +173,8 @@ def reserved(directory, domain, deltas, domain_entry=None):
     except BaseException:
         try:
             release(directory, domain, deltas)
+        except errors.NoSuchObject:
+            pass  # the domain was deleted meanwhile: no counters left to give back to
         except Exception:  # noqa: BLE001 - report the original failure; the log says how to repair
             log.exception("could not give back %s of domain %s; run `iredapi-ldap recount %s`",
                           deltas, domain, domain)
@@ -199,30 +207,36 @@ def release(directory, domain, deltas):
     adjust_counters(directory, domain, {counter: -delta for counter, delta in deltas.items()})
 
 
-def recount(directory, domain):
-    """Count the domain's accounts and quota and store the counters.
+def recount(directory, domain, settle_seconds=0):
+    """Count the domain's accounts and quota and store the counters if they differ.
 
     O(domain size): for set-up and repair (``iredapi-ldap recount``), never per
     request.  Compare-and-set again: if a counter changed while we counted,
-    count again.
+    count again.  ``settle_seconds``: on a live server a create or delete between
+    its counter write and its entry write shows as a difference that goes away; with
+    ``settle_seconds``, a difference is written only if it is still there, counters
+    and count alike, that much later, so that a periodic recount does not turn a
+    request in flight into a drift.
     """
     names = directory.names
 
+    def stored(entry):
+        return {counter: counter_value(entry, counter) for counter in COUNTERS}
+
     def attempt(n):
-        before = read_domain(directory, domain)
-        users = quota = 0
-        catch_all = dnlib.eq("mail", "@" + domain)
-        users_filter = dnlib.all_of(dnlib.eq("objectClass", "mailUser"), dnlib.negate(catch_all))
-        for entry in directory.paged_search(names.ou(domain, dnlib.USERS_OU), users_filter, ["mailQuota"],
-                                            scope="one"):
-            users += 1
-            value = entry.first("mailQuota") or "0"
-            quota += int(value) if value.isdigit() else 0
-        aliases = sum(1 for _ in directory.paged_search(names.ou(domain, dnlib.ALIASES_OU),
-                                                        dnlib.eq("objectClass", "mailAlias"), ["1.1"], scope="one"))
-        lists = sum(1 for _ in directory.paged_search(names.ou(domain, dnlib.GROUPS_OU),
-                                                      dnlib.eq("objectClass", "mailList"), ["1.1"], scope="one"))
-        counted = {USERS: users, ALIASES: aliases, LISTS: lists, QUOTA_BYTES: quota}
+        for _ in range(_SETTLE_TRIES):
+            before = read_domain(directory, domain)
+            counted = count_accounts(directory, domain)
+            if stored(before) == counted:
+                return counted
+            if not settle_seconds:
+                break
+            time.sleep(settle_seconds)
+            still = stored(read_domain(directory, domain)) == stored(before)
+            if still and count_accounts(directory, domain) == counted:
+                break
+        else:
+            raise errors.Conflict(errors.CONCURRENT_UPDATE, detail=f"{domain} kept changing while it was counted")
         changes = {}
         for counter, value in counted.items():
             old = before.values(counter)
@@ -231,3 +245,20 @@ def recount(directory, domain):
         return counted
 
     return retry_on_conflict(attempt, "domain (while counting)", attempts=_ATTEMPTS)
+
+
+def count_accounts(directory, domain):
+    """{counter: value} as the domain's entries say (paged searches of its containers)."""
+    names = directory.names
+    users = quota = 0
+    catch_all = dnlib.eq("mail", "@" + domain)
+    users_filter = dnlib.all_of(dnlib.eq("objectClass", "mailUser"), dnlib.negate(catch_all))
+    for entry in directory.paged_search(names.ou(domain, dnlib.USERS_OU), users_filter, ["mailQuota"], scope="one"):
+        users += 1
+        value = entry.first("mailQuota") or "0"
+        quota += int(value) if value.isdigit() else 0
+    aliases = sum(1 for _ in directory.paged_search(names.ou(domain, dnlib.ALIASES_OU),
+                                                    dnlib.eq("objectClass", "mailAlias"), ["1.1"], scope="one"))
+    lists = sum(1 for _ in directory.paged_search(names.ou(domain, dnlib.GROUPS_OU),
+                                                  dnlib.eq("objectClass", "mailList"), ["1.1"], scope="one"))
+    return {USERS: users, ALIASES: aliases, LISTS: lists, QUOTA_BYTES: quota}

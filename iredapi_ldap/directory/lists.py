@@ -40,6 +40,7 @@ from .connection import (
     NO_SUCH_OBJECT,
     LdapOperationError,
 )
+from .domains import settle_domain_status
 from .entries import (
     add_account_entry,
     delete_quietly,
@@ -220,8 +221,11 @@ def create_list(directory, mail, values, domain_entry, check_members=None):
         add_account_entry(directory, domain, directory.names.mail_list(mail), attributes)
     for entry in internal.values():
         modify_quietly(directory, entry.dn, {"memberOfGroup": [(MODIFY_ADD, [mail])]})
+    added = [directory.names.mail_list(mail)]
     if members.external:
-        _write_externals(directory, mail, [], set(members.external), True, limits.disabled, replace_leftover=True)
+        added += _write_externals(directory, mail, [], set(members.external), True, limits.disabled,
+                                  replace_leftover=True)
+    settle_domain_status(directory, domain, added, limits.disabled)
 
 
 # -- update -----------------------------------------------------------------------------
@@ -310,7 +314,9 @@ def _reconcile_members(directory, current, changes, active, domain_disabled):
                 del wanted[key]  # a DN left on the list by an account deleted elsewhere
             elif exc.result != ATTRIBUTE_OR_VALUE_EXISTS:
                 raise
-    _write_externals(directory, mail, state.externals, wanted_external, active, domain_disabled)
+    added = _write_externals(directory, mail, state.externals, wanted_external, active, domain_disabled)
+    if added:
+        settle_domain_status(directory, mail.split("@", 1)[1], added, domain_disabled)
     operations = []
     gone = [value for key, value in state.recorded.items() if key not in wanted]
     if gone:
@@ -328,6 +334,7 @@ def _write_externals(directory, mail, entries, wanted, active, domain_disabled, 
     missing goes into the list's own entry, which exists only while it has addresses.
     ``replace_leftover``: on create, an entry left by an earlier list of the same
     address is taken over (on update, finding one means a concurrent write: retry).
+    Returns the DNs of entries it added (their domainStatus is the caller's to settle).
     """
     status = "active" if active else "disabled"
     own_dn = directory.names.list_externals(mail)
@@ -372,6 +379,8 @@ def _write_externals(directory, mail, entries, wanted, active, domain_disabled, 
                 directory.add(own_dn, attributes)
             else:
                 raise
+        return [own_dn]
+    return []
 
 
 # -- delete and list ----------------------------------------------------------------------

@@ -185,32 +185,108 @@ def remove_references(directory, addresses, dn):
         dnlib.all_of(dnlib.any_of(dnlib.ACCOUNT_CLASSES, is_external), naming("memberOfGroup")),
         dnlib.all_of(is_external, naming("mail")),
     )
-    attributes = ["objectClass", "mail", "member", *_ADDRESS_REFERENCES]
     own_key = dn_key(dn)
     wanted = set(addresses)
-    for entry in directory.paged_search(directory.names.basedn, filter_, attributes):
-        if dn_key(entry.dn) == own_key:
-            continue
-        if entry.has_value("objectClass", "mailExternalUser"):
-            _remove_from_external(directory, entry, wanted)
-            continue
-        changes = {}
-        for attribute in _ADDRESS_REFERENCES:
-            matching = [v for v in entry.values(attribute) if v.lower() in wanted]
-            if matching:
-                changes[attribute] = [(MODIFY_DELETE, matching)]
-        members = [v for v in entry.values("member") if dn_key(v) == own_key]
-        if members:
-            changes["member"] = [(MODIFY_DELETE, members)]
-        modify_quietly(directory, entry.dn, changes)
+    for entry in directory.paged_search(directory.names.basedn, filter_, _REFERENCE_ATTRIBUTES):
+        if dn_key(entry.dn) != own_key:
+            _remove_from_entry(directory, entry, lambda value: value.lower() in wanted,
+                               lambda value: dn_key(value) == own_key)
 
 
-def _remove_from_external(directory, entry, addresses):
+_REFERENCE_ATTRIBUTES = ["objectClass", "mail", "member", *_ADDRESS_REFERENCES]
+# Accounts whose DNs one search looks for in lists' ``member`` (an OR of indexed equality terms).
+_MEMBER_BATCH = 200
+
+
+def remove_domain_references(directory, domain, names):
+    """Take a domain that is being deleted out of every entry outside it: values that are
+    addresses in any of ``names`` (its own name and its alias domains' names), in the
+    attributes ``remove_references`` cleans, and ``member`` DNs of its accounts.
+
+    Standalone admins (``o=domainAdmins``) with such an address keep their ``domainAdmin``
+    values: they are not accounts of the domain and outlive it.
+
+    The domain may hold 100,000 accounts, so there is no search per account: one search for
+    the address-valued attributes by substring filters on the domain names (iRedMail indexes
+    them ``sub``; ``listModerator`` is found through ``listAllowedUser``, as in
+    ``remove_references``), and, since DNs have no substring matching, one search per
+    ``_MEMBER_BATCH`` of the domain's accounts for lists naming them in ``member`` (disabled
+    lists keep ``member`` while their members' memberOfGroup is suspended).  Entries below
+    the domain are left out by the filter.  Each write is harmless to repeat.
+    """
+    names = list(dict.fromkeys(n.lower() for n in names))
+    suffixes = tuple("@" + name for name in names)
+    domain_dn = directory.names.domain(domain)
+    domain_key = dn_key(domain_dn)
+    outside = dnlib.negate(dnlib.in_dn("domainName", domain))
+
+    def gone(value):
+        return value.lower().endswith(suffixes)
+
+    def below_domain(value):
+        key = dn_key(value)
+        return len(key) > len(domain_key) and key[-len(domain_key):] == domain_key
+
+    def naming(attribute):
+        return dnlib.any_of(*(dnlib.ends_with(attribute, suffix) for suffix in suffixes))
+
+    admins = dnlib.all_of(dnlib.eq("objectClass", "mailAdmin"), naming("mail"))
+    standalone = {v.lower() for entry in directory.search(directory.names.admin_basedn, admins, ["mail"])
+                  for v in entry.values("mail")}
+    is_external = dnlib.eq("objectClass", "mailExternalUser")
+    filter_ = dnlib.all_of(outside, dnlib.any_of(
+        dnlib.all_of(dnlib.eq("objectClass", "mailDomain"), naming("domainAdmin")),
+        dnlib.all_of(dnlib.any_of(dnlib.eq("objectClass", "mailAlias"), dnlib.eq("objectClass", "mailUser")),
+                     naming("mailForwardingAddress")),
+        dnlib.all_of(dnlib.eq("objectClass", "mailList"), naming("listAllowedUser")),
+        dnlib.all_of(dnlib.any_of(dnlib.ACCOUNT_CLASSES, is_external), naming("memberOfGroup")),
+        dnlib.all_of(is_external, naming("mail")),
+    ))
+    for entry in directory.paged_search(directory.names.basedn, filter_, _REFERENCE_ATTRIBUTES):
+        _remove_from_entry(directory, entry, gone, below_domain,
+                           gone_admin=lambda value: gone(value) and value.lower() not in standalone)
+
+    def remove_members(dns):
+        lists = dnlib.all_of(dnlib.eq("objectClass", "mailList"), outside,
+                             dnlib.any_of(*(dnlib.eq("member", dn) for dn in dns)))
+        for entry in directory.search(directory.names.basedn, lists, ["member"]):
+            members = [v for v in entry.values("member") if below_domain(v)]
+            if members:
+                modify_quietly(directory, entry.dn, {"member": [(MODIFY_DELETE, members)]})
+
+    batch = []
+    for entry in directory.paged_search(domain_dn, dnlib.ACCOUNT_CLASSES, ["1.1"]):
+        batch.append(entry.dn)
+        if len(batch) == _MEMBER_BATCH:
+            remove_members(batch)
+            batch = []
+    if batch:
+        remove_members(batch)
+
+
+def _remove_from_entry(directory, entry, gone, gone_dn, gone_admin=None):
+    """Take out of one entry the address values ``gone(value)`` and the ``member`` DNs
+    ``gone_dn(value)``; ``gone_admin``: the test for ``domainAdmin`` values, if another."""
+    if entry.has_value("objectClass", "mailExternalUser"):
+        _remove_from_external(directory, entry, gone)
+        return
+    changes = {}
+    for attribute in _ADDRESS_REFERENCES:
+        test = gone_admin if attribute == "domainAdmin" and gone_admin is not None else gone
+        matching = [v for v in entry.values(attribute) if test(v)]
+        if matching:
+            changes[attribute] = [(MODIFY_DELETE, matching)]
+    members = [v for v in entry.values("member") if gone_dn(v)]
+    if members:
+        changes["member"] = [(MODIFY_DELETE, members)]
+    modify_quietly(directory, entry.dn, changes)
+
+
+def _remove_from_external(directory, entry, gone):
     """An external-member entry: deleted with its list or with its last address."""
-    remaining = [v for v in entry.values("mail") if v.lower() not in addresses]
-    if any(v.lower() in addresses for v in entry.values("memberOfGroup")) or not remaining:
+    remaining = [v for v in entry.values("mail") if not gone(v)]
+    if any(gone(v) for v in entry.values("memberOfGroup")) or not remaining:
         delete_quietly(directory, entry.dn)
         return
-    gone = [v for v in entry.values("mail") if v.lower() in addresses]
-    modify_quietly(directory, entry.dn, {"mail": [(MODIFY_DELETE, gone)]})
-
+    removed = [v for v in entry.values("mail") if gone(v)]
+    modify_quietly(directory, entry.dn, {"mail": [(MODIFY_DELETE, removed)]})

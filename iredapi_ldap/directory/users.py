@@ -13,6 +13,7 @@ from .. import errors
 from . import dn as dnlib
 from . import limits as limitlib
 from .connection import MODIFY_ADD, MODIFY_DELETE, MODIFY_REPLACE, NO_SUCH_ATTRIBUTE, NO_SUCH_OBJECT, LdapOperationError
+from .domains import settle_domain_status
 from .entries import add_account_entry, delete_entry, list_accounts, retry_on_conflict, value_changes
 from .maildir import maildir_path
 from .passwords import PasswordPolicy, hash_password
@@ -99,6 +100,7 @@ def create_user(directory, mail, values, domain_entry):
     domain = mail.split("@", 1)[1]
     with limitlib.reserved(directory, domain, {limitlib.USERS: 1, limitlib.QUOTA_BYTES: quota_bytes}, domain_entry):
         add_account_entry(directory, domain, directory.names.user(mail), attributes)
+    settle_domain_status(directory, domain, [directory.names.user(mail)], "domainStatus" in attributes)
 
 
 def new_user_attributes(directory, mail, values, domain_entry):
