@@ -45,13 +45,13 @@ class Interloper:
         self.fired = False
         monkeypatch.setattr(client, method, self)
 
-    def __call__(self, dn, changes):
+    def __call__(self, dn, changes, **options):
         if dn.lower() == self.dn:
             self.calls += 1
             if not self.fired and (self.attribute is None or self.attribute in changes):
                 self.fired = True
                 self.write()
-        return self.real(dn, changes)
+        return self.real(dn, changes, **options)
 
 
 @pytest.fixture
@@ -268,6 +268,40 @@ def test_a_setting_changed_between_read_and_write_is_read_again(
     assert sorted(entry["accountSetting"]) == ["domainQuota:100:MB", "maxUserQuota:50", "numberOfUsers:10"]
     assert entry["cn"] == ["Tenant"]
 
+
+
+def test_a_setting_both_requests_add_ends_with_one_value(
+        api, app, client, other_worker, root_connection, monkeypatch, new_domain):
+    # no old value to delete by exact value: the compare-and-set has to assert the key's absence
+    domain = make_domain(api, new_domain())
+    changed = []
+
+    def another_update():
+        changed.append(other_worker.put(f"/api/domain/{domain}", {"maxUserQuota": "60"}))
+
+    spy = Interloper(monkeypatch, app, "modify", domain_dn(domain), another_update, "accountSetting")
+    result = client.put(f"/api/domain/{domain}", {"maxUserQuota": "50"})
+    assert changed[0].status_code == 200
+    assert result.status_code == 200, result.text
+    assert spy.calls == 2
+    assert read_entry(root_connection, domain_dn(domain))["accountSetting"] == ["maxUserQuota:50"]
+
+
+def test_a_password_length_the_check_relied_on_changed_meanwhile_is_checked_again(
+        api, app, client, other_worker, root_connection, monkeypatch, new_domain):
+    domain = make_domain(api, new_domain(), minPasswordLength=6, maxPasswordLength=12)
+    changed = []
+
+    def another_update():
+        changed.append(other_worker.put(f"/api/domain/{domain}", {"maxPasswordLength": "8"}))
+
+    Interloper(monkeypatch, app, "modify", domain_dn(domain), another_update, "accountSetting")
+    result = client.put(f"/api/domain/{domain}", {"minPasswordLength": "10"})
+    assert changed[0].status_code == 200
+    assert (result.status_code, result.json["msg"], result.json["param"]) == (
+        400, "INVALID_NUMBER", "minPasswordLength")
+    assert sorted(read_entry(root_connection, domain_dn(domain))["accountSetting"]) == [
+        "maxPasswordLength:8", "minPasswordLength:6"]
 
 # -- aliases.update_alias ------------------------------------------------------------------------
 

@@ -50,11 +50,11 @@ class Failing:
         self.raised = 0
         monkeypatch.setattr(client, method, self)
 
-    def __call__(self, dn, changes):
+    def __call__(self, dn, changes, **options):
         if self.failing and dn.lower() == self.dn:
             self.raised += 1
             raise self.failure()
-        return self.real(dn, changes)
+        return self.real(dn, changes, **options)
 
 
 @pytest.fixture

@@ -44,8 +44,11 @@ class Directory:
     def add(self, dn, attributes):
         self.client.add(dn, attributes)
 
-    def modify(self, dn, changes):
-        self.client.modify(dn, changes)
+    def modify(self, dn, changes, assertion=None):
+        if assertion is None:
+            self.client.modify(dn, changes)
+        else:
+            self.client.modify(dn, changes, assertion=assertion)
 
     def delete(self, dn):
         self.client.delete(dn)

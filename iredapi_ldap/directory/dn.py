@@ -53,6 +53,11 @@ def present(attribute):
     return f"({attribute}=*)"
 
 
+def starts_with(attribute, prefix):
+    """``(attribute=prefix*)`` with the prefix escaped."""
+    return f"({attribute}={escape_filter_value(prefix)}*)"
+
+
 def all_of(*filters):
     return "(&" + "".join(filters) + ")"
 
