@@ -14,8 +14,17 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import urlencode
 
+import pytest
+
 from iredapi_ldap.localslapd import free_port
-from tests.conftest import GLOBAL_ADMIN, GLOBAL_ADMIN_PASSWORD, SUFFIX, VMAILADMIN_PASSWORD
+from tests.conftest import (
+    GLOBAL_ADMIN,
+    GLOBAL_ADMIN_PASSWORD,
+    SUFFIX,
+    VMAILADMIN_PASSWORD,
+    count_entries,
+    read_entry,
+)
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 COOKIE = "iRedAdmin-LDAP"
@@ -222,3 +231,54 @@ def test_a_second_server_on_a_taken_port_refuses_to_start(ldap_server, tmp_path)
         assert second.returncode != 0
         assert f"cannot listen on 127.0.0.1:{port}" in second.stderr
         assert request(port, "GET", "/api/domains")[0] == 401  # the first one still answers alone
+
+
+CREATE_ROUND_TRIPS = 4  # domain read, address check, counter compare-and-set, add
+REFUSE_ROUND_TRIPS = 2  # domain read, address check; the limit check needs no round trip
+
+
+@pytest.mark.parametrize("limit", ["numberOfUsers", "quota"])
+def test_two_workers_racing_a_limit_end_exact(ldap_server, root_connection, tmp_path, new_domain, limit):
+    # The threads of one worker take turns on a domain's counters; only two processes make the
+    # compare-and-set fail for real.  3N creates against a limit of N, over fresh connections
+    # (each worker has its own SO_REUSEPORT socket, so the kernel spreads them).
+    n = 10
+    port = free_port()
+    with gunicorn(ldap_server, tmp_path, f"127.0.0.1:{port}", threads=4) as (proc, access_log):
+        wait_until_answering(port, proc, time.monotonic() + 20)
+        cookie = {"Cookie": f"{COOKIE}={login(port)}"}
+        form = {"Content-Type": "application/x-www-form-urlencoded", **cookie}
+        retried = 0
+        for _ in range(5):  # more rounds only while no create has met the other worker's write
+            domain = new_domain()
+            settings = {"numberOfUsers": n} if limit == "numberOfUsers" else {"quota": n * 10}
+            assert request(port, "POST", f"/api/domain/{domain}", urlencode(settings), form)[0] == 201
+            logged = len(access_log.read_text().splitlines())
+
+            def create(i, domain=domain):
+                return request(port, "POST", f"/api/user/u{i}@{domain}",
+                               urlencode({"password": "Secret-pw1!", "mailQuota": "10"}), form)
+
+            with ThreadPoolExecutor(max_workers=12) as pool:
+                results = list(pool.map(create, range(3 * n)))
+            statuses = [status for status, _, _ in results]
+            assert sorted(statuses) == [201] * n + [403] * (2 * n), [body for _, _, body in results]
+            users = count_entries(root_connection, f"ou=Users,domainName={domain},o=domains,{SUFFIX}",
+                                  "(objectClass=mailUser)")
+            entry = read_entry(root_connection, f"domainName={domain},o=domains,{SUFFIX}")
+            assert users == n and entry["domainCurrentUserNumber"] == [str(n)]
+            assert entry["domainCurrentQuotaSize"] == [str(n * 10 * 1024 * 1024)]
+            # both workers created or refused: the race was between processes
+            deadline = time.monotonic() + 5
+            while len(access_log.read_text().splitlines()) < logged + 3 * n and time.monotonic() < deadline:
+                time.sleep(0.1)  # gunicorn writes the access log line after the answer
+            race = [line.split() for line in access_log.read_text().splitlines()[logged:] if line.strip()]
+            assert len({pid for pid, _ in race}) == 2, race
+            # a compare-and-set that failed costs a read and a write more
+            for status, headers, _ in results:
+                trips = int({k.lower(): v for k, v in headers}["x-directory-round-trips"])
+                retried += trips > (CREATE_ROUND_TRIPS if status == 201 else REFUSE_ROUND_TRIPS)
+            if retried:
+                break
+        print(f"{limit}: {retried} of {3 * n} creates retried after the other worker's write")
+        assert retried, "no create ever met the other worker's write"

@@ -1,5 +1,6 @@
 """How the API reaches slapd: ldap://, ldapi://, StartTLS with certificate checks, outages."""
 
+import glob
 import os
 import signal
 import time
@@ -47,17 +48,46 @@ def test_reconnects_after_slapd_restarts(make_app, ldap_server, new_domain):
     assert client.post(f"/api/domain/{domain}").status_code == 201
 
 
+def _thread_states(pid):
+    states = []
+    for path in glob.glob(f"/proc/{pid}/task/*/stat"):
+        try:
+            with open(path) as stat:
+                states.append(stat.read().rsplit(")", 1)[1].split()[0])  # "tid (comm) state ..."
+        except FileNotFoundError:  # the thread ended meanwhile
+            pass
+    return states
+
+
+def signal_and_wait(pid, signum):
+    """Send SIGSTOP or SIGCONT and return once every thread of ``pid`` is stopped or running.
+
+    kill() returns before the signal takes effect: one thread is woken to start the group stop,
+    and on a busy machine (pytest -n 2) it can wait for a CPU while slapd's other threads go on
+    answering, and the request that should time out was answered (200, in about 1 run in 5).
+    """
+    os.kill(pid, signum)
+    stopped = signum == signal.SIGSTOP
+    deadline = time.monotonic() + 10
+    while True:
+        states = _thread_states(pid)
+        if states and all((state == "T") == stopped for state in states):
+            return
+        assert time.monotonic() < deadline, f"slapd's threads did not {'stop' if stopped else 'resume'}: {states}"
+        time.sleep(0.001)
+
+
 def test_a_hung_slapd_is_503_within_the_timeout_and_the_next_request_reconnects(make_app, ldap_server, new_domain):
     domain = new_domain()
     client = ApiClient(make_app(ldap_timeout=1)).login()
     assert client.post(f"/api/domain/{domain}").status_code == 201
-    os.kill(ldap_server.slapd._proc.pid, signal.SIGSTOP)
     try:
+        signal_and_wait(ldap_server.slapd._proc.pid, signal.SIGSTOP)
         started = time.monotonic()
         result = client.get(f"/api/domain/{domain}")
         waited = time.monotonic() - started
     finally:
-        os.kill(ldap_server.slapd._proc.pid, signal.SIGCONT)
+        signal_and_wait(ldap_server.slapd._proc.pid, signal.SIGCONT)
     assert (result.status_code, result.json["msg"]) == (503, "SERVER_DOWN")
     assert 0.9 <= waited < 3  # one timeout, not one per retry
     # The answer slapd sends once it runs again must not be taken for the next request's.

@@ -6,6 +6,7 @@ is wrong in itself, the expected failure is listed and asserted: the curl pages 
 after deleting it, and the 2016 curl page creates a user without a password.
 """
 
+import json
 import re
 import shlex
 import subprocess

@@ -225,9 +225,10 @@ def test_50_parallel_creates_against_a_limit_of_10(api, make_app, root_connectio
 
 def test_parallel_creates_in_one_worker_need_no_counter_reread(api, make_app, root_connection, new_domain):
     # Threads of one worker take turns on the counters, and the one waiting compares against
-    # what its predecessor wrote: 5 round trips each, no retries.  (Across workers, the
-    # compare-and-set decides; the limit tests above cover that.)  The 5th: the domain's status,
-    # read again after the add (domains.settle_domain_status).
+    # what its predecessor wrote: 5 round trips each, no retries.  (So the limit tests above,
+    # in one process, never make a compare-and-set fail; tests/test_conflicts.py and the
+    # two-worker race in tests/test_gunicorn.py do.)  The 5th: the domain's status, read again
+    # after the add (domains.settle_domain_status).
     domain = new_domain()
     api.post(f"/api/domain/{domain}", {"quota": "1000"})
     app = make_app()

@@ -3,6 +3,7 @@
 The one place that knows their keys, units and how to change them safely.
 """
 
+from . import dn as dnlib
 from .connection import MODIFY_ADD, MODIFY_DELETE
 
 # Domain keys this API writes, and what their integers mean.
@@ -84,3 +85,16 @@ def compare_and_set_changes(current_values, updates):
     if to_add:
         operations.append((MODIFY_ADD, to_add))
     return {"accountSetting": operations} if operations else {}
+
+
+def unchanged(current_values, keys):
+    """A filter the entry matches while each of ``keys`` has the values it has in
+    ``current_values``, or is still absent; None for no keys.  Asserted on a modify, it
+    catches what deleting old values by exact value cannot: a key another writer set where
+    we found none, or one that a check of ours relied on and the modify does not touch."""
+    parts = []
+    for key in dict.fromkeys(k.lower() for k in keys):
+        values = [v for v in current_values if v.partition(":")[0].lower() == key]
+        parts += [dnlib.eq("accountSetting", v) for v in values] or [
+            dnlib.negate(dnlib.starts_with("accountSetting", key + ":"))]
+    return dnlib.all_of(*parts) if parts else None

@@ -19,6 +19,7 @@ import time
 from urllib.parse import quote, unquote
 
 import ldap
+from ldap.controls.libldap import AssertionControl
 from ldap.controls.pagedresults import SimplePagedResultsControl
 
 from .. import errors
@@ -280,13 +281,16 @@ class LdapClient:
         addlist = [(name, _encode_values(values)) for name, values in attributes.items()]
         self._call(dn, lambda conn: conn.add_ext_s(dn, [(name, values) for name, values in addlist if values]))
 
-    def modify(self, dn, changes):
-        """Apply ``changes`` ({attr: [(MODIFY_*, values)]}) atomically to one entry."""
+    def modify(self, dn, changes, assertion=None):
+        """Apply ``changes`` ({attr: [(MODIFY_*, values)]}) atomically to one entry; with
+        ``assertion`` (a filter), only if the entry still matches it (RFC 4528), else
+        ASSERTION_FAILED."""
         modlist = []
         for name, operations in changes.items():
             for kind, values in operations:
                 modlist.append((_MOD_OPS[kind], name, _encode_values(values) or None))
-        self._call(dn, lambda conn: conn.modify_ext_s(dn, modlist))
+        controls = [AssertionControl(True, assertion)] if assertion else None
+        self._call(dn, lambda conn: conn.modify_ext_s(dn, modlist, serverctrls=controls))
 
     def delete(self, dn):
         self._call(dn, lambda conn: conn.delete_ext_s(dn))

@@ -47,6 +47,11 @@ def in_dn(attribute, value):
     return f"({attribute}:dn:={escape_filter_value(value)})"
 
 
+def starts_with(attribute, prefix):
+    """``(attribute=prefix*)`` with the prefix escaped."""
+    return f"({attribute}={escape_filter_value(prefix)}*)"
+
+
 def all_of(*filters):
     return "(&" + "".join(filters) + ")"
 

@@ -153,6 +153,11 @@ def update_domain(directory, domain, values, current):
         set_accounts_domain_status(directory, domain, disabled)
         plain["accountStatus"] = [(MODIFY_REPLACE, [changes.account_status])]
 
+    # The keys written, and the password lengths checked against each other.
+    relied_on = list(changes.settings)
+    if {keys.MIN_PASSWORD_LENGTH, keys.MAX_PASSWORD_LENGTH} & set(relied_on):
+        relied_on += [keys.MIN_PASSWORD_LENGTH, keys.MAX_PASSWORD_LENGTH]
+
     def attempt(n):
         entry = current if n == 0 else get_domain(directory, domain, ["accountSetting"])
         if n:
@@ -162,7 +167,7 @@ def update_domain(directory, domain, values, current):
         if not modification:
             return
         try:
-            directory.modify(domain_dn, modification)
+            directory.modify(domain_dn, modification, keys.unchanged(entry.values("accountSetting"), relied_on))
         except LdapOperationError as exc:
             if exc.result == NO_SUCH_OBJECT:
                 raise errors.NoSuchObject(errors.NO_SUCH_DOMAIN, detail=domain) from None

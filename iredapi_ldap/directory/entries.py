@@ -10,6 +10,7 @@ import time
 from .. import errors
 from . import dn as dnlib
 from .connection import (
+    ASSERTION_FAILED,
     ATTRIBUTE_OR_VALUE_EXISTS,
     ENTRY_ALREADY_EXISTS,
     MODIFY_ADD,
@@ -21,9 +22,10 @@ from .connection import (
     LdapOperationError,
 )
 
-# A compare-and-set modify failed: the value it deleted by exact value was gone, or the
-# value it added was already there, because another writer got there first.
-CAS_CONFLICTS = (NO_SUCH_ATTRIBUTE, ATTRIBUTE_OR_VALUE_EXISTS)
+# A compare-and-set modify failed: the value it deleted by exact value was gone, the
+# value it added was already there, or the entry no longer matched what the modify
+# asserted, because another writer got there first.
+CAS_CONFLICTS = (NO_SUCH_ATTRIBUTE, ATTRIBUTE_OR_VALUE_EXISTS, ASSERTION_FAILED)
 # Results that mean "this write was already done" for a write that may be repeated.
 _ALREADY_DONE = (NO_SUCH_ATTRIBUTE, NO_SUCH_OBJECT, ATTRIBUTE_OR_VALUE_EXISTS)
 

@@ -12,7 +12,7 @@ import time
 from .. import errors
 from . import dn as dnlib
 from . import limits as limitlib
-from .connection import MODIFY_ADD, MODIFY_DELETE, MODIFY_REPLACE, NO_SUCH_ATTRIBUTE, NO_SUCH_OBJECT, LdapOperationError
+from .connection import MODIFY_ADD, MODIFY_DELETE, MODIFY_REPLACE, NO_SUCH_OBJECT, LdapOperationError
 from .domains import settle_domain_status
 from .entries import add_account_entry, delete_entry, list_accounts, retry_on_conflict, value_changes
 from .maildir import maildir_path
@@ -208,9 +208,9 @@ def update_user(directory, current, values, domain_entry):
         with limitlib.reserved(directory, domain, {limitlib.QUOTA_BYTES: delta}, domain_entry if n == 0 else None):
             _modify_user(directory, entry, modification)
 
-    # Only the quota is compared-and-set: a vanished mailQuota value means a concurrent change.
-    retry_on_conflict(attempt, "user", attempts=_CAS_ATTEMPTS,
-                      conflicts=(NO_SUCH_ATTRIBUTE,) if quota_bytes is not None else ())
+    # A vanished mailQuota value, or a forwarding, alias or service another request added or
+    # removed meanwhile: read the user again and recompute the changes.
+    retry_on_conflict(attempt, "user", attempts=_CAS_ATTEMPTS)
 
 
 

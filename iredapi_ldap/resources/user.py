@@ -20,7 +20,7 @@ def _service_names(value):
     for name in names:
         if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", name):
             raise errors.InvalidInput(errors.INVALID_SERVICE, detail=f"{name!r} is not a service name")
-    return list(dict.fromkeys(names))
+    return _unique(names, str.lower)  # slapd's caseIgnoreIA5Match: "mail,Mail" is one value twice
 
 
 def _phone_numbers(value):
@@ -28,7 +28,16 @@ def _phone_numbers(value):
     for number in numbers:
         if not re.fullmatch(r"[0-9+() ./-]{1,40}", number):
             raise errors.InvalidInput(errors.INVALID_PARAMETER, detail=f"{number!r} is not a telephone number")
-    return numbers
+    # telephoneNumberMatch ignores spaces and hyphens (RFC 4517 4.2.29): "1-23,1 23" is one value twice
+    return _unique(numbers, lambda number: number.replace(" ", "").replace("-", ""))
+
+
+def _unique(values, key):
+    """``values`` without those slapd would take for an earlier one (a modify with both fails)."""
+    unique = {}
+    for value in values:
+        unique.setdefault(key(value), value)
+    return list(unique.values())
 
 
 def _mailbox_folder(value):
