@@ -249,7 +249,7 @@ def yes_no(value):
     return choice("yes", "no")(value) == "yes"
 
 
-account_status = choice("active", "disabled", code="INVALID_ACCOUNT_STATUS")
+account_status = choice("active", "disabled", code=errors.INVALID_ACCOUNT_STATUS)
 
 # The languages iRedAdmin accepts for preferredLanguage and a domain's defaultLanguage: those with
 # a translation under i18n/ that libs/l10n.py's langmaps also names (iredutils.get_language_maps();
@@ -266,7 +266,7 @@ def language(value):
     """One of ``LANGUAGES``, in its canonical spelling (``de_de`` -> ``de_DE``)."""
     code = _LANGUAGE_BY_LOWER.get(value.strip().lower())
     if code is None:
-        raise InvalidInput("INVALID_LANGUAGE", detail="one of iRedAdmin's languages: " + ", ".join(LANGUAGES))
+        raise InvalidInput(errors.INVALID_LANGUAGE, detail="one of iRedAdmin's languages: " + ", ".join(LANGUAGES))
     return code
 
 
@@ -274,7 +274,7 @@ def transport(value):
     """A Postfix transport (``dovecot``, ``lmtp:unix:private/dovecot-lmtp`` …)."""
     value = value.strip()
     if not re.fullmatch(r"[A-Za-z0-9._:/\[\]@+=-]{1,255}", value):
-        raise InvalidInput("INVALID_TRANSPORT", detail="expected a Postfix transport such as dovecot")
+        raise InvalidInput(errors.INVALID_TRANSPORT, detail="expected a Postfix transport such as dovecot")
     return value
 
 

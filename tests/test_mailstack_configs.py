@@ -121,7 +121,7 @@ ALIAS_MEMBERS = [USER, "bob@external.example"]
 LIST = f"team@{DOMAIN}"
 EXTERNAL_MEMBER = "carol@external.example"
 
-# iRedAdmin attrs.USER_SERVICES_OF_NORMAL_USER (iredmail-ldap.md §2.2).
+# iRedAdmin attrs.USER_SERVICES_OF_NORMAL_USER .
 DEFAULT_USER_SERVICES = (
     "internal doveadm lib-storage indexer-worker dsync quota-status "
     "mail smtp smtpsecured smtptls pop3 pop3secured pop3tls imap imapsecured imaptls "
@@ -138,7 +138,7 @@ def ssha512(password):
 
 
 def iredmail_entries(basedn):
-    """(dn, attributes) in creation order, as iRedAdmin writes them (iredmail-ldap.md §2.1-2.4)."""
+    """(dn, attributes) in creation order, as iRedAdmin writes them (libs/ldaplib/iredldif.py)."""
     domain_dn = f"domainName={DOMAIN},{basedn}"
     user_dn = f"mail={USER},ou=Users,{domain_dn}"
     entries = [(domain_dn, {

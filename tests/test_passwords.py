@@ -17,10 +17,10 @@ from iredapi_ldap.directory.passwords import (
     PasswordPolicy,
     check_password_hash,
     hash_password,
-    verify_password,
 )
 from iredapi_ldap.errors import InvalidInput
 from iredapi_ldap.settings import build_settings
+from tests.password_verifier import verify_password
 
 PLAIN = "Secret#2026"
 WRONG = "Secret#2027"

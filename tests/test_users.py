@@ -7,8 +7,8 @@ import time
 import ldap3
 import pytest
 
-from iredapi_ldap.directory.passwords import verify_password
 from tests.conftest import SUFFIX, ApiClient, _ssha, count_entries, read_entry
+from tests.password_verifier import verify_password
 
 BASEDN = f"o=domains,{SUFFIX}"
 PASSWORD = "Secret-pw1!"

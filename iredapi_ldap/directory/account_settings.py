@@ -1,4 +1,4 @@
-"""iRedMail's ``accountSetting`` values: ``key:value`` strings (iredmail-ldap.md §2.8).
+"""iRedMail's ``accountSetting`` values: ``key:value`` strings (iRedAdmin libs/ldaplib/ldaputils.py).
 
 The one place that knows their keys, units and how to change them safely.
 """

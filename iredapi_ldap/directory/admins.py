@@ -1,6 +1,6 @@
 """Admins: who may use the API, and over which domains.
 
-Two kinds exist in iRedMail's tree (iredmail-ldap.md §1, §2.5): standalone
+Two kinds exist in iRedMail's tree (iRedAdmin libs/ldaplib/admin.py): standalone
 ``mailAdmin`` entries under ``o=domainAdmins`` and mail users promoted to admin.
 Either is a global admin with ``domainGlobalAdmin: yes``; otherwise it is the
 admin of the domains whose ``domainAdmin`` names it.

@@ -1,4 +1,4 @@
-"""Mail aliases, as iRedMail's LDAP edition keeps them (iredmail-ldap.md §2.3).  No HTTP here.
+"""Mail aliases, as iRedMail's LDAP edition keeps them (iRedAdmin libs/ldaplib/iredldif.py).  No HTTP here.
 
 A ``mailAlias`` under ``ou=Aliases``; its members are its ``mailForwardingAddress``
 values, which Postfix's virtual_alias_maps returns while the alias is active and its

@@ -78,7 +78,7 @@ DOMAIN_OUS = (USERS_OU, GROUPS_OU, ALIASES_OU, EXTERNALS_OU)
 
 
 class DirectoryNames:
-    """DNs of iRedMail's tree (iredmail-ldap.md §1) under the configured bases."""
+    """DNs of iRedMail's tree (iRedMail's ldap/iredmail.ldif and iRedAdmin libs/ldaplib) under the configured bases."""
 
     def __init__(self, basedn, admin_basedn):
         self.basedn = basedn  # o=domains,<suffix>

@@ -1,6 +1,6 @@
 """Mail domains in the directory: create, read, update, delete, status.
 
-Entries are shaped as iRedAdmin writes them (iredmail-ldap.md §2.1, §2.8).
+Entries are shaped as iRedAdmin writes them (iRedAdmin libs/ldaplib/iredldif.py ldif_domain, domain.py).
 Nothing here knows HTTP; errors are ``iredapi_ldap.errors`` kinds.
 """
 
@@ -211,7 +211,7 @@ def set_accounts_domain_status(directory, domain, disabled):
     """Add (or remove) ``domainStatus: disabled`` on every account of the domain.
 
     Postfix and Dovecot test the account's domainStatus, not the domain's
-    accountStatus (iredmail-ldap.md §2.1).  Only accounts not yet in the
+    accountStatus (iRedMail's Postfix and Dovecot LDAP queries).  Only accounts not yet in the
     wanted state are touched, page by page.
     """
     wanted = dnlib.eq("domainStatus", "disabled")

@@ -6,7 +6,8 @@ IA5 string) on the domain entry.  We change them by compare-and-set: one modify
 that deletes the value we read and adds the new one, so two workers that read
 the same value cannot both succeed; the loser re-reads and checks the limit
 again.  That makes limits hold under concurrency without counting the domain's
-accounts on each request (stack.md §2.5-2.6).
+accounts on each request (RFC 4511 §4.6: a modify is atomic, and deleting a value
+that is not there fails it).
 """
 
 import contextlib

@@ -1,5 +1,6 @@
 """Old-style ("unsubscribable") mailing lists, as iRedMail's LDAP edition keeps them
-(iredmail-ldap.md §2.4).  Nothing here knows HTTP.
+(iRedAdmin libs/ldaplib; Postfix's
+virtual_group_maps in iRedMail's ldap/*.cf).  Nothing here knows HTTP.
 
 Not mlmmj lists: no mtaTransport, mailingListID or ``enabledService: mlmmj`` is written,
 and lists that have ``mlmmj`` (managed through /api/ml) are not found here.

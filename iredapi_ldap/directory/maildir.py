@@ -1,4 +1,4 @@
-"""Maildir paths for a user's ``homeDirectory`` (iredmail-ldap.md §2.2).
+"""Maildir paths for a user's ``homeDirectory`` (iRedAdmin libs/ldaplib/iredldif.py, settings MAILDIR_*).
 
 iRedAdmin's default style (MAILDIR_HASHED, MAILDIR_PREPEND_DOMAIN,
 MAILDIR_APPEND_TIMESTAMP): ``<base>/<domain>/<c1>/<c2>/<c3>/<username>-<timestamp>/``.

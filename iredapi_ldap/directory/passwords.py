@@ -5,14 +5,13 @@ user, so slapd checks the hash; Debian's slapd knows ``{SSHA}``, ``{SHA}``, ``{C
 through crypt(3), and ``{SSHA512}``/``{SHA512}`` with the pw-sha2 module) and Dovecot
 itself (2.4, or ``auth_bind = no``).  So bcrypt and SHA512-crypt are stored under
 ``{CRYPT}``, which both understand, never under Dovecot-only ``{BLF-CRYPT}`` or
-``{SHA512-CRYPT}`` (iredmail-ldap.md §4.1, §4.3; stack.md §6).
+``{SHA512-CRYPT}`` (iRedAdmin libs/iredpwd.py; slapd-pw-sha2(5); Dovecot's password schemes).
 
 Nothing here logs, and no exception carries a password or a hash.
 """
 
 import base64
 import hashlib
-import hmac
 import os
 import re
 import string
@@ -21,9 +20,8 @@ from dataclasses import dataclass
 import bcrypt
 from passlib.hash import md5_crypt, sha512_crypt
 
+from iredapi_ldap import errors
 from iredapi_ldap.errors import InvalidInput
-
-INVALID_PASSWORD_SCHEME = "INVALID_PASSWORD_SCHEME"
 
 SALT_BYTES = 8  # as iRedAdmin and doveadm write {SSHA} / {SSHA512}
 BCRYPT_COST = 12  # bcrypt.gensalt()'s default, which iRedAdmin uses
@@ -71,7 +69,7 @@ def _bcrypt_hash(plain):
     if len(secret) > BCRYPT_MAX_BYTES:
         # Truncating would let every password sharing the first 72 bytes log in.
         raise InvalidInput(
-            "PW_GREATER_THAN_MAX_LENGTH", param="password",
+            errors.PW_GREATER_THAN_MAX_LENGTH, param="password",
             detail=f"the BCRYPT scheme takes at most {BCRYPT_MAX_BYTES} bytes (UTF-8) of a password",
         )
     # $2y$ is what doveadm writes; crypt(3), slapd and Dovecot all read it.
@@ -97,7 +95,7 @@ def hash_password(plain, scheme="SSHA512"):
     ``PASSWORD_SCHEMES``, any case)."""
     hasher = _HASHERS.get(str(scheme).upper())
     if hasher is None:
-        raise InvalidInput(INVALID_PASSWORD_SCHEME, detail="supported schemes: " + ", ".join(PASSWORD_SCHEMES))
+        raise InvalidInput(errors.INVALID_PASSWORD_SCHEME, detail="supported schemes: " + ", ".join(PASSWORD_SCHEMES))
     return hasher(plain)
 
 
@@ -109,49 +107,6 @@ def _split_scheme(stored):
         scheme, body = stored[1:].split("}", 1)
         return scheme.upper(), body
     return None, stored
-
-
-def _verify_digest(scheme, plain, body):
-    algorithm, salted = _DIGEST_SCHEMES[scheme]
-    try:
-        raw = base64.b64decode(body, validate=True)
-    except ValueError:  # not base64
-        return False
-    size = hashlib.new(algorithm).digest_size
-    if len(raw) < size or (not salted and len(raw) != size):
-        return False
-    digest, salt = raw[:size], raw[size:]
-    return hmac.compare_digest(hashlib.new(algorithm, plain.encode() + salt).digest(), digest)
-
-
-def _verify_crypt(plain, body):
-    try:
-        if body.startswith(_BCRYPT_IDS):
-            return bcrypt.checkpw(plain.encode(), body.encode())
-        if body.startswith("$6$"):
-            return _sha512_crypt.verify(plain, body)
-        if body.startswith("$1$"):
-            return md5_crypt.verify(plain, body)
-    except ValueError:  # a malformed hash, or a password bcrypt cannot take
-        return False
-    return False
-
-
-def verify_password(plain, stored):
-    """Whether ``plain`` matches the stored ``userPassword`` value.  Unknown or
-    malformed values never match; ``stored`` may be str or bytes (as read from LDAP)."""
-    if isinstance(stored, bytes):
-        stored = stored.decode("utf-8", "replace")
-    scheme, body = _split_scheme(stored)
-    if scheme in _DIGEST_SCHEMES:
-        return _verify_digest(scheme, plain, body)
-    if scheme == "CRYPT" or scheme in _CRYPT_ALIASES:
-        return _verify_crypt(plain, body)
-    if scheme == "PLAIN-MD5":
-        return hmac.compare_digest(hashlib.md5(plain.encode()).hexdigest().encode(), body.lower().encode())
-    if scheme == "PLAIN":
-        return hmac.compare_digest(plain.encode(), body.encode())
-    return False
 
 
 # -- ready-made hashes (the API's password_hash) ----------------------------------------
@@ -220,7 +175,7 @@ def check_password_hash(value):
     ``{SCHEME}`` prefix (upper-cased; crypt(3) aliases become ``{CRYPT}``) and a
     body of the form that scheme writes, printable ASCII, at most 1024 characters in all."""
     def invalid(detail):
-        return InvalidInput(INVALID_PASSWORD_SCHEME, param="password_hash", detail=detail)
+        return InvalidInput(errors.INVALID_PASSWORD_SCHEME, param="password_hash", detail=detail)
 
     if not isinstance(value, str) or not (value.isascii() and value.isprintable()):
         raise invalid("must be printable ASCII text on one line")
@@ -275,19 +230,19 @@ class PasswordPolicy:
             return InvalidInput(code, param="password", detail=detail)
 
         if not plain:
-            raise invalid("PW_EMPTY", "the password is empty")
+            raise invalid(errors.PW_EMPTY, "the password is empty")
         if not (plain.isascii() and plain.isprintable()):
-            raise invalid("PW_NON_ASCII", "only printable ASCII characters (and space) are allowed")
+            raise invalid(errors.PW_NON_ASCII, "only printable ASCII characters (and space) are allowed")
         if len(plain) < self.min_length:
-            raise invalid("PW_SHORTER_THAN_MIN_LENGTH", f"at least {self.min_length} characters are required")
+            raise invalid(errors.PW_SHORTER_THAN_MIN_LENGTH, f"at least {self.min_length} characters are required")
         if self.max_length and len(plain) > self.max_length:
-            raise invalid("PW_GREATER_THAN_MAX_LENGTH", f"at most {self.max_length} characters are allowed")
+            raise invalid(errors.PW_GREATER_THAN_MAX_LENGTH, f"at most {self.max_length} characters are allowed")
         # In iRedAdmin's order; every failing rule is reported, codes joined by ",".
         class_rules = (
-            (self.has_letter, string.ascii_letters, "PW_NO_LETTER", "a letter"),
-            (self.has_uppercase, string.ascii_uppercase, "PW_NO_UPPERCASE", "an upper-case letter"),
-            (self.has_number, string.digits, "PW_NO_DIGIT_NUMBER", "a digit"),
-            (self.has_special_char, self.special_characters, "PW_NO_SPECIAL_CHAR",
+            (self.has_letter, string.ascii_letters, errors.PW_NO_LETTER, "a letter"),
+            (self.has_uppercase, string.ascii_uppercase, errors.PW_NO_UPPERCASE, "an upper-case letter"),
+            (self.has_number, string.digits, errors.PW_NO_DIGIT_NUMBER, "a digit"),
+            (self.has_special_char, self.special_characters, errors.PW_NO_SPECIAL_CHAR,
              "one of the special characters " + self.special_characters),
         )
         missing = [(code, words) for required, chars, code, words in class_rules

@@ -1,6 +1,6 @@
 """What users, aliases and lists share: looking up the addresses a request names,
 adding an account entry, and taking a deleted account out of every entry that names it
-(iredmail-ldap.md §2.3, §2.4, §2.6).
+(iRedAdmin libs/ldaplib/user.py, delete).
 """
 
 from dataclasses import dataclass, field
@@ -156,7 +156,7 @@ _ADDRESS_REFERENCES = ("domainAdmin", "mailForwardingAddress", "memberOfGroup", 
 
 def remove_references(directory, addresses, dn):
     """Take a deleted account's ``addresses`` (its mail and shadow addresses) and ``dn``
-    out of every entry that names them (iredmail-ldap.md §2.6):
+    out of every entry that names them (as iRedAdmin's libs/ldaplib/user.py delete does):
 
     * domains' ``domainAdmin``;
     * aliases' and users' ``mailForwardingAddress``;

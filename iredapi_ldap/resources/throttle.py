@@ -15,7 +15,7 @@ from .common import Resource
 KINDS = ("inbound", "outbound")
 _LIMIT = params.integer(-1, 2**63 - 1)
 # Sizes in bytes, period in seconds; -1 = inherit from the next lower-priority
-# setting, 0 = unlimited (iredmail-ldap.md §7).
+# setting, 0 = unlimited (iRedAPD 6.1, plugins/throttle.py).
 SET_PARAMS = (
     Param("period", params.integer(0, 2**32 - 1)),
     Param("msg_size", _LIMIT),

@@ -1,4 +1,5 @@
-"""iRedAPD's throttle settings, read and written as iRedAdmin-Pro does (iredmail-ldap.md §7).
+"""iRedAPD's throttle settings, read and written as iRedAdmin-Pro does
+(iRedAPD 6.1: plugins/throttle.py, SQL/iredapd.*).
 
 Accounts are iRedAPD's: "user@domain", "@domain", "@." (global).  Callers validate and
 lower-case them; this module knows nothing of HTTP.
