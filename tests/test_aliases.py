@@ -293,12 +293,12 @@ def test_domain_admin_manages_only_its_domains_aliases(api, make_app, root_conne
     assert read_entry(root_connection, alias_dn(f"theirs@{other}"))["cn"] == ["theirs"]
 
 
-def test_round_trips_post_5_put_4_get_2(api, domain):
+def test_round_trips_post_6_put_4_get_2(api, domain):
     api.post(f"/api/user/rt@{domain}", {"password": PASSWORD})
     # domain read, one search for the address and the members, counter compare-and-set, add,
-    # the domain's status read again
+    # the search for an alias address that raced the add, the domain's status read again
     result = api.post(f"/api/alias/rt-alias@{domain}", {"members": f"rt@{domain},x@y.test,z@y.test"})
-    assert result.status_code == 201 and result.headers["X-Directory-Round-Trips"] == "5"
+    assert result.status_code == 201 and result.headers["X-Directory-Round-Trips"] == "6"
     # domain read, alias read, one search for the new members, modify
     result = api.put(f"/api/alias/rt-alias@{domain}", {"addMember": "w@y.test,v@y.test", "cn": "RT"})
     assert result.status_code == 200 and result.headers["X-Directory-Round-Trips"] == "4"

@@ -247,6 +247,41 @@ def test_an_alias_address_that_loses_the_race_is_409_and_gives_the_quota_back(
     assert counters(root_connection, domain) == before  # the 20 MB reserved for the new quota came back
 
 
+# -- mail against shadowAddress: the overlay compares each attribute with itself only, so the API
+# looks again after its write, and the one that finds the other yields --------------------------
+
+
+@pytest.mark.parametrize("kind", ["user", "alias", "maillist"])
+def test_a_create_racing_an_alias_address_yields(interloper, root_connection, domain, kind):
+    mail = f"raced@{domain}"
+    planted_dn = f"mail=holder-{mail},ou=Users,{domain_dn(domain)}"
+    planted = {"objectClass": ["inetOrgPerson", "mailUser"], "mail": [f"holder-{mail}"], "uid": ["h"],
+               "cn": ["h"], "sn": ["h"], "shadowAddress": [mail]}
+    client, armed = interloper(entry_dn(kind, mail), planted_dn, planted)
+    before = counters(root_connection, domain)
+    form = {"password": PASSWORD, "mailQuota": "5"} if kind == "user" else {}
+    result = client.post(f"/api/{kind}/{mail}", form)
+    assert armed["done"]
+    assert result.status_code == 409 and result.json["msg"] == "ALREADY_EXISTS", result.text
+    assert holders(root_connection, mail) == [planted_dn]  # our entry is gone again
+    assert counters(root_connection, domain) == before
+
+
+def test_an_alias_address_racing_a_create_yields_and_changes_nothing(interloper, api, root_connection, domain):
+    bob, wanted = f"bob@{domain}", f"taken-later@{domain}"
+    assert api.post(f"/api/user/{bob}", {"password": PASSWORD, "mailQuota": "10", "cn": "Bob"}).status_code == 201
+    before_bob, before_counters = read_entry(root_connection, entry_dn("user", bob)), counters(root_connection, domain)
+    # Between the API's look and its write, another writer creates an alias with that address.
+    client, armed = interloper(entry_dn("user", bob), entry_dn("alias", wanted), alias_entry(wanted))
+    result = client.put(f"/api/user/{bob}", {"addAlias": wanted, "cn": "Changed", "mailQuota": "20"})
+    assert armed["done"]
+    assert result.status_code == 409 and result.json["msg"] == "ALREADY_EXISTS", result.text
+    assert result.json["param"] == "addAlias" and result.json["detail"] == wanted
+    assert read_entry(root_connection, entry_dn("user", bob)) == before_bob
+    assert counters(root_connection, domain) == before_counters
+    assert holders(root_connection, wanted) == [entry_dn("alias", wanted)]
+
+
 # -- real concurrency: two servers, two workers each --------------------------------------------
 
 

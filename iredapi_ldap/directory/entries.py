@@ -103,7 +103,7 @@ def add_account_entry(directory, domain, dn, attributes):
     for attempt in (1, 2):
         try:
             directory.add(dn, attributes)
-            return
+            break
         except LdapOperationError as exc:
             if exc.result == ENTRY_ALREADY_EXISTS:
                 raise errors.AlreadyExists(errors.ALREADY_EXISTS, detail=attributes["mail"][0]) from None
@@ -112,6 +112,22 @@ def add_account_entry(directory, domain, dn, attributes):
             if attempt == 2:
                 raise errors.NoSuchObject(errors.NO_SUCH_DOMAIN, detail=domain) from None
         ensure_containers(directory, domain)
+    mail = attributes["mail"][0]
+    if others_with(directory, "shadowAddress", [mail], dn):
+        # Another request made the address someone's alias address after our look: slapd's unique
+        # overlay compares mail with mail and shadowAddress with shadowAddress only, so this is
+        # the one race it cannot settle.  The entry that finds the other one yields (if both find
+        # each other, both do: never two owners).
+        undo_add(directory, dn)
+        raise errors.AlreadyExists(errors.ALREADY_EXISTS, detail=mail)
+
+
+def others_with(directory, attribute, addresses, own_dn):
+    """The users, aliases and lists other than ``own_dn`` that have one of ``addresses`` as
+    ``attribute`` (mail or shadowAddress); one indexed search."""
+    filter_ = dnlib.all_of(dnlib.ACCOUNT_CLASSES, dnlib.any_of(*(dnlib.eq(attribute, a) for a in addresses)))
+    own = own_dn.lower()
+    return [e for e in directory.search(directory.names.basedn, filter_, ["1.1"]) if e.dn.lower() != own]
 
 
 # -- listing -----------------------------------------------------------------------------------

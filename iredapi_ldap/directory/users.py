@@ -14,7 +14,15 @@ from . import dn as dnlib
 from . import limits as limitlib
 from .connection import MODIFY_ADD, MODIFY_DELETE, MODIFY_REPLACE, NO_SUCH_OBJECT, LdapOperationError
 from .domains import settle_domain_status
-from .entries import add_account_entry, delete_entry, list_accounts, retry_on_conflict, value_changes
+from .entries import (
+    add_account_entry,
+    delete_entry,
+    list_accounts,
+    modify_quietly,
+    others_with,
+    retry_on_conflict,
+    value_changes,
+)
 from .maildir import maildir_path
 from .passwords import PasswordPolicy, hash_password
 from .references import lookup_addresses
@@ -182,7 +190,10 @@ def update_user(directory, current, values, domain_entry):
         limits.check_user_quota(quota_bytes)
     replace = _replacements(mail, values, password_hash(directory, values, limits))
     new_aliases = values.get("aliases", []) + values.get("addAlias", [])
-    require_free(directory, new_aliases, except_dn=current.dn, param="aliases" if "aliases" in values else "addAlias")
+    param = "aliases" if "aliases" in values else "addAlias"
+    require_free(directory, new_aliases, except_dn=current.dn, param=param)
+    if _claim_alias_addresses(directory, current, new_aliases, param):
+        values = {name: value for name, value in values.items() if name != "addAlias"}  # done
 
     def attempt(n):
         entry = current if n == 0 else get_user(directory, mail)
@@ -212,6 +223,22 @@ def update_user(directory, current, values, domain_entry):
     # removed meanwhile: read the user again and recompute the changes.
     retry_on_conflict(attempt, "user", attempts=_CAS_ATTEMPTS)
 
+def _claim_alias_addresses(directory, entry, addresses, param):
+    """Add the user's new alias addresses first, alone, then look whether an account was given
+    one of them as its mail meanwhile (slapd's unique overlay compares mail with mail and
+    shadowAddress with shadowAddress only); if so, take them back: 409, nothing changed.  The
+    rest of the request is written after (a repeat of a request that died in between finishes
+    it).  Returns whether anything was added."""
+    fresh = [a for a in addresses if not entry.has_value("shadowAddress", a)]
+    if not fresh:
+        return False
+    modify_quietly(directory, entry.dn, {"shadowAddress": [(MODIFY_ADD, fresh)]})
+    taken = others_with(directory, "mail", fresh, entry.dn)
+    if taken:
+        modify_quietly(directory, entry.dn, {"shadowAddress": [(MODIFY_DELETE, fresh)]})
+        raise errors.AlreadyExists(errors.ALREADY_EXISTS, param=param,
+                                   detail=", ".join(e.dn.split(",", 1)[0].partition("=")[2] for e in taken))
+    return True
 
 
 def _modify_user(directory, entry, modification):
