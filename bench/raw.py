@@ -34,23 +34,29 @@ import sqlite3
 import sys
 import threading
 import time
+import types
 import zlib
 
 from iredapi_ldap.directory import dn as dnlib
 from iredapi_ldap.directory import limits as limitlib
 from iredapi_ldap.directory import users as userlib
 from iredapi_ldap.directory.admins import _ATTRIBUTES as ADMIN_ATTRIBUTES
+from iredapi_ldap.directory.connection import Entry
 from iredapi_ldap.directory.domains import COUNTERS as DOMAIN_COUNTERS
 from iredapi_ldap.directory.lists import _IS_EXTERNAL, _MEMBER_ATTRIBUTES, IS_LIST
 from iredapi_ldap.directory.maildir import maildir_path
 from iredapi_ldap.directory.passwords import hash_password
 from iredapi_ldap.directory.references import _LOOKUP_ATTRIBUTES
+from iredapi_ldap.settings import build_settings
 
 MB = 1024 * 1024
 _COUNTER_LOCKS = tuple(threading.Lock() for _ in range(64))
 _LAST_WRITTEN = [None] * len(_COUNTER_LOCKS)  # as limits._LAST_WRITTEN
 _SQLITE_WRITER = threading.Lock()  # store.engine: a process's SQLite writers queue in turn
 SUCCESS, NO_SUCH_ATTRIBUTE, VALUE_EXISTS, NO_SUCH_OBJECT = 0, 16, 20, 32
+# users.new_user_attributes reads the server's defaults from a Directory's settings; the raw
+# client passes every value it would take from there.
+_SHAPER = types.SimpleNamespace(settings=build_settings({}))
 
 
 class RawError(Exception):
@@ -387,10 +393,13 @@ class Work:
         if any(dn.lower().startswith("mail=") for dn, _ in self._lookup(mail)):
             raise RawError("address taken")
         self._adjust(self.domain, entry, {limitlib.USERS: 1})
-        user = userlib.NewUser(mail=mail, password_hash=self.password_hash, cn="Bench", language="en_US",
-                               home_directory=maildir_path(mail, "/var/vmail/vmail1"))
-        attributes = userlib._user_attributes(user, limitlib.DomainLimits(0, 0, 0, 0, 0, None, None, False))
+        values = {"password_hash": self.password_hash, "cn": "Bench", "preferredLanguage": "en_US",
+                  "maildir": maildir_path(mail, "/var/vmail/vmail1")}
+        attributes = userlib.new_user_attributes(_SHAPER, mail, values, Entry(self.names.domain(self.domain), entry))
         _ok(self.ldap.add(self.names.user(mail), attributes), mail)
+        # as entries.add_account_entry: an alias address that raced the add
+        self.ldap.search(self.names.basedn, dnlib.all_of(dnlib.ACCOUNT_CLASSES, dnlib.eq("shadowAddress", mail)),
+                         ["1.1"])
         self._read_domain(self.domain)  # as domains.settle_domain_status
 
     def user_get(self, n):
@@ -399,6 +408,12 @@ class Work:
         mail = f"u{self.spread(n)}@{self.domain}"
         if self.ldap.read(self.names.user(mail), ["*"], dnlib.eq("objectClass", "mailUser")) is None:
             raise RawError(f"no user {mail}")
+        # as users.memberships (Pro's computed keys; the Dovecot SQL reads are not mirrored)
+        self.ldap.search(self.names.basedn, dnlib.any_of(
+            dnlib.all_of(dnlib.eq("objectClass", "mailDomain"), dnlib.eq("domainAdmin", mail)),
+            dnlib.all_of(dnlib.eq("objectClass", "mailAlias"), dnlib.eq("mailForwardingAddress", mail)),
+            dnlib.all_of(dnlib.eq("objectClass", "mailList"), dnlib.eq("member", self.names.user(mail)))),
+            ["objectClass", "domainName", "mail"])
 
     def user_put_quota(self, n):
         self.sql.session()
