@@ -357,3 +357,19 @@ def test_limits_at_the_bounds_and_languages_in_any_case(api, root_connection, ne
     assert settings_of(read_entry(root_connection, domain_dn(domain))) == sorted([
         f"domainQuota:{top}:MB", f"defaultQuota:{top}", f"maxUserQuota:{top}",
         f"numberOfUsers:{2 ** 31 - 1}", "defaultLanguage:zh_CN"])
+
+
+@pytest.mark.parametrize("stored,form,param", [
+    ({"maxPasswordLength": "10"}, {"minPasswordLength": "12"}, "minPasswordLength"),
+    ({"minPasswordLength": "12"}, {"maxPasswordLength": "10"}, "maxPasswordLength"),
+])
+def test_password_lengths_are_checked_against_the_stored_other_one(api, root_connection, new_domain, stored,
+                                                                     form, param):
+    domain = new_domain()
+    assert api.post(f"/api/domain/{domain}", stored).status_code == 201
+    before = read_entry(root_connection, domain_dn(domain))
+    result = api.put(f"/api/domain/{domain}", form)
+    assert result.status_code == 400 and result.json["msg"] == "INVALID_NUMBER" and result.json["param"] == param
+    assert read_entry(root_connection, domain_dn(domain)) == before
+    # both in one request, consistent: fine; 0 unsets the limit
+    assert api.put(f"/api/domain/{domain}", {"minPasswordLength": "12", "maxPasswordLength": "0"}).status_code == 200
