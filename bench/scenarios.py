@@ -63,7 +63,8 @@ def domain_create():
 
 def user_create(domain=MAIN, name="user_create", title="user create"):
     return Scenario(
-        name, title, "5", "read domain, search address taken, counter compare-and-set, add, read domain status",
+        name, title, "6", "read domain, search address taken, counter compare-and-set, add, "
+        "search for a racing alias address, read domain status",
         _lua('function make(n) return "POST", "/api/user/" .. PREFIX .. "n" .. n .. "@{d}", '
              '"password=Bench-User-Pass-1%21&cn=Bench" end\n', d=domain),
         "user_create", domain,
@@ -72,7 +73,7 @@ def user_create(domain=MAIN, name="user_create", title="user create"):
 
 def user_get(domain=MAIN, count=USERS, name="user_get", title="user GET"):
     return Scenario(
-        name, title, "2", "read domain, read user",
+        name, title, "3", "read domain, read user, search what names it (Pro's computed keys)",
         _lua('function make(n) return "GET", "/api/user/u" .. spread(n, {c}) .. "@{d}", nil end\n',
              d=domain, c=count),
         "user_get", domain, count,

@@ -112,3 +112,21 @@ def test_usage_keys_come_from_dovecots_tables(make_app, new_domain, tmp_path, ba
         assert quiet["stored_bytes"] == 0 and quiet["stored_messages"] == 0 and quiet["last_login"] is None
         client.app.services.admin_store.dispose()
         store.dispose()
+
+
+def test_a_missing_table_is_looked_for_again_after_a_while(api, new_domain, monkeypatch):
+    from iredapi_ldap.store import dovecot
+
+    domain = new_domain()
+    api.post(f"/api/domain/{domain}")
+    mail = f"later@{domain}"
+    api.post(f"/api/user/{mail}", {"password": PASSWORD})
+    assert api.get(f"/api/user/{mail}").json["_data"]["stored_bytes"] is None
+    store = api.app.services.admin_store
+    dovecot_metadata.create_all(store.engine)  # iRedMail enables the feature afterwards
+    with store.engine.begin() as conn:
+        conn.execute(sa.text("INSERT INTO used_quota (username, bytes, messages) VALUES (:u, 7, 1)"), {"u": mail})
+    # not asked again at once: a failed statement costs as much as the rest of the request
+    assert api.get(f"/api/user/{mail}").json["_data"]["stored_bytes"] is None
+    monkeypatch.setattr(dovecot.time, "monotonic", lambda: 10 ** 9)  # the retry interval has passed
+    assert api.get(f"/api/user/{mail}").json["_data"]["stored_bytes"] == 7

@@ -7,6 +7,7 @@ not an error: the values are None.
 
 import contextlib
 import datetime
+import time
 
 import sqlalchemy as sa
 
@@ -28,25 +29,41 @@ def mailbox_usage(store, mail):
     Dovecot has no row for has 0 bytes and no last login.
     """
     result = dict(UNKNOWN)
+    wanted = [name for name in ("used_quota", "last_login") if not _known_missing(store, name)]
+    if not wanted:
+        return result
     with contextlib.suppress(errors.BackendUnavailable), store.transaction(read_only=True) as conn:
-        row = _first(conn, _USAGE, mail)
-        if row is not _MISSING:
-            result["stored_bytes"], result["stored_messages"] = (int(row[0]), int(row[1])) if row else (0, 0)
-        row = _first(conn, _LOGINS, mail)
-        times = [t for t in (row[0], row[1]) if t] if row not in (None, _MISSING) else []
-        if times:
-            result["last_login"] = datetime.datetime.fromtimestamp(max(times), datetime.UTC).strftime(
-                "%Y-%m-%d %H:%M:%S")
+        if "used_quota" in wanted:
+            row = _first(conn, store, "used_quota", _USAGE, mail)
+            if row is not _MISSING:
+                result["stored_bytes"], result["stored_messages"] = (int(row[0]), int(row[1])) if row else (0, 0)
+        if "last_login" in wanted:
+            row = _first(conn, store, "last_login", _LOGINS, mail)
+            times = [t for t in (row[0], row[1]) if t] if row not in (None, _MISSING) else []
+            if times:
+                result["last_login"] = datetime.datetime.fromtimestamp(max(times), datetime.UTC).strftime(
+                    "%Y-%m-%d %H:%M:%S")
     return result
 
 
 _MISSING = object()
+# A table found missing is not asked for again for this long, in this process: a failed statement
+# costs about as much as the rest of the request.  Dovecot's table, once created, is seen this
+# much later at most.
+MISSING_TABLE_RETRY_SECONDS = 60
+_missing_until = {}  # (database URL, table) -> time.monotonic() until which it counts as missing
 
 
-def _first(conn, statement, mail):
+def _known_missing(store, table):
+    until = _missing_until.get((str(store.url), table))
+    return until is not None and time.monotonic() < until
+
+
+def _first(conn, store, table, statement, mail):
     """The row, None when there is none, or _MISSING when the table is not there (a failed
     statement does not end the connection's use in autocommit or SQLite's deferred read)."""
     try:
         return conn.execute(statement, {"mail": mail}).first()
     except sa.exc.DBAPIError:
+        _missing_until[(str(store.url), table)] = time.monotonic() + MISSING_TABLE_RETRY_SECONDS
         return _MISSING
