@@ -241,3 +241,29 @@ def count_entries(conn, base, filter_="(objectClass=*)"):
 def failed(code, **extra):
     """The error envelope of the default ("both") dialect: both flags, both messages."""
     return {"_success": False, "success": False, "_msg": code, "msg": code, **extra}
+
+
+# -- DNs of the test tree, as iRedMail names them -----------------------------------------------
+
+def domain_dn(domain):
+    return f"domainName={domain},o=domains,{SUFFIX}"
+
+
+def account_dn(mail, ou="Users"):
+    return f"mail={mail},ou={ou},{domain_dn(mail.split('@')[1])}"
+
+
+def user_dn(mail):
+    return account_dn(mail, "Users")
+
+
+def alias_dn(mail):
+    return account_dn(mail, "Aliases")
+
+
+def list_dn(mail):
+    return account_dn(mail, "Groups")
+
+
+def externals_dn(list_mail):
+    return f"memberOfGroup={list_mail},ou=Externals,{domain_dn(list_mail.split('@')[1])}"

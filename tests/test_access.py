@@ -8,13 +8,19 @@ import pytest
 import sqlalchemy as sa
 
 from iredapi_ldap.store import tables
-from tests.conftest import GLOBAL_ADMIN, GLOBAL_ADMIN_PASSWORD, SUFFIX, ApiClient, _ssha, failed, read_entry
+from tests.conftest import (
+    GLOBAL_ADMIN,
+    GLOBAL_ADMIN_PASSWORD,
+    SUFFIX,
+    ApiClient,
+    _ssha,
+    domain_dn,
+    failed,
+    read_entry,
+    user_dn,
+)
 
 COOKIE = "iRedAdmin-LDAP"
-
-
-def domain_dn(domain):
-    return f"domainName={domain},o=domains,{SUFFIX}"
 
 
 def session_rows(app):
@@ -383,9 +389,6 @@ def test_mail_user_admin_loses_access_when_domainadmin_service_is_removed(api, m
 
 
 # -- what a domain admin may do to accounts that hold admin rights (issue 10, items 2 and 10) -------
-
-def user_dn(mail):
-    return f"mail={mail},ou=Users,{domain_dn(mail.split('@')[1])}"
 
 
 @pytest.fixture

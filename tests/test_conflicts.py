@@ -12,19 +12,11 @@ import ldap3
 import pytest
 
 from iredapi_ldap.directory import limits
-from tests.conftest import SUFFIX, ApiClient, read_entry
+from tests.conftest import SUFFIX, ApiClient, account_dn, domain_dn, read_entry
 
 BASEDN = f"o=domains,{SUFFIX}"
 PASSWORD = "Secret-pw1!"
 MB = 1024 * 1024
-
-
-def domain_dn(domain):
-    return f"domainName={domain},{BASEDN}"
-
-
-def account_dn(mail, ou="Users"):
-    return f"mail={mail},ou={ou},{domain_dn(mail.split('@')[1])}"
 
 
 def counters(conn, domain):
@@ -267,7 +259,6 @@ def test_a_setting_changed_between_read_and_write_is_read_again(
     entry = read_entry(root_connection, domain_dn(domain))
     assert sorted(entry["accountSetting"]) == ["domainQuota:100:MB", "maxUserQuota:50", "numberOfUsers:10"]
     assert entry["cn"] == ["Tenant"]
-
 
 
 def test_a_setting_both_requests_add_ends_with_one_value(

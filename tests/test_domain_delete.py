@@ -5,29 +5,20 @@ import ldap3
 import pytest
 
 from iredapi_ldap.directory import references
-from tests.conftest import SUFFIX, ApiClient, _ssha, count_entries, read_entry
+from tests.conftest import (
+    SUFFIX,
+    ApiClient,
+    _ssha,
+    alias_dn,
+    count_entries,
+    domain_dn,
+    externals_dn,
+    list_dn,
+    read_entry,
+    user_dn,
+)
 
 PASSWORD = "Secret-pw1!"
-
-
-def domain_dn(domain):
-    return f"domainName={domain},o=domains,{SUFFIX}"
-
-
-def user_dn(mail):
-    return f"mail={mail},ou=Users,{domain_dn(mail.split('@')[1])}"
-
-
-def alias_dn(mail):
-    return f"mail={mail},ou=Aliases,{domain_dn(mail.split('@')[1])}"
-
-
-def list_dn(mail):
-    return f"mail={mail},ou=Groups,{domain_dn(mail.split('@')[1])}"
-
-
-def externals_dn(list_mail):
-    return f"memberOfGroup={list_mail},ou=Externals,{domain_dn(list_mail.split('@')[1])}"
 
 
 def ok(result, status=200):

@@ -13,7 +13,7 @@ from iredapi_ldap import authorization, errors, provisioning
 from iredapi_ldap.directory import domains as domain_directory
 from iredapi_ldap.directory import users as user_directory
 from iredapi_ldap.directory.admins import Admin
-from tests.conftest import GLOBAL_ADMIN, SUFFIX, read_entry
+from tests.conftest import GLOBAL_ADMIN, SUFFIX, domain_dn, read_entry
 
 PASSWORD = "Secret-pw1!"
 GLOBAL = Admin(username=GLOBAL_ADMIN, dn=f"mail={GLOBAL_ADMIN},o=domainAdmins,{SUFFIX}", is_global=True)
@@ -22,10 +22,6 @@ CREATES = {
     "alias": ("/api/alias/{}", {"members": "someone@elsewhere.test"}, "ou=Aliases"),
     "list": ("/api/maillist/{}", {"members": "someone@elsewhere.test"}, "ou=Groups"),
 }
-
-
-def domain_dn(domain):
-    return f"domainName={domain},o=domains,{SUFFIX}"
 
 
 def account_dn(kind, mail):

@@ -3,13 +3,9 @@
 import ldap3
 import pytest
 
-from tests.conftest import SUFFIX, ApiClient, count_entries, failed, read_entry
+from tests.conftest import SUFFIX, ApiClient, count_entries, domain_dn, failed, read_entry
 
 BASEDN = f"o=domains,{SUFFIX}"
-
-
-def domain_dn(domain):
-    return f"domainName={domain},{BASEDN}"
 
 
 def settings_of(entry):

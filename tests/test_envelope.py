@@ -9,13 +9,9 @@ import sqlalchemy as sa
 
 from iredapi_ldap.directory.connection import LdapOperationError
 from iredapi_ldap.store import tables
-from tests.conftest import SUFFIX, ApiClient, base_settings, failed, read_entry
+from tests.conftest import ApiClient, base_settings, domain_dn, failed, read_entry
 
 ROUND_TRIPS = "X-Directory-Round-Trips"
-
-
-def domain_dn(domain):
-    return f"domainName={domain},o=domains,{SUFFIX}"
 
 
 def session_count(app):

@@ -14,16 +14,12 @@ import pytest
 from gunicorn import __version__ as gunicorn_version
 
 from iredapi_ldap.localslapd import free_port
-from tests.conftest import SUFFIX, failed, read_entry
+from tests.conftest import domain_dn, failed, read_entry
 from tests.test_gunicorn import COOKIE, gunicorn, login, request, wait_until_answering
 
 GUNICORN_VERSION = tuple(int(part) for part in gunicorn_version.split(".")[:2])
 MB = 1024 * 1024
 FORM = "application/x-www-form-urlencoded"
-
-
-def domain_dn(domain):
-    return f"domainName={domain},o=domains,{SUFFIX}"
 
 
 class Server:

@@ -5,17 +5,13 @@ import logging
 
 import pytest
 
-from tests.conftest import SUFFIX, ApiClient, read_entry
+from tests.conftest import SUFFIX, ApiClient, domain_dn, read_entry
 
 PASSWORD = "Secret-pw1!"
 
 
 def user_dn(mail):
     return f"mail={mail},ou=Users,domainName={mail.split('@')[1]},o=domains,{SUFFIX}"
-
-
-def domain_dn(domain):
-    return f"domainName={domain},o=domains,{SUFFIX}"
 
 
 def test_unknown_parameters_are_ignored_named_and_logged(api, root_connection, new_domain, caplog):

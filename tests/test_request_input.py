@@ -9,18 +9,10 @@ import pytest
 import sqlalchemy as sa
 
 from iredapi_ldap.store import tables
-from tests.conftest import SUFFIX, read_entry
+from tests.conftest import domain_dn, read_entry, user_dn
 
 MB = 1024 * 1024
 PASSWORD = "Secret-pw1!"
-
-
-def domain_dn(domain):
-    return f"domainName={domain},o=domains,{SUFFIX}"
-
-
-def user_dn(mail):
-    return f"mail={mail},ou=Users,{domain_dn(mail.split('@')[1])}"
 
 
 def chunked(client, method, path, body, content_type="application/x-www-form-urlencoded"):

@@ -11,7 +11,7 @@ import pytest
 
 from iredapi_ldap import errors
 from iredapi_ldap.directory import limits
-from tests.conftest import SUFFIX, read_entry
+from tests.conftest import SUFFIX, account_dn, domain_dn, read_entry
 
 BASEDN = f"o=domains,{SUFFIX}"
 PASSWORD = "Secret-pw1!"
@@ -23,14 +23,6 @@ FAILURES = {
     # what the client raises when slapd does not answer within ldap_timeout
     "timeout": (lambda: errors.BackendUnavailable(errors.SERVER_DOWN, detail="the directory did not answer"), 503),
 }
-
-
-def domain_dn(domain):
-    return f"domainName={domain},{BASEDN}"
-
-
-def account_dn(mail, ou="Users"):
-    return f"mail={mail},ou={ou},{domain_dn(mail.split('@')[1])}"
 
 
 def counters(conn, domain):

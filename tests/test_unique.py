@@ -19,7 +19,7 @@ import pytest
 from iredapi_ldap.cli import main
 from iredapi_ldap.directory import setup as directory_setup
 from iredapi_ldap.localslapd import LocalSlapd, free_port
-from tests.conftest import SUFFIX, VMAILADMIN_PASSWORD, ApiClient, count_entries, read_entry
+from tests.conftest import SUFFIX, VMAILADMIN_PASSWORD, ApiClient, count_entries, domain_dn, read_entry
 from tests.test_gunicorn import COOKIE, gunicorn, login, request, wait_until_answering
 
 BASEDN = f"o=domains,{SUFFIX}"
@@ -27,10 +27,6 @@ PASSWORD = "Secret-pw1!"
 COUNTERS = ("domainCurrentUserNumber", "domainCurrentAliasNumber", "domainCurrentListNumber",
             "domainCurrentQuotaSize")
 KINDS = {"user": "Users", "alias": "Aliases", "maillist": "Groups"}
-
-
-def domain_dn(domain):
-    return f"domainName={domain},{BASEDN}"
 
 
 def entry_dn(kind, mail):

@@ -10,16 +10,12 @@ import sqlalchemy as sa
 from iredapi_ldap.store.engine import SqlStore
 from iredapi_ldap.store.schema import create_tables
 from iredapi_ldap.store.tables import dovecot_metadata, iredadmin_metadata
-from tests.conftest import SUFFIX, ApiClient
+from tests.conftest import ApiClient, domain_dn
 from tests.sql_backends import BACKENDS, REPO, throwaway_database
 
 PASSWORD = "Secret-pw1!"
 UPSTREAM_DOVECOT_SQL = REPO.parent / "shared" / "upstream" / "dovecot" / "sql"
 COMPUTED = ("managed_domains", "mailing_aliases", "mailing_lists", "stored_bytes", "stored_messages", "last_login")
-
-
-def domain_dn(domain):
-    return f"domainName={domain},o=domains,{SUFFIX}"
 
 
 def test_computed_keys_name_what_refers_to_the_user(api, root_connection, new_domain):

@@ -7,20 +7,12 @@ import time
 import ldap3
 import pytest
 
-from tests.conftest import SUFFIX, ApiClient, _ssha, count_entries, read_entry
+from tests.conftest import SUFFIX, ApiClient, _ssha, count_entries, domain_dn, read_entry, user_dn
 from tests.password_verifier import verify_password
 
 BASEDN = f"o=domains,{SUFFIX}"
 PASSWORD = "Secret-pw1!"
 MB = 1024 * 1024
-
-
-def domain_dn(domain):
-    return f"domainName={domain},{BASEDN}"
-
-
-def user_dn(mail):
-    return f"mail={mail},ou=Users,{domain_dn(mail.split('@')[1])}"
 
 
 @pytest.fixture
