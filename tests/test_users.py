@@ -537,3 +537,15 @@ def test_malformed_password_hashes_are_400_on_create_and_update(api, root_connec
     result = api.put(f"/api/user/rita@{domain}", {"password_hash": bad})
     assert result.status_code == 400 and result.json["param"] == "password_hash", result.text
     assert read_entry(root_connection, user_dn(f"rita@{domain}")) == before
+
+
+def test_an_alias_address_is_taken_back_when_the_rest_of_the_put_is_refused(api, root_connection, new_domain):
+    domain = new_domain()
+    api.post(f"/api/domain/{domain}", {"quota": "100"})
+    mail = f"full@{domain}"
+    assert api.post(f"/api/user/{mail}", {"password": PASSWORD, "mailQuota": "60"}).status_code == 201
+    before = read_entry(root_connection, user_dn(mail))
+    result = api.put(f"/api/user/{mail}", {"addAlias": f"extra@{domain}", "mailQuota": "200", "cn": "X"})
+    assert result.status_code == 403 and result.json["msg"] == "EXCEEDED_DOMAIN_QUOTA_SIZE"
+    assert read_entry(root_connection, user_dn(mail)) == before  # the alias address written first is gone
+    assert counters(root_connection, domain) == (1, 60 * MB)

@@ -127,7 +127,7 @@ def others_with(directory, attribute, addresses, own_dn):
     ``attribute`` (mail or shadowAddress); one indexed search."""
     filter_ = dnlib.all_of(dnlib.ACCOUNT_CLASSES, dnlib.any_of(*(dnlib.eq(attribute, a) for a in addresses)))
     own = own_dn.lower()
-    return [e for e in directory.search(directory.names.basedn, filter_, ["1.1"]) if e.dn.lower() != own]
+    return [e for e in directory.search(directory.names.basedn, filter_, ["mail"]) if e.dn.lower() != own]
 
 
 # -- listing -----------------------------------------------------------------------------------

@@ -192,7 +192,8 @@ def update_user(directory, current, values, domain_entry):
     new_aliases = values.get("aliases", []) + values.get("addAlias", [])
     param = "aliases" if "aliases" in values else "addAlias"
     require_free(directory, new_aliases, except_dn=current.dn, param=param)
-    if _claim_alias_addresses(directory, current, new_aliases, param):
+    claimed = _claim_alias_addresses(directory, current, new_aliases, param)
+    if claimed:
         values = {name: value for name, value in values.items() if name != "addAlias"}  # done
 
     def attempt(n):
@@ -221,24 +222,29 @@ def update_user(directory, current, values, domain_entry):
 
     # A vanished mailQuota value, or a forwarding, alias or service another request added or
     # removed meanwhile: read the user again and recompute the changes.
-    retry_on_conflict(attempt, "user", attempts=_CAS_ATTEMPTS)
+    try:
+        retry_on_conflict(attempt, "user", attempts=_CAS_ATTEMPTS)
+    except BaseException:
+        if claimed:  # the rest was refused (a quota limit, a conflict): nothing of the request stays
+            modify_quietly(directory, current.dn, {"shadowAddress": [(MODIFY_DELETE, claimed)]})
+        raise
 
 def _claim_alias_addresses(directory, entry, addresses, param):
     """Add the user's new alias addresses first, alone, then look whether an account was given
     one of them as its mail meanwhile (slapd's unique overlay compares mail with mail and
     shadowAddress with shadowAddress only); if so, take them back: 409, nothing changed.  The
     rest of the request is written after (a repeat of a request that died in between finishes
-    it).  Returns whether anything was added."""
+    it, and a failure of the rest takes them back).  Returns the addresses added."""
     fresh = [a for a in addresses if not entry.has_value("shadowAddress", a)]
     if not fresh:
-        return False
+        return []
     modify_quietly(directory, entry.dn, {"shadowAddress": [(MODIFY_ADD, fresh)]})
     taken = others_with(directory, "mail", fresh, entry.dn)
     if taken:
         modify_quietly(directory, entry.dn, {"shadowAddress": [(MODIFY_DELETE, fresh)]})
         raise errors.AlreadyExists(errors.ALREADY_EXISTS, param=param,
-                                   detail=", ".join(e.dn.split(",", 1)[0].partition("=")[2] for e in taken))
-    return True
+                                   detail=", ".join(sorted({m.lower() for e in taken for m in e.values("mail")})))
+    return fresh
 
 
 def _modify_user(directory, entry, modification):
