@@ -197,14 +197,19 @@ def settle_domain_status(directory, domain, dns, disabled):
         now = (entry.first("accountStatus") or "active").lower() != "active"
         if now == disabled:
             return
-        operation, tolerated = (MODIFY_ADD, ATTRIBUTE_OR_VALUE_EXISTS) if now else (MODIFY_DELETE, NO_SUCH_ATTRIBUTE)
         for dn in dns:
-            try:
-                directory.modify(dn, {"domainStatus": [(operation, ["disabled"])]})
-            except LdapOperationError as exc:
-                if exc.result not in (tolerated, NO_SUCH_OBJECT):
-                    raise
+            _set_domain_status(directory, dn, now)
         disabled = now
+
+
+def _set_domain_status(directory, dn, disabled):
+    """Add (or remove) ``domainStatus: disabled`` on one account; already so, or gone, is fine."""
+    operation, tolerated = (MODIFY_ADD, ATTRIBUTE_OR_VALUE_EXISTS) if disabled else (MODIFY_DELETE, NO_SUCH_ATTRIBUTE)
+    try:
+        directory.modify(dn, {"domainStatus": [(operation, ["disabled"])]})
+    except LdapOperationError as exc:
+        if exc.result not in (tolerated, NO_SUCH_OBJECT):
+            raise
 
 
 def set_accounts_domain_status(directory, domain, disabled):
@@ -216,15 +221,9 @@ def set_accounts_domain_status(directory, domain, disabled):
     """
     wanted = dnlib.eq("domainStatus", "disabled")
     filter_ = dnlib.all_of(ACCOUNT_CLASSES_FILTER, dnlib.negate(wanted) if disabled else wanted)
-    operation = MODIFY_ADD if disabled else MODIFY_DELETE
-    tolerated = ATTRIBUTE_OR_VALUE_EXISTS if disabled else NO_SUCH_ATTRIBUTE
     count = 0
     for entry in directory.paged_search(directory.names.domain(domain), filter_, ["1.1"]):
-        try:
-            directory.modify(entry.dn, {"domainStatus": [(operation, ["disabled"])]})
-        except LdapOperationError as exc:
-            if exc.result not in (tolerated, NO_SUCH_OBJECT):
-                raise
+        _set_domain_status(directory, entry.dn, disabled)
         count += 1
     return count
 
