@@ -237,3 +237,23 @@ def _describe(rule, limit):
         return "unlimited"
     value, period = limit
     return f"{value} per {period} s" if rule in throttle_store.PERIODIC_RULES else str(value)
+
+
+# -- admins ------------------------------------------------------------------------------------
+
+# What a global admin may not do to its own account: it would lock itself out (the last global
+# admin could not be restored through the API).
+_OWN_ACCOUNT_CHANGES = {"accountStatus": "disabled", "isGlobalAdmin": False}
+
+
+def check_own_admin_account(admin, mail, values=None):
+    """Refuse a global admin disabling, demoting (``values``) or deleting (``values`` None) the
+    account it is logged in with."""
+    if mail.lower() != admin.username.lower():
+        return
+    if values is None:
+        raise errors.NotPermitted(errors.PERMISSION_DENIED, detail="you cannot delete your own admin account")
+    for name, value in _OWN_ACCOUNT_CHANGES.items():
+        if name in values and values[name] == value:
+            raise errors.NotPermitted(errors.PERMISSION_DENIED, param=name,
+                                      detail="you cannot disable or demote your own admin account")
