@@ -8,7 +8,7 @@ import falcon
 from . import access, errors
 from .directory.base import Directory
 from .directory.connection import LdapOperationError
-from .resources import admin, alias, domain, login, maillist, throttle, user
+from .resources import admin, alias, domain, domain_admins, login, maillist, throttle, user
 from .resources.common import UrlParts
 from .sessions import LoginThrottle, SessionStore
 from .settings import load_settings, sql_url
@@ -81,6 +81,7 @@ def add_routes(app, services):
         # issue 14: admins
         ("/admins", admin.AdminCollection(services)),
         ("/admin/{mail}", admin.AdminItem(services)),
+        ("/domain/admins/{domain}", domain_admins.DomainAdmins(services)),
     ]
     for mount_point in MOUNT_POINTS:
         for template, resource, *suffix in routes:

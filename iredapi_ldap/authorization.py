@@ -21,8 +21,7 @@ DOMAIN_ADMIN_MAY_CHANGE = frozenset({"cn", "preferredLanguage", "defaultQuota", 
                                      "maxPasswordLength"})
 # User parameters only global admins may set: a maildir path can point into another domain's
 # mail on the same disk, so domain admins get the hashed default.  isGlobalAdmin (iRedAdmin-Pro's
-# name for domainGlobalAdmin) is not a parameter we take; listed so that it stays global-only
-# should it become one.
+# name for domainGlobalAdmin) makes a mail user a global admin.
 GLOBAL_ONLY_USER_PARAMETERS = frozenset({"maildir", "isGlobalAdmin", "domainGlobalAdmin"})
 # The enabledService that makes a mail user an admin (of the domains whose domainAdmin names it).
 ADMIN_SERVICE = "domainadmin"
@@ -257,3 +256,25 @@ def check_own_admin_account(admin, mail, values=None):
         if name in values and values[name] == value:
             raise errors.NotPermitted(errors.PERMISSION_DENIED, param=name,
                                       detail="you cannot disable or demote your own admin account")
+
+
+def check_domain_admin_changes(directory, admin, found, add, remove, remove_all):
+    """What a domain admin may change in the admins of a domain it manages (Pro: "normal domain
+    admin can only promote mail users under managed domains"): add or remove mail users of
+    domains it manages; standalone admins and removeAllAdmins (which would take them out too)
+    are the global admins'.  ``found``: domain_admins.find_accounts of the addresses."""
+    if admin.is_global:
+        return
+    if remove_all:
+        raise errors.NotPermitted(errors.PERMISSION_DENIED, param="removeAllAdmins",
+                                  detail="only global admins may remove all admins of a domain")
+    for param, addresses in (("addAdmin", add), ("removeAdmin", remove)):
+        for address in addresses:
+            if address not in found.users or address in found.standalone:
+                raise errors.NotPermitted(errors.PERMISSION_DENIED, param=param,
+                                          detail=f"{address}: domain admins may name mail users of their domains only")
+            try:
+                managed_domain(directory, admin, address.split("@", 1)[1], ["domainAdmin"])
+            except errors.NotPermitted as exc:
+                exc.param = param
+                raise

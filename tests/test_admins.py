@@ -5,7 +5,7 @@ import uuid
 import ldap3
 import pytest
 
-from tests.conftest import GLOBAL_ADMIN, SUFFIX, ApiClient, domain_dn, failed, read_entry, user_dn
+from tests.conftest import GLOBAL_ADMIN, SUFFIX, ApiClient, domain_dn, failed, read_entry
 
 PASSWORD = "Admin-Secret-2!"
 ADMINS = f"o=domainAdmins,{SUFFIX}"
@@ -165,14 +165,13 @@ def test_taken_addresses(api, admin_mail, new_domain):
 
 
 def test_a_global_admin_cannot_disable_demote_or_delete_itself(api, root_connection):
-    before = read_entry(root_connection, user_dn(GLOBAL_ADMIN))
+    before = read_entry(root_connection, admin_dn(GLOBAL_ADMIN))
+    assert before["domainGlobalAdmin"] == ["yes"]
     for form in ({"accountStatus": "disabled"}, {"isGlobalAdmin": "no"}):
-        # root@example.com is a mail user; its admin entry under o=domainAdmins does not exist,
-        # and the refusal comes before the look-up
         result = api.put(f"/api/admin/{GLOBAL_ADMIN}", form)
         assert result.status_code == 403 and result.json["_msg"] == "PERMISSION_DENIED", result.text
     assert api.delete(f"/api/admin/{GLOBAL_ADMIN}").status_code == 403
-    assert read_entry(root_connection, user_dn(GLOBAL_ADMIN)) == before
+    assert read_entry(root_connection, admin_dn(GLOBAL_ADMIN)) == before
 
 
 def test_standalone_global_admin_cannot_delete_itself(api):
