@@ -8,7 +8,7 @@ import falcon
 from . import access, errors
 from .directory.base import Directory
 from .directory.connection import LdapOperationError
-from .resources import admin, alias, domain, domain_admins, login, maillist, throttle, user
+from .resources import admin, alias, domain, domain_admins, login, maillist, throttle, user, verify_password
 from .resources.common import UrlParts
 from .sessions import LoginThrottle, SessionStore
 from .settings import load_settings, sql_url
@@ -82,6 +82,8 @@ def add_routes(app, services):
         ("/admins", admin.AdminCollection(services)),
         ("/admin/{mail}", admin.AdminItem(services)),
         ("/domain/admins/{domain}", domain_admins.DomainAdmins(services)),
+        ("/verify_password/user/{mail}", verify_password.VerifyPassword(services, "user")),
+        ("/verify_password/admin/{mail}", verify_password.VerifyPassword(services, "admin")),
     ]
     for mount_point in MOUNT_POINTS:
         for template, resource, *suffix in routes:
