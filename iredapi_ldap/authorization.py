@@ -10,6 +10,7 @@ knows HTTP; refusals are ``errors.NotPermitted``.
 """
 
 from . import errors
+from .directory import admin_limits
 from .directory import dn as dnlib
 from .directory import domains as domain_directory
 from .directory import limits as limitlib
@@ -278,3 +279,15 @@ def check_domain_admin_changes(directory, admin, found, add, remove, remove_all)
             except errors.NotPermitted as exc:
                 exc.param = param
                 raise
+
+
+def require_domain_creator(directory, admin):
+    """Global admins create domains, and normal standalone admins whose profile allows it
+    (``create_new_domains:yes``, written with maxDomains; iRedAdmin-Pro's "create new domains"
+    right).  One base read, for normal admins only."""
+    if admin.is_global:
+        return
+    entry = admin_limits.read_admin(directory, admin)
+    if entry is None or not admin_limits.AdminLimits.of(entry).may_create_domains:
+        raise errors.NotPermitted(errors.PERMISSION_DENIED,
+                                  detail="only global admins and admins given maxDomains may create domains")

@@ -7,6 +7,7 @@ Functions take the API's parameters (validated, canonical names).  Nothing here 
 
 from .. import errors
 from . import account_settings as keys
+from . import admin_limits
 from . import dn as dnlib
 from .connection import ENTRY_ALREADY_EXISTS, MODIFY_REPLACE, NO_SUCH_OBJECT, LdapOperationError
 from .entries import delete_quietly, replace_value, retry_on_conflict, value_changes
@@ -14,19 +15,18 @@ from .passwords import PasswordPolicy, hash_password
 from .references import remove_domain_admin
 from .users import days_since_epoch
 
-IS_ADMIN = dnlib.eq("objectClass", "mailAdmin")
 HIDDEN_ATTRIBUTES = ("userPassword",)
 
-# accountSetting keys of a normal admin's rights to create (iRedAdmin-Pro's admin profile):
-# create_new_domains:yes lets it create domains; the create_max_* bound what it may have in
-# all the domains it manages (absent = unlimited); create_max_quota counts create_quota_unit.
-CREATE_NEW_DOMAINS = "create_new_domains"
-MAX_DOMAINS = "create_max_domains"
-MAX_QUOTA = "create_max_quota"
-QUOTA_UNIT = "create_quota_unit"
-MAX_USERS = "create_max_users"
-MAX_ALIASES = "create_max_aliases"
-MAX_LISTS = "create_max_lists"
+IS_ADMIN = admin_limits.IS_ADMIN
+# accountSetting keys of a normal admin's rights to create (admin_limits)
+CREATE_NEW_DOMAINS = admin_limits.CREATE_NEW_DOMAINS
+MAX_DOMAINS = admin_limits.MAX_DOMAINS
+MAX_QUOTA = admin_limits.MAX_QUOTA
+QUOTA_UNIT = admin_limits.QUOTA_UNIT
+MAX_USERS = admin_limits.MAX_USERS
+MAX_ALIASES = admin_limits.MAX_ALIASES
+MAX_LISTS = admin_limits.MAX_LISTS
+LEASE_PREFIX = admin_limits.LEASE_PREFIX
 # API parameter -> accountSetting key (0 removes the key: unlimited)
 LIMIT_PARAMETERS = {"maxUsers": MAX_USERS, "maxAliases": MAX_ALIASES, "maxLists": MAX_LISTS}
 # API parameter -> the disabledService value that withholds the right
@@ -73,9 +73,6 @@ def profile(directory, entry):
     """GET's answer: the entry as shown, plus ``managed_domains``."""
     return {**shown(entry), "managed_domains": managed_domains(directory, entry.first("mail").lower())}
 
-
-# The lease admin_limits keeps on the entry while it counts; not a setting of the admin.
-LEASE_PREFIX = "iredapiLease:"
 
 
 def _setting_updates(values):

@@ -10,6 +10,7 @@ concurrency at a constant number of round trips.  Nothing here knows HTTP.
 import time
 
 from .. import errors
+from . import admin_limits
 from . import dn as dnlib
 from . import limits as limitlib
 from .connection import MODIFY_ADD, MODIFY_DELETE, MODIFY_REPLACE, NO_SUCH_OBJECT, LdapOperationError
@@ -99,14 +100,17 @@ def password_hash(directory, values, limits):
 # -- create -------------------------------------------------------------------------------------
 
 
-def create_user(directory, mail, values, domain_entry):
+def create_user(directory, mail, values, domain_entry, admin_limit=admin_limits.no_limit):
     """Add the user ``mail`` from the API's parameters ``values`` under its domain, whose
-    entry (with ``limits.DOMAIN_ATTRIBUTES``) was just read, within the domain's limits."""
+    entry (with ``limits.DOMAIN_ATTRIBUTES``) was just read, within the domain's limits and
+    the creating admin's (``admin_limit``: ``admin_limits.for_admin``)."""
     attributes = new_user_attributes(directory, mail, values, domain_entry)
     quota_bytes = int(attributes.get("mailQuota", ["0"])[0])
     require_free(directory, [mail])
     domain = mail.split("@", 1)[1]
-    with limitlib.reserved(directory, domain, {limitlib.USERS: 1, limitlib.QUOTA_BYTES: quota_bytes}, domain_entry):
+    deltas = {limitlib.USERS: 1, limitlib.QUOTA_BYTES: quota_bytes}
+    with admin_limit(deltas, unlimited_quota=not quota_bytes), limitlib.reserved(directory, domain, deltas,
+                                                                                 domain_entry):
         add_account_entry(directory, domain, directory.names.user(mail), attributes)
     settle_domain_status(directory, domain, [directory.names.user(mail)], "domainStatus" in attributes)
 

@@ -3,6 +3,7 @@
 import re
 
 from .. import addresses, authorization, errors, params, provisioning
+from ..directory import admin_limits
 from ..directory import domain_admins as admin_directory
 from ..directory import users as user_directory
 from ..directory.maildir import check_custom_maildir
@@ -121,7 +122,8 @@ class UserItem(Resource):
         admin = req.context.admin
         authorization.check_user_parameters(admin, values)
         domain_entry = authorization.managed_account_domain(self.directory, admin, mail)
-        user_directory.create_user(self.directory, mail, values, domain_entry)
+        user_directory.create_user(self.directory, mail, values, domain_entry,
+                                   admin_limits.for_admin(self.directory, admin))
         self.ok(resp, status=CREATED)
 
     def on_put(self, req, resp, mail):
