@@ -132,3 +132,19 @@ def test_unlimited_admins_take_no_lease(api, new_domain, root_connection, limits
     monkeypatch.setattr(admin_limits, "_take_lease", lambda *a: taken.append(a) or "x")
     assert admin.post(f"/api/user/u@{domain}", {"password": PASSWORD}).status_code == 201
     assert taken == []
+
+
+def test_max_quota_holds_on_quota_changes(api, new_domain, root_connection):
+    mail, admin = make_admin(api, maxDomains="1", maxQuota="1", quotaUnit="GB")
+    domain = new_domain()
+    assert admin.post(f"/api/domain/{domain}").status_code == 201
+    assert admin.post(f"/api/user/a@{domain}", {"password": PASSWORD, "quota": "600"}).status_code == 201
+    assert admin.post(f"/api/user/b@{domain}", {"password": PASSWORD, "quota": "400"}).status_code == 201
+    before = read_entry(root_connection, f"mail=b@{domain},ou=Users,{domain_dn(domain)}")
+    for quota in ("500", "0"):
+        result = admin.put(f"/api/user/b@{domain}", {"quota": quota})
+        assert result.status_code == 403 and result.json["_msg"] == "EXCEEDED_ADMIN_LIMIT", result.text
+    assert read_entry(root_connection, f"mail=b@{domain},ou=Users,{domain_dn(domain)}") == before
+    assert admin.put(f"/api/user/b@{domain}", {"quota": "424"}).status_code == 200
+    assert admin.put(f"/api/user/b@{domain}", {"quota": "100"}).status_code == 200  # lowering always works
+    assert api.put(f"/api/user/b@{domain}", {"quota": "0"}).status_code == 200  # a global admin is not bound

@@ -176,7 +176,7 @@ def check_alias_addresses(mail, values, domain_entry):
                                           detail=f"{address} is not in the user's domain or its alias domains")
 
 
-def update_user(directory, current, values, domain_entry):
+def update_user(directory, current, values, domain_entry, admin_limit=admin_limits.no_limit):
     """Apply the API's parameters ``values`` to the user whose entry (as read) is ``current``.
 
     Everything that can be refused is checked before the first write.  A quota change
@@ -184,6 +184,7 @@ def update_user(directory, current, values, domain_entry):
     own mailQuota in the same modify as the other changes; if another request changed the
     quota meanwhile, the reservation is given back and the change is retried against the new
     value.  ``domain_entry``: the domain as the caller just read it (with its counters).
+    ``admin_limit``: the changing admin's limits (``admin_limits.for_admin``), for a quota change.
     """
     mail = current.first("mail").lower()
     domain = mail.split("@", 1)[1]
@@ -221,7 +222,8 @@ def update_user(directory, current, values, domain_entry):
         if not delta:
             _modify_user(directory, entry, modification)
             return
-        with limitlib.reserved(directory, domain, {limitlib.QUOTA_BYTES: delta}, domain_entry if n == 0 else None):
+        with (admin_limit({limitlib.QUOTA_BYTES: delta}, unlimited_quota=not quota_bytes),
+              limitlib.reserved(directory, domain, {limitlib.QUOTA_BYTES: delta}, domain_entry if n == 0 else None)):
             _modify_user(directory, entry, modification)
 
     # A vanished mailQuota value, or a forwarding, alias or service another request added or

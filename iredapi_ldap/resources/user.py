@@ -137,7 +137,8 @@ class UserItem(Resource):
         current = user_directory.get_user(self.directory, mail)
         authorization.check_admin_service(admin, current, values)
         authorization.require_manageable_account(self.directory, admin, current)
-        user_directory.update_user(self.directory, current, values, domain_entry)
+        user_directory.update_user(self.directory, current, values, domain_entry,
+                                   admin_limits.for_admin(self.directory, admin))
         if "isGlobalAdmin" in values and admin_directory.set_global_admin(
                 self.directory, user_directory.get_user(self.directory, mail), values["isGlobalAdmin"]):
             self.services.sessions.end_sessions(mail)  # it logs in again with its new rights
