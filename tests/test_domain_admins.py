@@ -155,3 +155,14 @@ def test_is_global_admin_refusals(api, setup, root_connection):
     result = admin.put(f"/api/user/{user}", {"isGlobalAdmin": "yes"})
     assert result.status_code == 403 and result.json["param"] == "isGlobalAdmin"
     assert read_entry(root_connection, user_dn(user)) == before
+
+
+def test_deleting_the_last_domain_it_manages_unmarks_a_mail_user(api, setup, root_connection):
+    (one, two), _ = setup
+    user = f"u1@{two}"
+    assert api.put(f"/api/domain/admins/{one}", {"addAdmin": user}).status_code == 200
+    admin = ApiClient(api.app).login(user, PASSWORD)
+    assert "domainadmin" in services(root_connection, user)
+    assert api.delete(f"/api/domain/{one}").status_code == 200
+    assert "domainadmin" not in services(root_connection, user)
+    assert admin.get("/api/domains").status_code == 401

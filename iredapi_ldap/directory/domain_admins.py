@@ -145,3 +145,13 @@ def set_global_admin(directory, user, is_global):
         if reread is not None:
             unmark_if_idle(directory, reread)
     return was_global
+
+
+def unmark_idle_users(directory, addresses):
+    """``unmark_if_idle`` for the mail users among ``addresses`` (a deleted domain's admins);
+    returns those unmarked.  One search for the users, then one per user."""
+    unmarked = []
+    for mail, user in find_accounts(directory, [a.lower() for a in addresses]).users.items():
+        if user.has_value("enabledService", ADMIN_SERVICE) and unmark_if_idle(directory, user):
+            unmarked.append(mail)
+    return unmarked
