@@ -148,3 +148,32 @@ def test_max_quota_holds_on_quota_changes(api, new_domain, root_connection):
     assert admin.put(f"/api/user/b@{domain}", {"quota": "424"}).status_code == 200
     assert admin.put(f"/api/user/b@{domain}", {"quota": "100"}).status_code == 200  # lowering always works
     assert api.put(f"/api/user/b@{domain}", {"quota": "0"}).status_code == 200  # a global admin is not bound
+
+
+def test_a_limited_admin_stays_in_its_domains(api, new_domain, root_connection):
+    mail, admin = make_admin(api, maxDomains="2", maxUsers="5")
+    mine, other = new_domain(), new_domain()
+    assert admin.post(f"/api/domain/{mine}").status_code == 201
+    assert api.post(f"/api/domain/{other}").status_code == 201
+    for path in (f"/api/user/u@{other}", f"/api/alias/a@{other}", f"/api/maillist/l@{other}"):
+        result = admin.post(path, {"password": PASSWORD} if "/user/" in path else None)
+        assert result.status_code == 403 and result.json["_msg"] == "PERMISSION_DENIED", (path, result.text)
+    assert count_entries(root_connection, domain_dn(other), "(|(objectClass=mailUser)(objectClass=mailAlias)"
+                                                            "(objectClass=mailList))") == 0
+    # bad input on a domain create changes nothing, and leaves no lease
+    bad = new_domain()
+    assert admin.post(f"/api/domain/{bad}", {"language": "xx"}).json["_msg"] == "INVALID_LANGUAGE"
+    assert admin.post(f"/api/domain/{mine}").json["_msg"] == "ALREADY_EXISTS"
+    assert read_entry(root_connection, domain_dn(bad)) is None and leases(root_connection, mail) == []
+
+
+def test_an_admin_deleted_meanwhile_creates_nothing(api, new_domain, root_connection, monkeypatch):
+    mail, admin = make_admin(api, maxDomains="2", maxUsers="5")
+    domain = new_domain()
+    assert admin.post(f"/api/domain/{domain}").status_code == 201
+    real = admin_limits.read_admin
+    monkeypatch.setattr(admin_limits, "read_admin", lambda directory, who: None)
+    result = admin.post(f"/api/user/u@{domain}", {"password": PASSWORD})
+    assert result.status_code == 403, result.text
+    monkeypatch.setattr(admin_limits, "read_admin", real)
+    assert count_entries(root_connection, domain_dn(domain), "(objectClass=mailUser)") == 0

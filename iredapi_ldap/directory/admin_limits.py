@@ -108,10 +108,12 @@ def within(directory, admin, deltas, unlimited_quota=False):
     """Hold ``deltas`` ({DOMAINS or a limits counter: n}) within the admin's limits for the block,
     which writes them (reserves domain counters, adds the domain).  ``unlimited_quota``: the
     block creates a mailbox without quota, which an admin with maxQuota may not."""
-    entry = read_admin(directory, admin)
-    if entry is None:
+    if admin.is_global or not is_standalone(directory, admin):
         yield
         return
+    entry = read_admin(directory, admin)
+    if entry is None:
+        raise _gone()  # deleted while this request was on its way
     limits = AdminLimits.of(entry)
     if unlimited_quota and limits.maximum[limitlib.QUOTA_BYTES]:
         raise errors.NotPermitted(errors.EXCEEDED_ADMIN_LIMIT, param="quota",
