@@ -237,3 +237,24 @@ def _describe(rule, limit):
         return "unlimited"
     value, period = limit
     return f"{value} per {period} s" if rule in throttle_store.PERIODIC_RULES else str(value)
+
+
+# -- Amavisd: spam policy, white/blacklists ---------------------------------------------------
+
+
+def check_profile_part_change(directory, admin, part, domain_entry, user_entry=None):
+    """May ``admin`` change the ``part`` ("spampolicy", "wblist") of the domain (``user_entry``
+    None) or of the user ``user_entry`` (read with mail, shadowAddress, domainGlobalAdmin)?
+
+    As for throttling: a global admin withholds the part from domain admins with the domain's
+    accountSetting ``disabledDomainProfile:<part>`` / ``disabledUserProfile:<part>``, and a
+    user's settings are as protected as the rest of its entry.  ``domain_entry`` is read with
+    accountSetting."""
+    if admin.is_global:
+        return
+    key = DISABLED_DOMAIN_PROFILE if user_entry is None else DISABLED_USER_PROFILE
+    if part in _profile_parts(domain_entry, key):
+        raise errors.NotPermitted(errors.PERMISSION_DENIED,
+                                  detail=f"a global admin reserved this to global admins ({key}:{part})")
+    if user_entry is not None:
+        require_manageable_account(directory, admin, user_entry)
