@@ -288,3 +288,31 @@ def test_our_tables_on_servers(backend, tmp_path):
             assert amavisd.policy_parameters(amavisd.get_policy(store, USER))["spam_score"] == 5.0
         finally:
             store.dispose()
+
+
+# -- settings and sql-setup -------------------------------------------------------------------------
+
+
+def test_amavisd_settings_use_iredadmins_names(tmp_path):
+    from iredapi_ldap.settings import build_settings, sql_url
+
+    settings = build_settings({"DATA_DIR": str(tmp_path)})
+    assert sql_url(settings, "amavisd") == f"sqlite:///{tmp_path}/amavisd.sqlite"
+    on_host = settings.replace(amavisd_db_host="db.example.com", amavisd_db_port=3307, amavisd_db_password="pw")
+    parsed = sa.make_url(sql_url(on_host, "amavisd"))
+    assert (parsed.host, parsed.port, parsed.database, parsed.username, parsed.password) == (
+        "db.example.com", 3307, "amavisd", "amavisd", "pw")
+    assert sql_url(on_host.replace(amavisd_db_url="postgresql://u@pg/amavisd"), "amavisd") == "postgresql://u@pg/amavisd"
+
+
+def test_sql_setup_creates_amavisds_tables(tmp_path):
+    from tests.test_settings import _cli
+
+    result = _cli("sql-setup", "--amavisd", env_extra={"IREDAPI_DATA_DIR": str(tmp_path)})
+    assert result.returncode == 0, result.stderr
+    engine = sa.create_engine(f"sqlite:///{tmp_path}/amavisd.sqlite")
+    try:
+        assert set(sa.inspect(engine).get_table_names()) == {"users", "mailaddr", "policy", "wblist",
+                                                              "outbound_wblist"}
+    finally:
+        engine.dispose()
