@@ -80,6 +80,10 @@ def test_wblist_urls_and_targets(client, amavisd_store, domain, new_domain):
     assert result.json["msg"] == "NO_SUCH_ACCOUNT"
     assert client.post("/api/wblist/inbound/whitelist/bad_domain", {"addresses": "1.2.3.4"}).status_code == 400
     assert users_rows(amavisd_store) == []
+    # A JSON list, as current clients send lists.
+    path = f"/api/wblist/outbound/whitelist/user@{domain}"
+    assert client.post(path, json={"addresses": ["a@x.org", "192.0.2.1"]}).status_code == 200
+    assert listed(client, path) == ["192.0.2.1", "a@x.org"]
     # Also under iRedAdmin-Pro's mount point.
     assert client.post(f"/iredadmin/api/wblist/inbound/whitelist/{domain}", {"addresses": "1.2.3.4"}).status_code == 200
 
@@ -98,8 +102,9 @@ def test_spampolicy_each_scope(client, amavisd_store, domain):
         assert client.put(f"/api/spampolicy/{path}", FULL).status_code == 200
         data = listed(client, f"/api/spampolicy/{path}")
         assert data == {**FULL, "spam_score": 4.5}
-        assert client.put(f"/api/spampolicy/{path}", {"spam_score": "6"}).status_code == 200
-        assert listed(client, f"/api/spampolicy/{path}") == {**FULL, "spam_score": 6.0}
+        assert client.put(f"/api/spampolicy/{path}", {"spam_score": "6.2"}).status_code == 200
+        # Amavisd's levels are single-precision (FLOAT, REAL): 6.2 comes back as 6.2.
+        assert listed(client, f"/api/spampolicy/{path}") == {**FULL, "spam_score": 6.2}
     assert sorted(n for (n,) in query(amavisd_store, "SELECT policy_name FROM policy")) == sorted(
         ["@.", f"@{domain}", f"user@{domain}"])
     assert client.delete(f"/api/spampolicy/domain/{domain}").status_code == 200
