@@ -212,13 +212,13 @@ def test_shared_policy_is_left_to_the_others(amavisd_store):
     with amavisd_store.engine.begin() as conn:
         conn.execute(sa.text("INSERT INTO policy (policy_name, spam_lover) VALUES ('shared', 'Y')"))
         shared = conn.execute(sa.text("SELECT id FROM policy WHERE policy_name = 'shared'")).scalar()
-    put(amavisd_store, USER, quarantine_spam=True)  # creates the users row on our own policy
     with amavisd_store.engine.begin() as conn:
-        conn.execute(amavisd_metadata.tables["users"].update().values(policy_id=shared))
+        conn.execute(amavisd_metadata.tables["users"].insert().values(email=USER, priority=10, policy_id=shared))
     put(amavisd_store, USER, spam_score=3.0)
     assert query(amavisd_store, "SELECT spam_lover, spam_kill_level FROM policy WHERE policy_name = 'shared'") == [
         ("Y", None)]
-    assert amavisd.get_policy(amavisd_store, USER)["spam_kill_level"] == 3.0
+    own = amavisd.get_policy(amavisd_store, USER)
+    assert (own["policy_name"], own["spam_kill_level"], own["spam_lover"]) == (USER, 3.0, "Y")  # a copy, changed
 
 
 def test_amavisd_lookup_user_beats_domain_beats_global(amavisd_store):
