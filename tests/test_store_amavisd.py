@@ -83,6 +83,9 @@ def test_parse_entries_names_every_invalid_one():
     assert info.value.param == "addresses"
     assert "bad, user@*" in info.value.detail
     assert amavisd.parse_entries("1.2.3.4,,@x.com, 1.2.3.4") == {"1.2.3.4": "ip", "@x.com": "domain"}
+    assert len(amavisd.parse_entries(",".join(f"10.0.{i // 250}.{i % 250}" for i in range(1000)))) == 1000
+    with pytest.raises(errors.InvalidInput, match="at most 1000"):
+        amavisd.parse_entries(",".join(f"10.0.{i // 250}.{i % 250}" for i in range(1001)))
 
 
 # -- white/blacklists -----------------------------------------------------------------------------
@@ -316,3 +319,9 @@ def test_sql_setup_creates_amavisds_tables(tmp_path):
                                                               "outbound_wblist"}
     finally:
         engine.dispose()
+
+
+def test_a_full_request_of_entries(amavisd_store):
+    entries = amavisd.parse_entries(",".join(f"s{i}@many.org" for i in range(amavisd.MAX_ENTRIES)))
+    assert amavisd.add_entries(amavisd_store, USER, "outbound", "blacklist", entries) == amavisd.MAX_ENTRIES
+    assert amavisd.remove_entries(amavisd_store, USER, "outbound", "blacklist", entries) == amavisd.MAX_ENTRIES

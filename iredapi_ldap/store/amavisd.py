@@ -45,6 +45,9 @@ DIRECTIONS = ("inbound", "outbound")
 LISTS = {"whitelist": "W", "blacklist": "B"}
 
 _RETRIES = 5
+# Entries per request: each is a bound parameter of one IN (...), and SQLite and PostgreSQL cap
+# a statement's parameters (32766, 65535).
+MAX_ENTRIES = 1000
 
 
 def account_of(target):
@@ -121,6 +124,9 @@ def parse_entries(text):
                                          + ", ".join(invalid))
     if not found:
         raise errors.InvalidInput(errors.INVALID_PARAMETER, param="addresses", detail="no address given")
+    if len(found) > MAX_ENTRIES:
+        raise errors.InvalidInput(errors.INVALID_PARAMETER, param="addresses",
+                                  detail=f"at most {MAX_ENTRIES} addresses per request")
     return found
 
 
