@@ -291,3 +291,22 @@ def require_domain_creator(directory, admin):
     if entry is None or not admin_limits.AdminLimits.of(entry).may_create_domains:
         raise errors.NotPermitted(errors.PERMISSION_DENIED,
                                   detail="only global admins and admins given maxDomains may create domains")
+# -- Amavisd: spam policy, white/blacklists ---------------------------------------------------
+
+
+def check_profile_part_change(directory, admin, part, domain_entry, user_entry=None):
+    """May ``admin`` change the ``part`` ("spampolicy", "wblist") of the domain (``user_entry``
+    None) or of the user ``user_entry`` (read with mail, shadowAddress, domainGlobalAdmin)?
+
+    As for throttling: a global admin withholds the part from domain admins with the domain's
+    accountSetting ``disabledDomainProfile:<part>`` / ``disabledUserProfile:<part>``, and a
+    user's settings are as protected as the rest of its entry.  ``domain_entry`` is read with
+    accountSetting."""
+    if admin.is_global:
+        return
+    key = DISABLED_DOMAIN_PROFILE if user_entry is None else DISABLED_USER_PROFILE
+    if part in _profile_parts(domain_entry, key):
+        raise errors.NotPermitted(errors.PERMISSION_DENIED,
+                                  detail=f"a global admin reserved this to global admins ({key}:{part})")
+    if user_entry is not None:
+        require_manageable_account(directory, admin, user_entry)
