@@ -8,11 +8,12 @@ import falcon
 from . import access, errors
 from .directory.base import Directory
 from .directory.connection import LdapOperationError
-from .resources import alias, domain, login, maillist, throttle, user
+from .resources import alias, domain, login, maillist, ml, throttle, user
 from .resources.common import UrlParts
 from .sessions import LoginThrottle, SessionStore
 from .settings import load_settings, sql_url
 from .store.engine import SqlStore
+from .store.mlmmjadmin import MlmmjadminClient
 from .store.schema import create_tables
 from .store.tables import iredadmin_metadata, iredapd_metadata
 
@@ -34,6 +35,7 @@ class Services:
     sessions: SessionStore
     login_throttle: LoginThrottle
     envelope: "Envelope"
+    mlmmjadmin: MlmmjadminClient = None  # mlmmjadmin's REST API: subscribable (mlmmj) lists
 
 
 def build_services(settings):
@@ -52,6 +54,7 @@ def build_services(settings):
         sessions=SessionStore(admin_store, settings.SESSION_TIMEOUT, settings.SESSION_RECHECK_INTERVAL),
         login_throttle=LoginThrottle(admin_store, settings.LOGIN_MAX_FAILURES, settings.LOGIN_FAILURE_WINDOW),
         envelope=Envelope(settings.API_ENVELOPE),
+        mlmmjadmin=MlmmjadminClient.from_settings(settings),
     )
 
 
@@ -78,6 +81,9 @@ def add_routes(app, services):
         ("/aliases/{domain}", alias.AliasCollection(services)),
         ("/alias/{mail}", alias.AliasItem(services)),
         ("/throttle/{target}/{kind}", throttle.ThrottleSetting(services)),
+        # subscribable (mlmmj) lists, through mlmmjadmin
+        ("/mls/{domain}", ml.MlCollection(services)),
+        ("/ml/{mail}", ml.MlItem(services)),
     ]
     for mount_point in MOUNT_POINTS:
         for template, resource, *suffix in routes:
