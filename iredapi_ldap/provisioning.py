@@ -6,7 +6,7 @@ references and records first, the directory entry last.
 
 import posixpath
 
-from . import authorization
+from . import authorization, mlmmj_lists
 from .directory import domains as domain_directory
 from .directory import references
 from .directory import users as user_directory
@@ -50,6 +50,9 @@ def delete_domain(services, domain, admin, keep_days):
     directory = services.directory
     entry = domain_directory.get_domain(directory, domain, ["domainAliasName"])
     names = [domain, *entry.values("domainAliasName")]
+    # mlmmjadmin owns the domain's mlmmj lists (entry and spool): it deletes them, first.
+    if services.mlmmjadmin is not None:
+        mlmmj_lists.delete_domain_lists(directory, services.mlmmjadmin, domain)
     references.remove_domain_references(directory, domain, names)
     throttle.delete_settings_for_domain(services.iredapd_store, domain)
     domain_directory.delete_accounts(directory, domain, before_delete=record_mailbox)
@@ -72,6 +75,9 @@ def delete_user(services, mail, admin, keep_days, domain_entry=None):
                                                       "storageBaseDirectory", "mailMessageStore",
                                                       "domainGlobalAdmin"])
     authorization.require_manageable_account(directory, admin, entry)
+    # Off every mlmmj list first (mlmmjadmin keeps subscribers in the spool, not in LDAP).
+    if services.mlmmjadmin is not None:
+        mlmmj_lists.unsubscribe_everywhere(directory, services.mlmmjadmin, [mail, *entry.values("shadowAddress")])
     references.remove_references(directory, [mail, *entry.values("shadowAddress")], entry.dn)
     maildir = maildir_of(entry)
     if maildir:
