@@ -54,7 +54,7 @@ def build_services(settings):
         sessions=SessionStore(admin_store, settings.SESSION_TIMEOUT, settings.SESSION_RECHECK_INTERVAL),
         login_throttle=LoginThrottle(admin_store, settings.LOGIN_MAX_FAILURES, settings.LOGIN_FAILURE_WINDOW),
         envelope=Envelope(settings.API_ENVELOPE),
-        mlmmjadmin=MlmmjadminClient.from_settings(settings),
+        mlmmjadmin=MlmmjadminClient.from_settings(settings) if settings.MLMMJADMIN_API_BASE_URL else None,
     )
 
 

@@ -84,7 +84,7 @@ DEFAULTS = {
     "DATA_DIR": "/var/lib/iredapi-ldap",
     "LOG_LEVEL": "INFO",
     # mlmmjadmin (subscribable lists, /api/ml): iRedAdmin's names
-    "MLMMJADMIN_API_BASE_URL": "http://127.0.0.1:7790/api",
+    "MLMMJADMIN_API_BASE_URL": "http://127.0.0.1:7790/api",  # ours: "" = no mlmmjadmin (/api/ml answers 503)
     "mlmmjadmin_api_auth_token": "",
     "MLMMJADMIN_API_AUTH_HEADER": "X-MLMMJADMIN-API-AUTH-TOKEN",
     "MLMMJADMIN_API_VERIFY_SSL": True,  # iRedAdmin's default is False; we verify unless told not to
@@ -265,7 +265,7 @@ def _check_combination(values):
             raise SettingsError(f"setting {name}: {values[name]!r} is not a DN below a suffix")
     if not values["storage_base_directory"].startswith("/"):
         raise SettingsError("setting storage_base_directory: must be an absolute path")
-    if not values["MLMMJADMIN_API_BASE_URL"].startswith(("http://", "https://")):
+    if values["MLMMJADMIN_API_BASE_URL"] and not values["MLMMJADMIN_API_BASE_URL"].startswith(("http://", "https://")):
         raise SettingsError("setting MLMMJADMIN_API_BASE_URL: must start with http:// or https://")
     if values["DEFAULT_PASSWORD_SCHEME"].upper() != values["DEFAULT_PASSWORD_SCHEME"]:
         raise SettingsError("setting DEFAULT_PASSWORD_SCHEME: write the scheme in upper case, e.g. SSHA512")

@@ -105,6 +105,9 @@ def base_settings(ldap_uri, **overrides):
         "ldap_bind_dn": f"cn=vmailadmin,{SUFFIX}",
         "ldap_bind_password": VMAILADMIN_PASSWORD,
         "ENABLE_RESTFUL_API": True,
+        # No mlmmjadmin unless a test starts one (tests/mlmmjadmin_peer.py): the session's slapd may
+        # hold mlmmj lists of other tests, and deleting a user would ask mlmmjadmin about them.
+        "MLMMJADMIN_API_BASE_URL": "",
     }
     values.update(overrides)
     return build_settings(values)

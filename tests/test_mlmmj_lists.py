@@ -351,3 +351,19 @@ def test_unreachable_mlmmjadmin_answers_within_the_timeout(make_app, new_domain)
     assert time.monotonic() - started < 3
     assert result.status_code == 503 and result.json["msg"] == "SERVICE_UNAVAILABLE", result.text
     assert client.get(f"/api/domain/{domain}").json["_data"]["domainCurrentListNumber"] == ["0"]
+
+
+def test_without_mlmmjadmin_configured(api, mapi, root_connection, new_domain):
+    """MLMMJADMIN_API_BASE_URL = "": /api/ml answers 503 after checking its input; users and
+    domains are deleted without asking anyone about mlmmj lists."""
+    domain = new_domain()
+    assert api.post(f"/api/domain/{domain}").status_code == 201
+    assert mapi.post(f"/api/ml/exists@{domain}").status_code == 201  # the server has mlmmj lists
+    assert api.post(f"/api/user/u@{domain}", {"password": PASSWORD}).status_code == 201
+    assert api.post(f"/api/ml/x@{domain}", {"close_list": "maybe"}).status_code == 400
+    result = api.post(f"/api/ml/x@{domain}")
+    assert result.status_code == 503 and result.json["msg"] == "SERVICE_UNAVAILABLE", result.text
+    assert read_entry(root_connection, list_dn(f"x@{domain}")) is None
+    assert api.get(f"/api/user/u@{domain}").json["_data"]["mailing_lists"] == []
+    assert api.delete(f"/api/user/u@{domain}").status_code == 200
+    assert mapi.delete(f"/api/ml/exists@{domain}").status_code == 200

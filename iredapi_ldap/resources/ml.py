@@ -45,6 +45,9 @@ LIST_PARAMS = (Param("email_only", params.yes_no),)
 class MlItem(Resource):
     @property
     def client(self):
+        if self.services.mlmmjadmin is None:
+            raise errors.BackendUnavailable(errors.SERVICE_UNAVAILABLE, detail="no mlmmjadmin is configured "
+                                            "(MLMMJADMIN_API_BASE_URL is empty)")
         return self.services.mlmmjadmin
 
     def on_get(self, req, resp, mail):
