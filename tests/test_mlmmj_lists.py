@@ -367,3 +367,55 @@ def test_without_mlmmjadmin_configured(api, mapi, root_connection, new_domain):
     assert api.get(f"/api/user/u@{domain}").json["_data"]["mailing_lists"] == []
     assert api.delete(f"/api/user/u@{domain}").status_code == 200
     assert mapi.delete(f"/api/ml/exists@{domain}").status_code == 200
+
+
+def _timed(call, runs):
+    times = []
+    for i in range(runs):
+        started = time.perf_counter()
+        call(i)
+        times.append((time.perf_counter() - started) * 1000)
+    times.sort()
+    return {"median_ms": round(times[len(times) // 2], 1), "p90_ms": round(times[int(len(times) * 0.9) - 1], 1),
+            "max_ms": round(times[-1], 1)}
+
+
+def test_latency_of_create_and_subscribe(mapi, mlmmjadmin, new_domain):
+    """Figures (``pytest -s -k latency``): a list create and a subscribe through our API
+    (in-process Falcon, the real mlmmjadmin over HTTP on 127.0.0.1) next to the same
+    mlmmjadmin calls made directly, which is what they cost in mlmmjadmin and mlmmj."""
+    import urllib.parse
+    import urllib.request
+
+    domain = new_domain()
+    assert mapi.post(f"/api/domain/{domain}").status_code == 201
+    runs = 20
+
+    def direct(method, path, form):
+        req = urllib.request.Request(f"{mlmmjadmin.base_url}/{path}", data=urllib.parse.urlencode(form).encode(),
+                                     method=method, headers={"X-MLMMJADMIN-API-AUTH-TOKEN": mlmmjadmin.settings()[
+                                         "mlmmjadmin_api_auth_token"]})
+        with urllib.request.urlopen(req, timeout=10) as answer:
+            assert b'"_success": true' in answer.read()
+
+    def ours_create(i):
+        assert mapi.post(f"/api/ml/ours{i}@{domain}", {"name": "x"}).status_code == 201
+
+    def direct_create(i):
+        direct("POST", f"direct{i}@{domain}", {"name": "x"})
+
+    def ours_subscribe(i):
+        assert mapi.put(f"/api/ml/ours0@{domain}", {"add_subscribers": f"s{i}@ext.test",
+                                                    "require_confirm": "no"}).status_code == 200
+
+    def direct_subscribe(i):
+        direct("POST", f"direct0@{domain}/subscribers", {"add_subscribers": f"s{i}@ext.test",
+                                                         "require_confirm": "no"})
+
+    figures = {"create (API)": _timed(ours_create, runs), "create (mlmmjadmin direct)": _timed(direct_create, runs),
+               "subscribe (API)": _timed(ours_subscribe, runs),
+               "subscribe (mlmmjadmin direct)": _timed(direct_subscribe, runs)}
+    for name, value in figures.items():
+        print(f"{name}: {value}")
+    assert len(mlmmjadmin.mlmmj_list(f"ours0@{domain}")) == runs
+    assert figures["create (API)"]["median_ms"] < 2000 and figures["subscribe (API)"]["median_ms"] < 2000
