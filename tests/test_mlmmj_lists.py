@@ -419,3 +419,25 @@ def test_latency_of_create_and_subscribe(mapi, mlmmjadmin, new_domain):
         print(f"{name}: {value}")
     assert len(mlmmjadmin.mlmmj_list(f"ours0@{domain}")) == runs
     assert figures["create (API)"]["median_ms"] < 2000 and figures["subscribe (API)"]["median_ms"] < 2000
+
+
+def test_two_creates_of_one_address_race(mapi, make_app, app_settings, mlmmjadmin, root_connection, domain):
+    app = make_app(**app_settings)
+    clients = [ApiClient(app).login() for _ in range(4)]
+    mail = f"race@{domain}"
+    results, barrier = [None] * 4, threading.Barrier(4)
+
+    def run(i):
+        barrier.wait()
+        result = clients[i].post(f"/api/ml/{mail}")
+        results[i] = (result.status_code, result.json.get("msg"))
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(results)[0] == (201, None) and results.count((201, None)) == 1, results
+    assert all(r == (409, "ALREADY_EXISTS") for r in results if r[0] != 201), results
+    assert list_count(root_connection, domain) == 1
+    assert mlmmjadmin.list_dir(mail).is_dir()

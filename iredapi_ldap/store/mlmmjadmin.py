@@ -124,6 +124,10 @@ class MlmmjadminClient:
         log.warning("mlmmjadmin refused %s %s: %s", method, path, message)
         if _CODE.fullmatch(message):
             raise errors.PeerRefused(message, _STATUS.get(message, 400), detail="mlmmjadmin's answer")
+        # Its backend's LDAP error as python-ldap's repr, e.g. "ALREADY_EXISTS({... 'result': 68 ...})"
+        # when a racing create added the entry first: that one is a taken address.
+        if message.startswith("ALREADY_EXISTS("):
+            raise errors.PeerRefused(errors.ALREADY_EXISTS, 409, detail="mlmmjadmin: the entry exists")
         # Not one of its codes but an exception's text (its backend's LDAP error): its failure.
         raise errors.PeerRefused(errors.MLMMJADMIN_ERROR, 502, detail=message[:500])
 
