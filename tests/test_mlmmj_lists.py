@@ -441,3 +441,14 @@ def test_two_creates_of_one_address_race(mapi, make_app, app_settings, mlmmjadmi
     assert all(r == (409, "ALREADY_EXISTS") for r in results if r[0] != 201), results
     assert list_count(root_connection, domain) == 1
     assert mlmmjadmin.list_dir(mail).is_dir()
+
+
+def test_require_confirm_defaults_to_yes(mapi, mlmmjadmin, domain):
+    """Without require_confirm=no mlmmj asks the subscriber first (Pro's default): a pending
+    confirmation in the spool, nobody subscribed yet."""
+    mail = f"confirm@{domain}"
+    assert mapi.post(f"/api/ml/{mail}", {"subscribers": "p@ext.test"}).status_code == 201
+    assert mapi.put(f"/api/ml/{mail}", {"add_subscribers": "q@ext.test"}).status_code == 200
+    assert mlmmjadmin.mlmmj_list(mail) == []
+    pending = sorted(p.name.split("-", 1)[1] for p in (mlmmjadmin.list_dir(mail) / "subconf").iterdir())
+    assert pending == ["p=ext.test", "q=ext.test"]
