@@ -83,29 +83,42 @@ def create_list(directory, client, mail, values, domain_entry):
     of lists (mail and alias addresses) before mlmmjadmin is asked; slapd's unique overlay
     refuses a racing second add, which mlmmjadmin then reports.
 
-    If subscribing fails after mlmmjadmin created the list, the list is deleted again (its
-    spool too) so that the whole create failed; if even that delete fails, the list stays
-    (with its counter slot) and a PUT can subscribe them later.
+    mlmmjadmin 3.6.3's create (bk_iredmail_ldap.add_maillist) writes ``accessPolicy:
+    moderatorsonly`` for ``only_subscriber_can_post``, whatever its value; its update writes
+    ``membersonly``.  So the two posting options go in a second call, its PUT.
+
+    If that or subscribing fails after mlmmjadmin created the list, the list is deleted again
+    (its spool too) so that the whole create failed; if even that delete fails, the list stays
+    (with its counter slot) and a PUT can finish the job.
     """
     domain = _domain(mail)
     if references.lookup_addresses(directory, [mail]).account(mail) is not None:
         raise errors.AlreadyExists(errors.ALREADY_EXISTS, detail=mail)
+    form = profile_form(values)
+    posting = {name: form.pop(name) for name in _POSTING_OPTIONS if name in form}
     with limitlib.reserved(directory, domain, {limitlib.LISTS: 1}, domain_entry):
-        client.create(mail, profile_form(values))
+        client.create(mail, form)
     subscribers = values.get("subscribers")
-    if not subscribers:
+    if not posting and not subscribers:
         return
     try:
-        client.add_subscribers(mail, subscribers, values.get("subscription", "normal"),
-                               values.get("require_confirm", True))
+        if posting:
+            client.update(mail, {"name": form.get("name", ""), **posting})
+        if subscribers:
+            client.add_subscribers(mail, subscribers, values.get("subscription", "normal"),
+                                   values.get("require_confirm", True))
     except errors.ApiError:
         try:
             client.delete(mail, keep_archive=False)
         except errors.ApiError:
-            log.error("list %s was created but its subscribers were not added, and deleting it failed", mail)
+            log.error("list %s was created but not finished (posting options, subscribers), and deleting it "
+                      "failed", mail)
             raise
         limitlib.release(directory, domain, {limitlib.LISTS: 1})
         raise
+
+
+_POSTING_OPTIONS = ("only_moderator_can_post", "only_subscriber_can_post")
 
 
 def update_list(directory, client, entry, values):

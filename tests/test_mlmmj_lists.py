@@ -452,3 +452,19 @@ def test_require_confirm_defaults_to_yes(mapi, mlmmjadmin, domain):
     assert mlmmjadmin.mlmmj_list(mail) == []
     pending = sorted(p.name.split("-", 1)[1] for p in (mlmmjadmin.list_dir(mail) / "subconf").iterdir())
     assert pending == ["p=ext.test", "q=ext.test"]
+
+
+@pytest.mark.parametrize(("form", "policy", "flags"), [
+    ({}, None, ("no", "yes")),
+    ({"only_subscriber_can_post": "yes"}, "membersonly", ("no", "yes")),
+    ({"only_moderator_can_post": "yes", "only_subscriber_can_post": "no"}, "moderatorsonly", ("yes", "no")),
+])
+def test_posting_options_on_create(mapi, mlmmjadmin, root_connection, domain, form, policy, flags):
+    """mlmmjadmin's create alone would write accessPolicy moderatorsonly for
+    only_subscriber_can_post=yes (iRedAPD would then refuse the subscribers' posts)."""
+    mail = f"post@{domain}"
+    assert mapi.post(f"/api/ml/{mail}", {"name": "Posting", **form}).status_code == 201
+    entry = read_entry(root_connection, list_dn(mail))
+    assert entry.get("accessPolicy", [None]) == [policy] and entry["cn"] == ["Posting"]
+    data = mapi.get(f"/api/ml/{mail}").json["_data"]
+    assert (data["only_moderator_can_post"], data["only_subscriber_can_post"]) == flags
