@@ -14,6 +14,7 @@ it back after mlmmjadmin removed the list.
 import logging
 
 from . import errors
+from .directory import dn as dnlib
 from .directory import limits as limitlib
 from .directory import mlmmj_lists as directory_lists
 from .directory import references
@@ -217,3 +218,19 @@ def delete_domain_lists(directory, client, domain):
         except errors.PeerRefused as exc:
             if exc.status != 404:
                 raise
+
+
+def unsubscribe_domain_everywhere(directory, client, domain, names):
+    """Take every address in ``names`` (a deleted domain and its alias domains) off the mlmmj
+    lists of other domains: one mlmmjadmin call per such list (its subscribers), one more where
+    some go.  Proportional to the server's mlmmj lists, never to the domain's users; a paged
+    search; harmless to repeat."""
+    suffixes = tuple("@" + name.lower() for name in names)
+    outside = dnlib.negate(dnlib.in_dn("domainName", domain))
+    lists = directory.paged_search(directory.names.basedn, dnlib.all_of(directory_lists.IS_MLMMJ_LIST, outside),
+                                   ["mail"])
+    for entry in lists:
+        list_mail = entry.first("mail").lower()
+        gone = [a for a in client.subscribers(list_mail) if a.endswith(suffixes)]
+        if gone:
+            client.remove_subscribers(list_mail, gone)

@@ -50,9 +50,11 @@ def delete_domain(services, domain, admin, keep_days):
     directory = services.directory
     entry = domain_directory.get_domain(directory, domain, ["domainAliasName"])
     names = [domain, *entry.values("domainAliasName")]
-    # mlmmjadmin owns the domain's mlmmj lists (entry and spool): it deletes them, first.
+    # mlmmjadmin owns the domain's mlmmj lists (entry and spool): it deletes them, first; and
+    # the domain's addresses leave the other domains' mlmmj lists.
     if services.mlmmjadmin is not None:
         mlmmj_lists.delete_domain_lists(directory, services.mlmmjadmin, domain)
+        mlmmj_lists.unsubscribe_domain_everywhere(directory, services.mlmmjadmin, domain, names)
     references.remove_domain_references(directory, domain, names)
     throttle.delete_settings_for_domain(services.iredapd_store, domain)
     domain_directory.delete_accounts(directory, domain, before_delete=record_mailbox)

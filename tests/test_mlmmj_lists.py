@@ -283,11 +283,15 @@ def test_deleting_a_user_unsubscribes_it_everywhere(mapi, mlmmjadmin, root_conne
 
 
 def test_deleting_a_domain_deletes_its_mlmmj_lists(mapi, mlmmjadmin, mailstack, root_connection, new_domain):
-    domain = new_domain()
-    assert mapi.post(f"/api/domain/{domain}").status_code == 201
+    domain, other = new_domain(), new_domain()
+    for name in (domain, other):
+        assert mapi.post(f"/api/domain/{name}").status_code == 201
     mails = [f"l{i}@{domain}" for i in range(3)]
     for mail in mails:
         assert mapi.post(f"/api/ml/{mail}", {"subscribers": "s@ext.test", "require_confirm": "no"}).status_code == 201
+    # the domain's addresses on another domain's list leave it
+    assert mapi.post(f"/api/ml/elsewhere@{other}", {"subscribers": f"u@{domain},v@{domain},keep@ext.test",
+                                                    "require_confirm": "no"}).status_code == 201
     assert mailstack.postfix.lookup("transport_maps_user", mails[0]) == [f"mlmmj:{domain}/l0"]
     assert mapi.delete(f"/api/domain/{domain}").status_code == 200
     assert read_entry(root_connection, domain_dn(domain)) is None
@@ -296,6 +300,7 @@ def test_deleting_a_domain_deletes_its_mlmmj_lists(mapi, mlmmjadmin, mailstack, 
         assert mailstack.postfix.lookup("transport_maps_user", mail) == []
     # archived (a domain delete keeps mail data)
     assert len(list((mlmmjadmin.archive / domain).glob("l*-*"))) == 3
+    assert mlmmjadmin.mlmmj_list(f"elsewhere@{other}") == ["keep@ext.test"]
 
 
 def test_mlmmjadmin_stopped_and_restarted(make_app, ldap_server, root_connection, new_domain):
