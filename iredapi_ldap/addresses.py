@@ -86,3 +86,11 @@ def email_list(text, code=errors.INVALID_MAIL):
         if address not in result:
             result.append(address)
     return result
+
+
+def list_address(text):
+    """A list's address: mlmmj takes ``<list>+<command>@`` as commands, so no ``+`` in the name."""
+    mail = email(text)
+    if "+" in mail.split("@", 1)[0]:
+        raise InvalidInput(errors.INVALID_MAIL, detail="a list's name cannot hold '+' (mlmmj's delimiter)")
+    return mail

@@ -15,6 +15,7 @@ from .resources import (
     domain_admins,
     login,
     maillist,
+    ml,
     spampolicy,
     throttle,
     user,
@@ -25,6 +26,7 @@ from .resources.common import UrlParts
 from .sessions import LoginThrottle, SessionStore
 from .settings import load_settings, sql_url
 from .store.engine import SqlStore
+from .store.mlmmjadmin import MlmmjadminClient
 from .store.schema import create_tables
 from .store.tables import amavisd_metadata, iredadmin_metadata, iredapd_metadata
 
@@ -47,6 +49,7 @@ class Services:
     login_throttle: LoginThrottle
     envelope: "Envelope"
     amavisd_store: SqlStore = None  # Amavisd's database: spam policies, white/blacklists
+    mlmmjadmin: MlmmjadminClient = None  # mlmmjadmin's REST API: subscribable (mlmmj) lists
 
 
 def build_services(settings):
@@ -68,6 +71,7 @@ def build_services(settings):
         login_throttle=LoginThrottle(admin_store, settings.LOGIN_MAX_FAILURES, settings.LOGIN_FAILURE_WINDOW),
         envelope=Envelope(settings.API_ENVELOPE),
         amavisd_store=amavisd_store,
+        mlmmjadmin=MlmmjadminClient.from_settings(settings) if settings.MLMMJADMIN_API_BASE_URL else None,
     )
 
 
@@ -106,6 +110,9 @@ def add_routes(app, services):
         ("/spampolicy/domain/{domain}", spam_policy, "domain"),
         ("/spampolicy/user/{mail}", spam_policy, "user"),
         ("/wblist/{direction}/{listname}/{target}", wblist.WbList(services)),
+        # subscribable (mlmmj) lists, through mlmmjadmin
+        ("/mls/{domain}", ml.MlCollection(services)),
+        ("/ml/{mail}", ml.MlItem(services)),
     ]
     for mount_point in MOUNT_POINTS:
         for template, resource, *suffix in routes:

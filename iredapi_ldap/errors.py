@@ -95,6 +95,15 @@ class BackendUnavailable(ApiError):
     status = 503
 
 
+class PeerRefused(ApiError):
+    """A service we drive (mlmmjadmin) refused the request with its own code; ``status`` is the
+    HTTP meaning of that code (404, 409, 400, ...)."""
+
+    def __init__(self, code, status, *, param=None, detail=None):
+        super().__init__(code, param=param, detail=detail)
+        self.status = status
+
+
 # Every code the API answers with, and nowhere else as a literal.  iRedAdmin's own names
 # where one exists (iRedAdmin-Pro's RESTful API documentation); the few we add are marked.
 API_DISABLED = "API_DISABLED"  # ours: ENABLE_RESTFUL_API = False
@@ -145,3 +154,7 @@ PW_NO_LETTER = "PW_NO_LETTER"
 PW_NO_UPPERCASE = "PW_NO_UPPERCASE"
 PW_NO_DIGIT_NUMBER = "PW_NO_DIGIT_NUMBER"
 PW_NO_SPECIAL_CHAR = "PW_NO_SPECIAL_CHAR"
+
+# Subscribable (mlmmj) lists, /api/ml and /api/mls
+SERVICE_UNAVAILABLE = "SERVICE_UNAVAILABLE"  # ours: mlmmjadmin unreachable, timing out or failing
+MLMMJADMIN_ERROR = "MLMMJADMIN_ERROR"  # ours: mlmmjadmin failed with a message that is no code

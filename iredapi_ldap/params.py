@@ -292,3 +292,44 @@ admin_limit = integer(0, MAX_ACCOUNTS)
 
 def quota_unit(value):
     return choice("tb", "gb", "mb")(value).upper()
+
+# -- subscribable (mlmmj) lists: mail headers and footers ------------------------------------
+
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}")
+_CONTROL_BUT_NEWLINE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
+def header_lines(text):
+    """``Header: value`` lines separated by newlines (``\\n``); empty removes them."""
+    headers = []
+    for line in text.replace("\r\n", "\n").split("\n"):
+        line = line.strip()
+        if not line:
+            continue
+        name, colon, value = line.partition(":")
+        if not colon or not _HEADER_NAME.fullmatch(name.strip()) or _CONTROL.search(value):
+            raise InvalidInput(errors.INVALID_PARAMETER, detail=f"{line!r} is not a 'Header: value' line")
+        headers.append(f"{name.strip()}: {value.strip()}")
+    return headers
+
+
+def header_names(text):
+    """Comma-separated header names (a trailing ``:`` is allowed, as mlmmjadmin allows it)."""
+    names = []
+    for item in text.split(","):
+        item = item.strip().rstrip(":").strip()
+        if not item:
+            continue
+        if not _HEADER_NAME.fullmatch(item):
+            raise InvalidInput(errors.INVALID_PARAMETER, detail=f"{item!r} is not a header name")
+        names.append(item)
+    return names
+
+
+def multiline_text(text):
+    """Multi-line text: newlines and tabs allowed, other control characters not."""
+    if _CONTROL_BUT_NEWLINE.search(text):
+        raise InvalidInput(errors.INVALID_PARAMETER, detail="control characters are not allowed")
+    if len(text) > 20000:
+        raise InvalidInput(errors.INVALID_PARAMETER, detail="longer than 20000 characters")
+    return text.strip()

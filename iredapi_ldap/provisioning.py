@@ -6,7 +6,7 @@ references and records first, the directory entry last.
 
 import posixpath
 
-from . import authorization
+from . import authorization, mlmmj_lists
 from .directory import domain_admins, references
 from .directory import domains as domain_directory
 from .directory import users as user_directory
@@ -50,6 +50,11 @@ def delete_domain(services, domain, admin, keep_days):
     directory = services.directory
     entry = domain_directory.get_domain(directory, domain, ["domainAliasName", "domainAdmin"])
     names = [domain, *entry.values("domainAliasName")]
+    # mlmmjadmin owns the domain's mlmmj lists (entry and spool): it deletes them, first; and
+    # the domain's addresses leave the other domains' mlmmj lists.
+    if services.mlmmjadmin is not None:
+        mlmmj_lists.delete_domain_lists(directory, services.mlmmjadmin, domain)
+        mlmmj_lists.unsubscribe_domain_everywhere(directory, services.mlmmjadmin, domain, names)
     references.remove_domain_references(directory, domain, names)
     throttle.delete_settings_for_domain(services.iredapd_store, domain)
     amavisd.delete_domain(services.amavisd_store, domain)  # spam policies, white/blacklists
@@ -76,6 +81,9 @@ def delete_user(services, mail, admin, keep_days, domain_entry=None):
                                                       "storageBaseDirectory", "mailMessageStore",
                                                       "domainGlobalAdmin"])
     authorization.require_manageable_account(directory, admin, entry)
+    # Off every mlmmj list first (mlmmjadmin keeps subscribers in the spool, not in LDAP).
+    if services.mlmmjadmin is not None:
+        mlmmj_lists.unsubscribe_everywhere(directory, services.mlmmjadmin, [mail, *entry.values("shadowAddress")])
     references.remove_references(directory, [mail, *entry.values("shadowAddress")], entry.dn)
     maildir = maildir_of(entry)
     if maildir:

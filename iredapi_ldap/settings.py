@@ -91,6 +91,12 @@ DEFAULTS = {
     # Where embedded SQLite files live when no SQL server is configured
     "DATA_DIR": "/var/lib/iredapi-ldap",
     "LOG_LEVEL": "INFO",
+    # mlmmjadmin (subscribable lists, /api/ml): iRedAdmin's names
+    "MLMMJADMIN_API_BASE_URL": "http://127.0.0.1:7790/api",  # ours: "" = no mlmmjadmin (/api/ml answers 503)
+    "mlmmjadmin_api_auth_token": "",
+    "MLMMJADMIN_API_AUTH_HEADER": "X-MLMMJADMIN-API-AUTH-TOKEN",
+    "MLMMJADMIN_API_VERIFY_SSL": True,  # iRedAdmin's default is False; we verify unless told not to
+    "MLMMJADMIN_API_TIMEOUT": 10,  # ours: seconds to connect and for each answer
 }
 
 _CHOICES = {
@@ -107,7 +113,7 @@ _NON_NEGATIVE = {
 
 # 0 would be no timeout at all: a hung slapd would hold a worker thread for ever, and
 # the SQL engine refuses it.
-_POSITIVE = {"ldap_timeout", "SQL_TIMEOUT"}
+_POSITIVE = {"ldap_timeout", "SQL_TIMEOUT", "MLMMJADMIN_API_TIMEOUT"}
 
 
 @dataclass(frozen=True)
@@ -270,6 +276,8 @@ def _check_combination(values):
         raise SettingsError("setting storage_base_directory: must be an absolute path")
     if len(values["AMAVISD_SPAM_SUBJECT_PREFIX"]) > 64:  # Amavisd's policy.spam_subject_tag2 is varchar(64)
         raise SettingsError("setting AMAVISD_SPAM_SUBJECT_PREFIX: at most 64 characters")
+    if values["MLMMJADMIN_API_BASE_URL"] and not values["MLMMJADMIN_API_BASE_URL"].startswith(("http://", "https://")):
+        raise SettingsError("setting MLMMJADMIN_API_BASE_URL: must start with http:// or https://")
     if values["DEFAULT_PASSWORD_SCHEME"].upper() != values["DEFAULT_PASSWORD_SCHEME"]:
         raise SettingsError("setting DEFAULT_PASSWORD_SCHEME: write the scheme in upper case, e.g. SSHA512")
 

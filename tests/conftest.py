@@ -18,7 +18,7 @@ from iredapi_ldap.directory.setup import open_external
 from iredapi_ldap.localslapd import SYSTEM_SCHEMAS, config_ldif, peercred_dn
 from iredapi_ldap.settings import build_settings
 
-pytest_plugins = ["tests.mailstack.fixtures", "tests.sql_backends"]
+pytest_plugins = ["tests.mailstack.fixtures", "tests.sql_backends", "tests.mlmmjadmin_peer"]
 
 SUFFIX = "dc=example,dc=com"
 VMAIL_PASSWORD = "vmail-Secret-1"
@@ -105,6 +105,9 @@ def base_settings(ldap_uri, **overrides):
         "ldap_bind_dn": f"cn=vmailadmin,{SUFFIX}",
         "ldap_bind_password": VMAILADMIN_PASSWORD,
         "ENABLE_RESTFUL_API": True,
+        # No mlmmjadmin unless a test starts one (tests/mlmmjadmin_peer.py): the session's slapd may
+        # hold mlmmj lists of other tests, and deleting a user would ask mlmmjadmin about them.
+        "MLMMJADMIN_API_BASE_URL": "",
     }
     values.update(overrides)
     return build_settings(values)

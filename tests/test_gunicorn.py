@@ -74,6 +74,7 @@ def gunicorn(ldap_server, tmp_path, bind, workers=2, threads=2, extra_settings="
         f'ldap_bind_dn = "cn=vmailadmin,{SUFFIX}"\n'
         f'ldap_bind_password = "{VMAILADMIN_PASSWORD}"\n'
         "ENABLE_RESTFUL_API = True\n"
+        'MLMMJADMIN_API_BASE_URL = ""\n'  # as conftest.base_settings: no mlmmjadmin unless a test starts one
         f'DATA_DIR = "{tmp_path / "data"}"\n'
         + extra_settings
     )

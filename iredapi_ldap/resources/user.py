@@ -2,7 +2,7 @@
 
 import re
 
-from .. import addresses, authorization, errors, params, provisioning
+from .. import addresses, authorization, errors, mlmmj_lists, params, provisioning
 from ..directory import admin_limits
 from ..directory import domain_admins as admin_directory
 from ..directory import users as user_directory
@@ -111,11 +111,25 @@ class UserItem(Resource):
         wanted = {name.lower() for name in fields} if fields is not None else None
         if wanted is None or wanted & set(user_directory.MEMBERSHIP_KEYS):
             data.update(user_directory.memberships(self.directory, entry))
+            self._add_mlmmj_lists(resp, mail, data)
         if wanted is None or wanted & set(dovecot.UNKNOWN):
             data.update(dovecot.mailbox_usage(self.services.admin_store, mail))
         if wanted is not None:
             data = {name: value for name, value in data.items() if name.lower() in wanted}
         self.ok(resp, data)
+
+    def _add_mlmmj_lists(self, resp, mail, data):
+        """``mailing_lists`` includes the mlmmj lists the user is subscribed to (mlmmjadmin
+        knows them).  mlmmjadmin down must not break the profile: the old-style lists are
+        answered and the header X-Incomplete names what is missing."""
+        if self.services.mlmmjadmin is None:
+            return
+        try:
+            subscribed = mlmmj_lists.subscribed_lists(self.directory, self.services.mlmmjadmin, mail)
+        except (errors.BackendUnavailable, errors.PeerRefused):
+            resp.set_header("X-Incomplete", "mailing_lists")
+            return
+        data["mailing_lists"] = sorted(set(data["mailing_lists"]) | set(subscribed))
 
     def on_post(self, req, resp, mail):
         values = self.params(req, CREATE_PARAMS)

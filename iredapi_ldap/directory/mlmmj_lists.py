@@ -1,0 +1,43 @@
+"""Subscribable (mlmmj) mailing lists: what the directory says about them.
+
+mlmmjadmin owns these lists (iredapi_ldap.mlmmj_lists drives it): its ``bk_iredmail_ldap``
+backend adds ``mail=<list>,ou=Groups,domainName=<domain>,...`` with ``objectClass: mailList``,
+``enabledService: mlmmj`` and ``mtaTransport: mlmmj:<domain>/<name>`` (which Postfix's
+transport_maps_user returns), and deletes it.  We only read these entries here: to know
+whether a list exists, list a domain's lists, and tell whether any exist at all.  Old-style
+lists (directory/lists.py) are the mailList entries without ``enabledService: mlmmj``.
+Both kinds live in ou=Groups and count in the domain's ``domainCurrentListNumber``.
+"""
+
+from .. import errors
+from . import dn as dnlib
+
+IS_MLMMJ_LIST = dnlib.all_of(dnlib.eq("objectClass", "mailList"), dnlib.eq("enabledService", "mlmmj"))
+# What a listing shows of each list (the rest of its profile is mlmmjadmin's, one call per list).
+PROFILE_ATTRIBUTES = ["mail", "cn", "accountStatus", "shadowAddress", "mailingListID", "accessPolicy",
+                      "maxMessageSize", "listOwner", "listModerator", "mtaTransport"]
+
+
+def find_list(directory, mail, attributes=("*",)):
+    """The mlmmj list's entry, or None."""
+    return directory.read(directory.names.mail_list(mail), attributes, IS_MLMMJ_LIST)
+
+
+def get_list(directory, mail, attributes=("*",)):
+    entry = find_list(directory, mail, attributes)
+    if entry is None:
+        raise errors.NoSuchObject(errors.NO_SUCH_ACCOUNT, detail=mail)
+    return entry
+
+
+def list_lists(directory, domain, attributes=("*",)):
+    """The domain's mlmmj lists, page by page."""
+    return directory.paged_search(directory.names.ou(domain, dnlib.GROUPS_OU), IS_MLMMJ_LIST, attributes,
+                                  scope="one")
+
+
+def any_list_exists(directory):
+    """Whether the server has any mlmmj list (a one-entry page): when it has none, deleting a
+    user needs no word with mlmmjadmin, which then need not even run."""
+    return next(iter(directory.paged_search(directory.names.basedn, IS_MLMMJ_LIST, ["1.1"], page_size=1)),
+                None) is not None

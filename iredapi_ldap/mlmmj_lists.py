@@ -1,0 +1,236 @@
+"""Subscribable (mlmmj) mailing lists, driven through mlmmjadmin.  Nothing here knows HTTP.
+
+The same split as iRedAdmin-Pro: mlmmjadmin owns the list (its LDAP entry, written by its
+``bk_iredmail_ldap`` backend, and the mlmmj spool); we validate, authorise (the resources do),
+keep the domain's list counter and the one-address-one-account rule, translate parameters and
+errors, and never write what it owns.  ``client`` is a ``store.mlmmjadmin.MlmmjadminClient``.
+
+Counter: a create reserves one slot of ``domainCurrentListNumber`` (limits.reserved: the
+domain's numberOfLists holds under concurrency, old-style and mlmmj lists together) before
+asking mlmmjadmin, and gives it back if mlmmjadmin refuses or cannot be reached; a delete gives
+it back after mlmmjadmin removed the list.
+"""
+
+import logging
+
+from . import errors
+from .directory import dn as dnlib
+from .directory import limits as limitlib
+from .directory import mlmmj_lists as directory_lists
+from .directory import references
+
+log = logging.getLogger(__name__)
+
+# Pro's yes/no options -> mlmmjadmin's names (its docs/API.md; Pro's ``is_newsletter`` is
+# mlmmjadmin's ``enable_newsletter_subscription``, libs/default_settings.py).
+BOOLEAN_OPTIONS = {
+    "is_newsletter": "enable_newsletter_subscription",
+    "close_list": "close_list",
+    "only_moderator_can_post": "only_moderator_can_post",
+    "only_subscriber_can_post": "only_subscriber_can_post",
+    "disable_subscription": "disable_subscription",
+    "disable_subscription_confirm": "disable_subscription_confirm",
+    "disable_digest_subscription": "disable_digest_subscription",
+    "disable_digest_text": "disable_digest_text",
+    "disable_nomail_subscription": "disable_nomail_subscription",
+    "moderated": "moderated",
+    "moderate_non_subscriber_post": "moderate_non_subscriber_post",
+    "disable_retrieving_old_posts": "disable_retrieving_old_posts",
+    "only_subscriber_can_get_old_posts": "only_subscriber_can_get_old_posts",
+    "disable_retrieving_subscribers": "disable_retrieving_subscribers",
+    "disable_send_copy_to_sender": "disable_send_copy_to_sender",
+    "notify_owner_when_sub_unsub": "notify_owner_when_sub_unsub",
+    "notify_sender_when_moderated": "notify_sender_when_moderated",
+    "disable_archive": "disable_archive",
+    "moderate_subscription": "moderate_subscription",
+}
+ADDRESS_OPTIONS = ("extra_addresses", "subscription_moderators", "owner", "moderators")
+TEXT_OPTIONS = ("name", "subject_prefix", "footer_text", "footer_html")
+OTHER_OPTIONS = ("max_message_size", "custom_headers", "remove_headers")
+PROFILE_OPTIONS = (*BOOLEAN_OPTIONS, *ADDRESS_OPTIONS, *TEXT_OPTIONS, *OTHER_OPTIONS)
+
+
+def profile_form(values):
+    """mlmmjadmin's form for the profile options among the API's ``values``."""
+    form = {}
+    for name, target in BOOLEAN_OPTIONS.items():
+        if name in values:
+            form[target] = "yes" if values[name] else "no"
+    for name in ADDRESS_OPTIONS:
+        if name in values:
+            form[name] = ",".join(values[name])
+    for name in TEXT_OPTIONS:
+        if name in values:
+            form[name] = values[name]
+    if "max_message_size" in values:
+        form["max_message_size"] = str(values["max_message_size"])
+    if "custom_headers" in values:
+        form["custom_headers"] = "\n".join(values["custom_headers"])
+    if "remove_headers" in values:
+        form["remove_headers"] = ",".join(values["remove_headers"])
+    return form
+
+
+def _domain(mail):
+    return mail.split("@", 1)[1]
+
+
+# -- create, update, delete ----------------------------------------------------------------
+
+
+def create_list(directory, client, mail, values, domain_entry):
+    """Create the list ``mail`` with the profile options in ``values`` and subscribe
+    ``values["subscribers"]``.  The address must be free among users, aliases and both kinds
+    of lists (mail and alias addresses) before mlmmjadmin is asked; slapd's unique overlay
+    refuses a racing second add, which mlmmjadmin then reports.
+
+    mlmmjadmin 3.6.3's create (bk_iredmail_ldap.add_maillist) writes ``accessPolicy:
+    moderatorsonly`` for ``only_subscriber_can_post``, whatever its value; its update writes
+    ``membersonly``.  So the two posting options go in a second call, its PUT.
+
+    If that or subscribing fails after mlmmjadmin created the list, the list is deleted again
+    (its spool too) so that the whole create failed; if even that delete fails, the list stays
+    (with its counter slot) and a PUT can finish the job.
+    """
+    domain = _domain(mail)
+    if references.lookup_addresses(directory, [mail]).account(mail) is not None:
+        raise errors.AlreadyExists(errors.ALREADY_EXISTS, detail=mail)
+    form = profile_form(values)
+    posting = {name: form.pop(name) for name in _POSTING_OPTIONS if name in form}
+    with limitlib.reserved(directory, domain, {limitlib.LISTS: 1}, domain_entry):
+        client.create(mail, form)
+    subscribers = values.get("subscribers")
+    if not posting and not subscribers:
+        return
+    try:
+        if posting:
+            client.update(mail, {"name": form.get("name", ""), **posting})
+        if subscribers:
+            client.add_subscribers(mail, subscribers, values.get("subscription", "normal"),
+                                   values.get("require_confirm", True))
+    except errors.ApiError:
+        try:
+            client.delete(mail, keep_archive=False)
+        except errors.ApiError:
+            log.error("list %s was created but not finished (posting options, subscribers), and deleting it "
+                      "failed", mail)
+            raise
+        limitlib.release(directory, domain, {limitlib.LISTS: 1})
+        raise
+
+
+_POSTING_OPTIONS = ("only_moderator_can_post", "only_subscriber_can_post")
+
+
+def update_list(directory, client, entry, values):
+    """Profile options first (one mlmmjadmin PUT), then subscribers added and removed.
+
+    mlmmjadmin's LDAP backend (update_maillist) removes the list's ``cn`` from a PUT without
+    ``name``, and fails on ``owner`` without ``moderators``; so both are sent as they are
+    (read from the list's entry) unless the request changes them."""
+    mail = entry.first("mail").lower()
+    form = profile_form(values)
+    if form:
+        form.setdefault("name", entry.first("cn") or "")
+        if "owner" in form:
+            form.setdefault("moderators", ",".join(v.lower() for v in entry.values("listModerator")))
+        client.update(mail, form)
+    if values.get("add_subscribers"):
+        client.add_subscribers(mail, values["add_subscribers"], values.get("subscription", "normal"),
+                               values.get("require_confirm", True))
+    if values.get("remove_subscribers"):
+        client.remove_subscribers(mail, values["remove_subscribers"])
+
+
+def delete_list(directory, client, entry, keep_archive=True, domain_entry=None):
+    """References to the list first (forwardings to it, membership of old-style lists), then
+    mlmmjadmin deletes the entry and the spool (kept renamed in its archive with
+    ``keep_archive``), then the domain's counter gives the slot back.  A repeat after a
+    crash between the last two finds no list (404); ``iredapi-ldap recount`` corrects the
+    counter."""
+    mail = entry.first("mail").lower()
+    references.remove_references(directory, [mail, *entry.values("shadowAddress")], entry.dn)
+    client.delete(mail, keep_archive=keep_archive)
+    limitlib.adjust_counters(directory, _domain(mail), {limitlib.LISTS: -1}, domain_entry)
+
+
+# -- reading ---------------------------------------------------------------------------------
+
+
+def profile(directory, client, entry, with_subscribers=False):
+    """mlmmjadmin's profile of the list, with ``mail`` and the entry's ``accountStatus``;
+    ``subscribers`` (sorted addresses) with ``with_subscribers``."""
+    mail = entry.first("mail").lower()
+    data = dict(client.profile(mail) or {})
+    data["mail"] = mail
+    data["accountStatus"] = entry.first("accountStatus") or "active"
+    if with_subscribers:
+        data["subscribers"] = client.subscribers(mail)
+    return data
+
+
+def listing_item(entry):
+    """One list of ``GET /api/mls/<domain>``: what its entry says (no call per list)."""
+    return {
+        "mail": entry.first("mail").lower(),
+        "name": entry.first("cn") or "",
+        "accountStatus": entry.first("accountStatus") or "active",
+        "mailingListID": entry.first("mailingListID"),
+        "owner": sorted(v.lower() for v in entry.values("listOwner")),
+        "moderators": sorted(v.lower() for v in entry.values("listModerator")),
+        "max_message_size": int(entry.first("maxMessageSize") or 0),
+    }
+
+
+def subscribed_lists(directory, client, mail):
+    """The mlmmj lists ``mail`` is subscribed to; none without asking when the server has
+    no mlmmj list at all."""
+    if not directory_lists.any_list_exists(directory):
+        return []
+    return client.subscribed_lists(mail)
+
+
+# -- what deleting a user or a domain does to them ----------------------------------------------
+
+
+def unsubscribe_everywhere(directory, client, addresses):
+    """Take ``addresses`` (a deleted user's mail and alias addresses) off every mlmmj list:
+    mlmmjadmin tells which (``subscriber/<mail>/subscribed``, all domains).  Harmless to repeat."""
+    if not directory_lists.any_list_exists(directory):
+        return
+    for address in addresses:
+        for list_mail in client.subscribed_lists(address):
+            try:
+                client.remove_subscribers(list_mail, [address])
+            except errors.NoSuchObject:
+                pass
+            except errors.PeerRefused as exc:
+                if exc.status != 404:
+                    raise
+
+
+def delete_domain_lists(directory, client, domain):
+    """mlmmjadmin deletes every mlmmj list of the domain (archives kept: a domain delete keeps
+    mail data).  Before the domain's entries go; a repeat finds the ones left."""
+    for entry in directory_lists.list_lists(directory, domain, ["mail"]):
+        try:
+            client.delete(entry.first("mail").lower(), keep_archive=True)
+        except errors.PeerRefused as exc:
+            if exc.status != 404:
+                raise
+
+
+def unsubscribe_domain_everywhere(directory, client, domain, names):
+    """Take every address in ``names`` (a deleted domain and its alias domains) off the mlmmj
+    lists of other domains: one mlmmjadmin call per such list (its subscribers), one more where
+    some go.  Proportional to the server's mlmmj lists, never to the domain's users; a paged
+    search; harmless to repeat."""
+    suffixes = tuple("@" + name.lower() for name in names)
+    outside = dnlib.negate(dnlib.in_dn("domainName", domain))
+    lists = directory.paged_search(directory.names.basedn, dnlib.all_of(directory_lists.IS_MLMMJ_LIST, outside),
+                                   ["mail"])
+    for entry in lists:
+        list_mail = entry.first("mail").lower()
+        gone = [a for a in client.subscribers(list_mail) if a.endswith(suffixes)]
+        if gone:
+            client.remove_subscribers(list_mail, gone)

@@ -1,0 +1,481 @@
+"""/api/ml/<mail> and /api/mls/<domain> (subscribable mlmmj lists) with the real mlmmjadmin 3.6.3
+and Debian's mlmmj: mlmmj's own ``mlmmj-list`` reads the spool, Postfix's
+transport_maps_user lookup (tests/mailstack) reads the entry mlmmjadmin wrote."""
+
+
+import threading
+import time
+
+import ldap3
+import pytest
+
+from tests.conftest import SUFFIX, ApiClient, _ssha, count_entries, domain_dn, failed, list_dn, read_entry, user_dn
+from tests.mlmmjadmin_peer import start_peer
+
+PASSWORD = "Secret-pw1!"
+
+
+@pytest.fixture
+def app_settings(mlmmjadmin):
+    return mlmmjadmin.settings()
+
+
+@pytest.fixture
+def mapi(make_app, app_settings):
+    """A global admin's client of an app that talks to the module's mlmmjadmin."""
+    return ApiClient(make_app(**app_settings)).login()
+
+
+@pytest.fixture
+def domain(mapi, new_domain):
+    name = new_domain()
+    assert mapi.post(f"/api/domain/{name}").status_code == 201
+    return name
+
+
+def list_count(conn, domain):
+    return int(read_entry(conn, domain_dn(domain)).get("domainCurrentListNumber", ["0"])[0])
+
+
+def nothing_of(conn, peer, mail):
+    """No entry in LDAP and no spool for ``mail``."""
+    return read_entry(conn, list_dn(mail)) is None and not peer.list_dir(mail).exists()
+
+
+def test_create_subscribe_update_unsubscribe_delete(mapi, mlmmjadmin, mailstack, root_connection, domain):
+    mail = f"team@{domain}"
+    result = mapi.post(f"/api/ml/{mail}", {
+        "name": "The Team", "owner": f"boss@{domain}", "subscribers": "a@ext.test,b@ext.test",
+        "require_confirm": "no", "subject_prefix": "[team]", "max_message_size": "102400"})
+    assert result.status_code == 201, result.text
+    # what mlmmjadmin's LDAP backend wrote, as Postfix sees it
+    entry = read_entry(root_connection, list_dn(mail))
+    assert "mlmmj" in entry["enabledService"] and entry["cn"] == ["The Team"]
+    assert entry["mtaTransport"] == [f"mlmmj:{domain}/team"]
+    assert mailstack.postfix.lookup("transport_maps_user", mail) == [f"mlmmj:{domain}/team"]
+    assert list_count(root_connection, domain) == 1
+    # mlmmj's own view of the spool
+    assert mlmmjadmin.mlmmj_list(mail) == ["a@ext.test", "b@ext.test"]
+    data = mapi.get(f"/api/ml/{mail}", params={"with_subscribers": "yes"}).json["_data"]
+    assert data["subscribers"] == ["a@ext.test", "b@ext.test"] and data["mail"] == mail
+    assert data["subject_prefix"] == "[team]" and data["max_message_size"] == "102400", data  # as mlmmjadmin gives it
+    assert data["owner"] == [f"boss@{domain}"]
+
+    # subscribe and unsubscribe (the identity-operator use: require_confirm=no)
+    result = mapi.put(f"/api/ml/{mail}", {"add_subscribers": "c@ext.test", "remove_subscribers": "a@ext.test",
+                                          "require_confirm": "no"})
+    assert result.status_code == 200, result.text
+    assert mlmmjadmin.mlmmj_list(mail) == ["b@ext.test", "c@ext.test"]
+    assert mapi.put(f"/api/ml/{mail}", {"add_subscribers": "d@ext.test", "require_confirm": "no",
+                                        "subscription": "digest"}).status_code == 200
+    assert mlmmjadmin.mlmmj_list(mail, "-d") == ["d@ext.test"]
+    assert mapi.get(f"/api/ml/{mail}", params={"with_subscribers": "yes"}).json["_data"]["subscribers"] == [
+        "b@ext.test", "c@ext.test", "d@ext.test"]
+
+    # profile options; a PUT without name keeps the name (mlmmjadmin would drop it)
+    assert mapi.put(f"/api/ml/{mail}", {"subject_prefix": "[new]", "close_list": "yes",
+                                        "owner": f"boss@{domain},deputy@{domain}"}).status_code == 200
+    data = mapi.get(f"/api/ml/{mail}").json["_data"]
+    assert data["subject_prefix"] == "[new]" and data["close_list"] == "yes", data
+    assert sorted(data["owner"]) == [f"boss@{domain}", f"deputy@{domain}"]
+    assert read_entry(root_connection, list_dn(mail))["cn"] == ["The Team"]
+    assert mapi.put(f"/api/ml/{mail}", {"name": "Renamed"}).status_code == 200
+    assert read_entry(root_connection, list_dn(mail))["cn"] == ["Renamed"]
+
+    # listing
+    assert mapi.get(f"/api/mls/{domain}", params={"email_only": "yes"}).json["_data"] == [mail]
+    [item] = mapi.get(f"/api/mls/{domain}").json["_data"]
+    assert item["mail"] == mail and item["name"] == "Renamed" and item["accountStatus"] == "active"
+    # old-style lists' endpoints do not see it
+    assert mapi.get(f"/api/maillist/{mail}").status_code == 404
+    assert mapi.get(f"/api/maillists/{domain}", params={"email_only": "yes"}).json["_data"] == []
+
+    # delete without archive: entry, spool and transport gone, the slot given back
+    result = mapi.delete(f"/api/ml/{mail}", params={"keep_archive": "no"})
+    assert result.status_code == 200, result.text
+    assert nothing_of(root_connection, mlmmjadmin, mail)
+    assert mailstack.postfix.lookup("transport_maps_user", mail) == []
+    assert list_count(root_connection, domain) == 0
+    assert mapi.get(f"/api/ml/{mail}").json == failed("NO_SUCH_ACCOUNT", detail=mail)
+    assert mapi.delete(f"/api/ml/{mail}").status_code == 404
+
+
+def test_delete_keeps_the_archive_by_default(mapi, mlmmjadmin, root_connection, domain):
+    mail = f"kept@{domain}"
+    assert mapi.post(f"/api/ml/{mail}").status_code == 201
+    assert mapi.delete(f"/api/ml/{mail}").status_code == 200
+    assert nothing_of(root_connection, mlmmjadmin, mail)
+    archived = list((mlmmjadmin.archive / domain).glob("kept-*")) if (mlmmjadmin.archive / domain).exists() else []
+    assert archived, list(mlmmjadmin.archive.rglob("*"))[:10]
+
+
+def test_number_of_lists_counts_both_kinds(mapi, mlmmjadmin, root_connection,
+                                          new_domain):
+    domain = new_domain()
+    assert mapi.post(f"/api/domain/{domain}", {"numberOfLists": "2"}).status_code == 201
+    assert mapi.post(f"/api/maillist/old@{domain}").status_code == 201
+    assert mapi.post(f"/api/ml/one@{domain}").status_code == 201
+    result = mapi.post(f"/api/ml/two@{domain}")
+    assert result.status_code == 403 and result.json["msg"] == "EXCEEDED_DOMAIN_ACCOUNT_LIMIT", result.text
+    assert nothing_of(root_connection, mlmmjadmin, f"two@{domain}")
+    result = mapi.post(f"/api/maillist/two@{domain}")
+    assert result.status_code == 403 and result.json["msg"] == "EXCEEDED_DOMAIN_ACCOUNT_LIMIT"
+    assert list_count(root_connection, domain) == 2
+    # a slot freed by an old-style list serves an mlmmj list
+    assert mapi.delete(f"/api/maillist/old@{domain}").status_code == 200
+    assert list_count(root_connection, domain) == 1
+    assert mapi.post(f"/api/ml/two@{domain}").status_code == 201
+    assert list_count(root_connection, domain) == 2
+
+
+def test_parallel_creates_respect_the_limit(mapi, make_app, app_settings, mlmmjadmin, root_connection, new_domain):
+    domain = new_domain()
+    assert mapi.post(f"/api/domain/{domain}", {"numberOfLists": "3"}).status_code == 201
+    app = make_app(**app_settings)
+    clients = [ApiClient(app).login() for _ in range(4)]
+    results, barrier = [None] * 8, threading.Barrier(8)
+
+    def run(i):
+        barrier.wait()
+        results[i] = clients[i % 4].post(f"/api/ml/p{i}@{domain}").status_code
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results.count(201) == 3 and set(results) == {201, 403}, results
+    assert count_entries(root_connection, f"ou=Groups,{domain_dn(domain)}", "(objectClass=mailList)") == 3
+    assert len(list((mlmmjadmin.spool / domain).iterdir())) == 3
+    assert list_count(root_connection, domain) == 3
+
+
+def test_a_create_mlmmjadmin_refuses_gives_the_slot_back(mapi, mlmmjadmin, root_connection, domain):
+    mail = f"refused@{domain}"
+    before = list_count(root_connection, domain)
+    # an unknown token: mlmmjadmin's own code, 503, nothing written, slot given back
+    bad = ApiClient(make_app_with(mapi, mlmmjadmin_api_auth_token="wrong")).login()
+    result = bad.post(f"/api/ml/{mail}")
+    assert result.status_code == 503, result.text
+    assert result.json["msg"] == "INVALID_MLMMJADMIN_API_AUTH_TOKEN"
+    assert nothing_of(root_connection, mlmmjadmin, mail)
+    assert list_count(root_connection, domain) == before
+
+
+def make_app_with(client, **overrides):
+    """An app like ``client``'s with settings changed."""
+    from iredapi_ldap.app import create_app
+
+    settings = client.app.services.settings.replace(**overrides)
+    return create_app(settings)
+
+
+@pytest.mark.parametrize("kind", ["user", "user alias address", "alias", "old list", "mlmmj list"])
+def test_address_taken_is_409_before_mlmmjadmin_is_asked(mapi, mlmmjadmin, root_connection, domain, kind):
+    mail = f"taken@{domain}"
+    if kind == "user":
+        assert mapi.post(f"/api/user/{mail}", {"password": PASSWORD}).status_code == 201
+    elif kind == "user alias address":
+        assert mapi.post(f"/api/user/someone@{domain}", {"password": PASSWORD}).status_code == 201
+        assert mapi.put(f"/api/user/someone@{domain}", {"addAlias": mail}).status_code == 200
+    elif kind == "alias":
+        assert mapi.post(f"/api/alias/{mail}", {"members": "x@ext.test"}).status_code == 201
+    elif kind == "old list":
+        assert mapi.post(f"/api/maillist/{mail}").status_code == 201
+    else:
+        assert mapi.post(f"/api/ml/{mail}").status_code == 201
+    before = list_count(root_connection, domain)
+    spool = sorted(p.name for p in (mlmmjadmin.spool / domain).glob("*")) if (mlmmjadmin.spool / domain).exists() \
+        else []
+    result = mapi.post(f"/api/ml/{mail}", {"subscribers": "s@ext.test", "require_confirm": "no"})
+    assert result.status_code == 409 and result.json["msg"] == "ALREADY_EXISTS", result.text
+    assert list_count(root_connection, domain) == before
+    after = sorted(p.name for p in (mlmmjadmin.spool / domain).glob("*")) if (mlmmjadmin.spool / domain).exists() \
+        else []
+    assert after == spool
+    if kind == "mlmmj list":
+        assert mlmmjadmin.mlmmj_list(mail) == []
+
+
+@pytest.mark.parametrize(("form", "param"), [
+    ({"close_list": "maybe"}, "close_list"),
+    ({"subscribers": "not-an-address"}, "subscribers"),
+    ({"owner": "a@ext.test,bad"}, "owner"),
+    ({"max_message_size": "-1"}, "max_message_size"),
+    ({"max_message_size": "lots"}, "max_message_size"),
+    ({"subscription": "weekly"}, "subscription"),
+    ({"require_confirm": "perhaps"}, "require_confirm"),
+    ({"custom_headers": "no colon here"}, "custom_headers"),
+    ({"remove_headers": "Bad Header"}, "remove_headers"),
+    ({"name": "x\x01y"}, "name"),
+    ({"footer_text": "a\x00b"}, "footer_text"),
+])
+def test_bad_input_creates_nothing(mapi, mlmmjadmin, root_connection, domain, form, param):
+    mail = f"bad@{domain}"
+    result = mapi.post(f"/api/ml/{mail}", form)
+    assert result.status_code == 400 and result.json["param"] == param, result.text
+    assert nothing_of(root_connection, mlmmjadmin, mail)
+    assert list_count(root_connection, domain) == 0
+
+
+def test_bad_addresses_and_bad_update_change_nothing(mapi, mlmmjadmin, root_connection, domain):
+    for mail in (f"a+b@{domain}", "no-domain"):
+        result = mapi.post(f"/api/ml/{mail}")
+        assert result.status_code == 400, result.text
+    assert not (mlmmjadmin.spool / domain).exists() or not list((mlmmjadmin.spool / domain).iterdir())
+    mail = f"keep@{domain}"
+    assert mapi.post(f"/api/ml/{mail}", {"subscribers": "a@ext.test", "require_confirm": "no",
+                                         "subject_prefix": "[k]"}).status_code == 201
+    for form, param in (({"add_subscribers": "x@ext.test", "remove_subscribers": "x@ext.test"}, "remove_subscribers"),
+                        ({"add_subscribers": "bad"}, "add_subscribers"),
+                        ({"subject_prefix": "[new]", "moderated": "sometimes"}, "moderated")):
+        result = mapi.put(f"/api/ml/{mail}", form)
+        assert result.status_code == 400 and result.json["param"] == param, result.text
+    assert mlmmjadmin.mlmmj_list(mail) == ["a@ext.test"]
+    assert mapi.get(f"/api/ml/{mail}").json["_data"]["subject_prefix"] == "[k]"
+    # an unknown list
+    assert mapi.put(f"/api/ml/nolist@{domain}", {"name": "x"}).json == failed("NO_SUCH_ACCOUNT",
+                                                                              detail=f"nolist@{domain}")
+
+
+def test_domain_admin_scope(mapi, make_app, app_settings, mlmmjadmin, root_connection, domain, new_domain):
+    other = new_domain()
+    assert mapi.post(f"/api/domain/{other}").status_code == 201
+    assert mapi.post(f"/api/ml/theirs@{other}").status_code == 201
+    admin = f"mladmin@{domain}"
+    root_connection.add(f"mail={admin},o=domainAdmins,{SUFFIX}", attributes={
+        "objectClass": ["mailAdmin"], "mail": [admin], "userPassword": [_ssha("Admin-Pw-9")],
+        "accountStatus": ["active"]})
+    root_connection.modify(domain_dn(domain), {"domainAdmin": [(ldap3.MODIFY_ADD, [admin])]})
+    client = ApiClient(make_app(**app_settings)).login(admin, "Admin-Pw-9")
+    # its own domain: yes (subscribers anywhere: they are people, not accounts)
+    assert client.post(f"/api/ml/mine@{domain}", {"subscribers": f"x@{other},y@ext.test",
+                                                  "require_confirm": "no"}).status_code == 201
+    assert mlmmjadmin.mlmmj_list(f"mine@{domain}") == [f"x@{other}", "y@ext.test"]
+    assert client.put(f"/api/ml/mine@{domain}", {"name": "Mine"}).status_code == 200
+    assert client.get(f"/api/mls/{domain}", params={"email_only": "yes"}).json["_data"] == [f"mine@{domain}"]
+    # another domain: no, and nothing changes
+    for result in (client.post(f"/api/ml/x@{other}"), client.get(f"/api/ml/theirs@{other}"),
+                   client.put(f"/api/ml/theirs@{other}", {"add_subscribers": "z@ext.test", "require_confirm": "no"}),
+                   client.delete(f"/api/ml/theirs@{other}"), client.get(f"/api/mls/{other}")):
+        assert result.status_code == 403 and result.json["msg"] == "PERMISSION_DENIED", result.text
+    assert nothing_of(root_connection, mlmmjadmin, f"x@{other}")
+    assert read_entry(root_connection, list_dn(f"theirs@{other}")) is not None
+    assert mlmmjadmin.mlmmj_list(f"theirs@{other}") == []
+    assert client.delete(f"/api/ml/mine@{domain}").status_code == 200
+
+
+def test_deleting_a_user_unsubscribes_it_everywhere(mapi, mlmmjadmin, root_connection, domain, new_domain):
+    other = new_domain()
+    assert mapi.post(f"/api/domain/{other}").status_code == 201
+    user = f"leaver@{domain}"
+    assert mapi.post(f"/api/user/{user}", {"password": PASSWORD}).status_code == 201
+    for mail in (f"here@{domain}", f"there@{other}"):
+        assert mapi.post(f"/api/ml/{mail}", {"subscribers": f"{user},stay@ext.test",
+                                             "require_confirm": "no"}).status_code == 201
+    assert mapi.post(f"/api/maillist/old@{domain}", {"members": user}).status_code == 201
+    profile = mapi.get(f"/api/user/{user}").json["_data"]
+    assert profile["mailing_lists"] == sorted([f"here@{domain}", f"there@{other}", f"old@{domain}"])
+    assert mapi.delete(f"/api/user/{user}").status_code == 200
+    for mail in (f"here@{domain}", f"there@{other}"):
+        assert mlmmjadmin.mlmmj_list(mail) == ["stay@ext.test"]
+    assert read_entry(root_connection, user_dn(user)) is None
+
+
+def test_deleting_a_domain_deletes_its_mlmmj_lists(mapi, mlmmjadmin, mailstack, root_connection, new_domain):
+    domain, other = new_domain(), new_domain()
+    for name in (domain, other):
+        assert mapi.post(f"/api/domain/{name}").status_code == 201
+    mails = [f"l{i}@{domain}" for i in range(3)]
+    for mail in mails:
+        assert mapi.post(f"/api/ml/{mail}", {"subscribers": "s@ext.test", "require_confirm": "no"}).status_code == 201
+    # the domain's addresses on another domain's list leave it
+    assert mapi.post(f"/api/ml/elsewhere@{other}", {"subscribers": f"u@{domain},v@{domain},keep@ext.test",
+                                                    "require_confirm": "no"}).status_code == 201
+    assert mailstack.postfix.lookup("transport_maps_user", mails[0]) == [f"mlmmj:{domain}/l0"]
+    assert mapi.delete(f"/api/domain/{domain}").status_code == 200
+    assert read_entry(root_connection, domain_dn(domain)) is None
+    for mail in mails:
+        assert not mlmmjadmin.list_dir(mail).exists()
+        assert mailstack.postfix.lookup("transport_maps_user", mail) == []
+    # archived (a domain delete keeps mail data)
+    assert len(list((mlmmjadmin.archive / domain).glob("l*-*"))) == 3
+    assert mlmmjadmin.mlmmj_list(f"elsewhere@{other}") == ["keep@ext.test"]
+
+
+def test_mlmmjadmin_stopped_and_restarted(make_app, ldap_server, root_connection, new_domain):
+    peer = start_peer(ldap_server)
+    try:
+        client = ApiClient(make_app(**peer.settings())).login()
+        domain = new_domain()
+        assert client.post(f"/api/domain/{domain}").status_code == 201
+        assert client.post(f"/api/ml/up@{domain}").status_code == 201
+        assert client.post(f"/api/user/u@{domain}", {"password": PASSWORD}).status_code == 201
+        peer.stop()
+        for method, path, form in (("post", f"/api/ml/down@{domain}", None), ("get", f"/api/ml/up@{domain}", None),
+                                   ("put", f"/api/ml/up@{domain}", {"add_subscribers": "a@ext.test"}),
+                                   ("delete", f"/api/ml/up@{domain}", None)):
+            started = time.monotonic()
+            result = getattr(client, method)(path, form=form) if form else getattr(client, method)(path)
+            assert time.monotonic() - started < 5, "within the timeout"
+            assert result.status_code == 503 and result.json["msg"] == "SERVICE_UNAVAILABLE", result.text
+        assert nothing_of(root_connection, peer, f"down@{domain}")
+        # a taken address is refused by our own check, mlmmjadmin or not
+        result = client.post(f"/api/ml/u@{domain}")
+        assert result.status_code == 409 and result.json["msg"] == "ALREADY_EXISTS", result.text
+        assert read_entry(root_connection, list_dn(f"up@{domain}")) is not None
+        assert list_count(root_connection, domain) == 1
+        # the rest of the API keeps working, and reads what LDAP says
+        assert client.get(f"/api/domain/{domain}").status_code == 200
+        assert client.post(f"/api/user/v@{domain}", {"password": PASSWORD}).status_code == 201
+        assert client.get(f"/api/mls/{domain}", params={"email_only": "yes"}).json["_data"] == [f"up@{domain}"]
+        result = client.get(f"/api/user/u@{domain}")
+        assert result.status_code == 200 and result.headers["X-Incomplete"] == "mailing_lists"
+        # deleting a user needs mlmmjadmin while mlmmj lists exist: refused, nothing deleted
+        assert client.delete(f"/api/user/u@{domain}").status_code == 503
+        assert read_entry(root_connection, user_dn(f"u@{domain}")) is not None
+        # restarted: works again
+        peer.start()
+        assert client.post(f"/api/ml/down@{domain}", {"subscribers": "a@ext.test",
+                                                      "require_confirm": "no"}).status_code == 201
+        assert peer.mlmmj_list(f"down@{domain}") == ["a@ext.test"]
+        assert client.delete(f"/api/user/u@{domain}").status_code == 200
+        assert list_count(root_connection, domain) == 2
+    finally:
+        peer.close()
+
+
+def test_unreachable_mlmmjadmin_answers_within_the_timeout(make_app, new_domain):
+    # a port nobody listens on: refused at once; a black-holed address: the timeout
+    client = ApiClient(make_app(MLMMJADMIN_API_BASE_URL="http://192.0.2.1:7790/api",
+                                MLMMJADMIN_API_TIMEOUT=1)).login()
+    domain = new_domain()
+    assert client.post(f"/api/domain/{domain}").status_code == 201
+    started = time.monotonic()
+    result = client.post(f"/api/ml/x@{domain}")
+    assert time.monotonic() - started < 3
+    assert result.status_code == 503 and result.json["msg"] == "SERVICE_UNAVAILABLE", result.text
+    assert client.get(f"/api/domain/{domain}").json["_data"]["domainCurrentListNumber"] == ["0"]
+
+
+def test_without_mlmmjadmin_configured(api, mapi, root_connection, new_domain):
+    """MLMMJADMIN_API_BASE_URL = "": /api/ml answers 503 after checking its input; users and
+    domains are deleted without asking anyone about mlmmj lists."""
+    domain = new_domain()
+    assert api.post(f"/api/domain/{domain}").status_code == 201
+    assert mapi.post(f"/api/ml/exists@{domain}").status_code == 201  # the server has mlmmj lists
+    assert api.post(f"/api/user/u@{domain}", {"password": PASSWORD}).status_code == 201
+    assert api.post(f"/api/ml/x@{domain}", {"close_list": "maybe"}).status_code == 400
+    result = api.post(f"/api/ml/x@{domain}")
+    assert result.status_code == 503 and result.json["msg"] == "SERVICE_UNAVAILABLE", result.text
+    assert read_entry(root_connection, list_dn(f"x@{domain}")) is None
+    assert api.get(f"/api/user/u@{domain}").json["_data"]["mailing_lists"] == []
+    assert api.delete(f"/api/user/u@{domain}").status_code == 200
+    assert mapi.delete(f"/api/ml/exists@{domain}").status_code == 200
+
+
+def _timed(call, runs):
+    times = []
+    for i in range(runs):
+        started = time.perf_counter()
+        call(i)
+        times.append((time.perf_counter() - started) * 1000)
+    times.sort()
+    return {"median_ms": round(times[len(times) // 2], 1), "p90_ms": round(times[int(len(times) * 0.9) - 1], 1),
+            "max_ms": round(times[-1], 1)}
+
+
+def test_latency_of_create_and_subscribe(mapi, mlmmjadmin, new_domain):
+    """Figures (``pytest -s -k latency``): a list create and a subscribe through our API
+    (in-process Falcon, the real mlmmjadmin over HTTP on 127.0.0.1) next to the same
+    mlmmjadmin calls made directly, which is what they cost in mlmmjadmin and mlmmj."""
+    import urllib.parse
+    import urllib.request
+
+    domain = new_domain()
+    assert mapi.post(f"/api/domain/{domain}").status_code == 201
+    runs = 20
+
+    def direct(method, path, form):
+        req = urllib.request.Request(f"{mlmmjadmin.base_url}/{path}", data=urllib.parse.urlencode(form).encode(),
+                                     method=method, headers={"X-MLMMJADMIN-API-AUTH-TOKEN": mlmmjadmin.settings()[
+                                         "mlmmjadmin_api_auth_token"]})
+        with urllib.request.urlopen(req, timeout=10) as answer:
+            assert b'"_success": true' in answer.read()
+
+    def ours_create(i):
+        assert mapi.post(f"/api/ml/ours{i}@{domain}", {"name": "x"}).status_code == 201
+
+    def direct_create(i):
+        direct("POST", f"direct{i}@{domain}", {"name": "x"})
+
+    def ours_subscribe(i):
+        assert mapi.put(f"/api/ml/ours0@{domain}", {"add_subscribers": f"s{i}@ext.test",
+                                                    "require_confirm": "no"}).status_code == 200
+
+    def direct_subscribe(i):
+        direct("POST", f"direct0@{domain}/subscribers", {"add_subscribers": f"s{i}@ext.test",
+                                                         "require_confirm": "no"})
+
+    figures = {"create (API)": _timed(ours_create, runs), "create (mlmmjadmin direct)": _timed(direct_create, runs),
+               "subscribe (API)": _timed(ours_subscribe, runs),
+               "subscribe (mlmmjadmin direct)": _timed(direct_subscribe, runs)}
+    for name, value in figures.items():
+        print(f"{name}: {value}")
+    assert len(mlmmjadmin.mlmmj_list(f"ours0@{domain}")) == runs
+    assert figures["create (API)"]["median_ms"] < 2000 and figures["subscribe (API)"]["median_ms"] < 2000
+
+
+def test_two_creates_of_one_address_race(mapi, make_app, app_settings, mlmmjadmin, root_connection, domain):
+    app = make_app(**app_settings)
+    clients = [ApiClient(app).login() for _ in range(4)]
+    mail = f"race@{domain}"
+    results, barrier = [None] * 4, threading.Barrier(4)
+
+    def run(i):
+        barrier.wait()
+        result = clients[i].post(f"/api/ml/{mail}")
+        results[i] = (result.status_code, result.json.get("msg"))
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(results)[0] == (201, None) and results.count((201, None)) == 1, results
+    assert all(r == (409, "ALREADY_EXISTS") for r in results if r[0] != 201), results
+    assert list_count(root_connection, domain) == 1
+    assert mlmmjadmin.list_dir(mail).is_dir()
+
+
+def test_require_confirm_defaults_to_yes(mapi, mlmmjadmin, domain):
+    """Without require_confirm=no mlmmj asks the subscriber first (Pro's default): a pending
+    confirmation in the spool, nobody subscribed yet."""
+    mail = f"confirm@{domain}"
+    assert mapi.post(f"/api/ml/{mail}", {"subscribers": "p@ext.test"}).status_code == 201
+    assert mapi.put(f"/api/ml/{mail}", {"add_subscribers": "q@ext.test"}).status_code == 200
+    # mlmmjadmin starts mlmmj-sub -C without waiting for it: the confirmations appear shortly
+    deadline = time.monotonic() + 10
+    while True:
+        pending = sorted(p.name.split("-", 1)[1] for p in (mlmmjadmin.list_dir(mail) / "subconf").glob("*-*"))
+        if pending == ["p=ext.test", "q=ext.test"] or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert pending == ["p=ext.test", "q=ext.test"]
+    assert mlmmjadmin.mlmmj_list(mail) == []
+
+
+@pytest.mark.parametrize(("form", "policy", "flags"), [
+    ({}, None, ("no", "yes")),
+    ({"only_subscriber_can_post": "yes"}, "membersonly", ("no", "yes")),
+    ({"only_moderator_can_post": "yes", "only_subscriber_can_post": "no"}, "moderatorsonly", ("yes", "no")),
+])
+def test_posting_options_on_create(mapi, mlmmjadmin, root_connection, domain, form, policy, flags):
+    """mlmmjadmin's create alone would write accessPolicy moderatorsonly for
+    only_subscriber_can_post=yes (iRedAPD would then refuse the subscribers' posts)."""
+    mail = f"post@{domain}"
+    assert mapi.post(f"/api/ml/{mail}", {"name": "Posting", **form}).status_code == 201
+    entry = read_entry(root_connection, list_dn(mail))
+    assert entry.get("accessPolicy", [None]) == [policy] and entry["cn"] == ["Posting"]
+    data = mapi.get(f"/api/ml/{mail}").json["_data"]
+    assert (data["only_moderator_can_post"], data["only_subscriber_can_post"]) == flags
