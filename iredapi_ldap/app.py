@@ -64,6 +64,8 @@ def add_routes(app, services):
     """Every URL of the API, top to bottom, served under each of MOUNT_POINTS."""
     domain_item = domain.DomainItem(services)
     user_item = user.UserItem(services)
+    alias_item = alias.AliasItem(services)
+    maillist_item = maillist.MailListItem(services)
     routes = [
         ("/login", login.Login(services)),
         ("/logout", login.Logout(services)),
@@ -74,10 +76,14 @@ def add_routes(app, services):
         ("/user/{mail}", user_item),
         ("/user/{mail}/keep_mailbox_days/{days}", user_item, "keep_mailbox_days"),
         ("/maillists/{domain}", maillist.MailListCollection(services)),
-        ("/maillist/{mail}", maillist.MailListItem(services)),
+        ("/maillist/{mail}", maillist_item),
         ("/aliases/{domain}", alias.AliasCollection(services)),
-        ("/alias/{mail}", alias.AliasItem(services)),
+        ("/alias/{mail}", alias_item),
         ("/throttle/{target}/{kind}", throttle.ThrottleSetting(services)),
+        # issue 14, life-cycle: renames
+        ("/user/{mail}/change_email/{new_mail}", user_item, "change_email"),
+        ("/alias/{mail}/change_email/{new_mail}", alias_item, "change_email"),
+        ("/maillist/{mail}/change_email/{new_mail}", maillist_item, "change_email"),
     ]
     for mount_point in MOUNT_POINTS:
         for template, resource, *suffix in routes:

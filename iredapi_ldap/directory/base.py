@@ -54,5 +54,8 @@ class Directory:
     def delete(self, dn):
         self.client.delete(dn)
 
+    def rename(self, dn, new_rdn):
+        self.client.rename(dn, new_rdn)
+
     def close(self):
         self.client.close()

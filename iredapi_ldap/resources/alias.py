@@ -18,8 +18,9 @@ policy is recorded, not enforced.  Use a mailing list (/api/maillist) to restric
 
 from .. import addresses, authorization, params
 from ..directory import aliases as alias_directory
+from ..directory import renames
 from ..params import Param, forbid_overlap, forbid_together
-from .common import ACCOUNT_LIST_PARAMS, CREATED, Resource, stream_accounts
+from .common import ACCOUNT_LIST_PARAMS, CREATED, Resource, rename, stream_accounts
 from .maillist import access_policy
 
 _PROFILE = (
@@ -36,6 +37,9 @@ UPDATE_PARAMS = _PROFILE + (
 
 
 class AliasItem(Resource):
+    def on_post_change_email(self, req, resp, mail, new_mail):
+        rename(self, req, resp, renames.ALIAS, mail, new_mail)
+
     def on_get(self, req, resp, mail):
         self.params(req)
         authorization.managed_account_domain(self.directory, req.context.admin, mail)

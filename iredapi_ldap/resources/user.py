@@ -3,12 +3,13 @@
 import re
 
 from .. import addresses, authorization, errors, params, provisioning
+from ..directory import renames
 from ..directory import users as user_directory
 from ..directory.maildir import check_custom_maildir
 from ..directory.passwords import check_password_hash
 from ..params import Param, forbid_together
 from ..store import dovecot
-from .common import ACCOUNT_LIST_PARAMS, CREATED, Resource, stream_accounts
+from .common import ACCOUNT_LIST_PARAMS, CREATED, Resource, rename, stream_accounts
 
 
 def _raw(value):
@@ -97,6 +98,9 @@ GET_PARAMS = (Param("fields", _field_names),)
 
 
 class UserItem(Resource):
+    def on_post_change_email(self, req, resp, mail, new_mail):
+        rename(self, req, resp, renames.USER, mail, new_mail)
+
     def on_get(self, req, resp, mail):
         """The LDAP profile plus iRedAdmin-Pro's computed keys; ``fields`` (comma-separated
         attribute or key names) returns only those, and computes only the keys it names."""

@@ -1,0 +1,325 @@
+"""POST /api/{user,alias,maillist}/<mail>/change_email/<new_mail>: renames on the real slapd.
+
+The entry moves (modrdn) and every reference follows; bad input changes nothing; a rename that
+dies half-way is finished by repeating it.
+"""
+
+import ldap3
+import pytest
+import sqlalchemy as sa
+
+from iredapi_ldap.directory import renames
+from iredapi_ldap.store import throttle as throttle_store
+from iredapi_ldap.store.tables import throttle, throttle_tracking
+from tests.conftest import (
+    SUFFIX,
+    ApiClient,
+    _ssha,
+    alias_dn,
+    count_entries,
+    domain_dn,
+    externals_dn,
+    failed,
+    list_dn,
+    read_entry,
+    user_dn,
+)
+
+PASSWORD = "Secret-pw1!"
+
+
+@pytest.fixture
+def domain(api, new_domain):
+    name = new_domain()
+    assert api.post(f"/api/domain/{name}").status_code == 201
+    return name
+
+
+def _lower(values):
+    return sorted(v.lower() for v in values or [])
+
+
+def _throttle_accounts(api):
+    with api.app.services.iredapd_store.transaction() as conn:
+        return sorted(conn.execute(sa.select(throttle.c.account, throttle.c.kind)).all())
+
+
+def _alias_domain(root_connection, domain, mail, alias_domain):
+    """An alias domain as iRedMail records it (domainAliasName), and the user's address in it."""
+    root_connection.modify(domain_dn(domain), {"domainAliasName": [(ldap3.MODIFY_ADD, [alias_domain])]})
+    root_connection.modify(user_dn(mail), {"shadowAddress": [(ldap3.MODIFY_ADD, [mail.split("@")[0] + "@"
+                                                                                 + alias_domain])]})
+
+
+def _world(api, root_connection, domain, new_domain):
+    """A user old@ named everywhere an address can be named."""
+    old = f"old@{domain}"
+    assert api.post(f"/api/user/{old}", {"password": PASSWORD, "mailQuota": "10"}).status_code == 201
+    assert api.put(f"/api/user/{old}", {"forwarding": f"{old},copy@elsewhere.test"}).status_code == 200
+    api.post(f"/api/user/friend@{domain}", {"password": PASSWORD})
+    api.put(f"/api/user/friend@{domain}", {"forwarding": f"{old},x@elsewhere.test"})
+    api.post(f"/api/alias/team@{domain}", {"members": f"{old},friend@{domain}"})
+    api.post(f"/api/maillist/list@{domain}", {"members": f"{old},y@elsewhere.test", "moderators": old})
+    root_connection.modify(domain_dn(domain), {"domainAdmin": [(ldap3.MODIFY_ADD, [old])]})
+    root_connection.modify(user_dn(old), {"enabledService": [(ldap3.MODIFY_ADD, ["domainadmin"])]})
+    # (no external-member entry can hold old@: slapd's unique overlay keeps the address of an
+    # account out of them; list renames test those entries)
+    other = new_domain()
+    api.post(f"/api/domain/{other}")
+    api.post(f"/api/alias/fw@{other}", {"members": old})
+    _alias_domain(root_connection, domain, old, f"alias-{domain}")
+    return old, other
+
+
+def test_user_rename_moves_the_entry_and_every_reference(api, make_app, root_connection, domain, new_domain):
+    old, other = _world(api, root_connection, domain, new_domain)
+    new = f"new@{domain}"
+    alias_domain = f"alias-{domain}"
+    before = read_entry(root_connection, user_dn(old))
+    api.post(f"/api/throttle/{old}/outbound", {"period": "60", "max_msgs": "5"})
+    with api.app.services.iredapd_store.transaction() as conn:
+        tid = conn.execute(sa.select(throttle.c.id).where(throttle.c.account == old)).scalar_one()
+        conn.execute(sa.insert(throttle_tracking).values(tid=tid, account=old, period=60, cur_msgs=3))
+    # the user is a domain admin with an open session
+    root_connection.modify(user_dn(old), {"userPassword": [(ldap3.MODIFY_REPLACE, [_ssha("Admin-Pw-9")])]})
+    session = ApiClient(make_app()).login(old, "Admin-Pw-9")
+
+    result = api.post(f"/api/user/{old}/change_email/{new}")
+    assert result.status_code == 200, result.text
+    assert result.json["_data"] == {"mail": new}
+
+    assert read_entry(root_connection, user_dn(old)) is None
+    after = read_entry(root_connection, user_dn(new))
+    assert after["mail"] == [new] and after["uid"] == ["new"]
+    assert after["homeDirectory"] == before["homeDirectory"]  # the maildir stays
+    assert after["userPassword"] and after["mailQuota"] == before["mailQuota"]
+    assert _lower(after["shadowAddress"]) == [f"new@{alias_domain}"]
+    assert _lower(after["mailForwardingAddress"]) == sorted(["copy@elsewhere.test", new])
+    assert _lower(read_entry(root_connection, user_dn(f"friend@{domain}"))["mailForwardingAddress"]) == sorted(
+        [new, "x@elsewhere.test"])
+    assert _lower(read_entry(root_connection, alias_dn(f"team@{domain}"))["mailForwardingAddress"]) == sorted(
+        [new, f"friend@{domain}"])
+    listed = read_entry(root_connection, list_dn(f"list@{domain}"))
+    assert [m.lower() for m in listed["member"]] == [user_dn(new).lower()]
+    assert _lower(listed["listModerator"]) == [new] and _lower(listed["listAllowedUser"]) == [new]
+    assert _lower(after["memberOfGroup"]) == [f"list@{domain}"]
+    assert new in _lower(read_entry(root_connection, domain_dn(domain))["domainAdmin"])
+    assert old not in _lower(read_entry(root_connection, domain_dn(domain))["domainAdmin"])
+    assert _lower(read_entry(root_connection, alias_dn(f"fw@{other}"))["mailForwardingAddress"]) == [new]
+    # no entry anywhere still names the old address or DN
+    assert count_entries(root_connection, f"o=domains,{SUFFIX}",
+                         f"(|(mail={old})(shadowAddress={old})(mailForwardingAddress={old})(domainAdmin={old})"
+                         f"(listAllowedUser={old})(listModerator={old})(member={user_dn(old)})"
+                         f"(shadowAddress=old@{alias_domain}))") == 0
+    assert _throttle_accounts(api) == [(new, "outbound")]
+    with api.app.services.iredapd_store.transaction() as conn:
+        assert conn.execute(sa.select(throttle_tracking.c.account)).scalars().all() == [new]
+    # the renamed admin's session goes on under the new name, on the domain it manages
+    me = session.get(f"/api/user/{new}")
+    assert me.status_code == 200, me.text
+    assert me.json["_data"]["managed_domains"] == [domain]
+    # the API sees the profile under the new address, and the old one is free again
+    assert api.get(f"/api/user/{old}").status_code == 404
+    assert api.post(f"/api/user/{old}", {"password": PASSWORD}).status_code == 201
+
+
+def test_a_repeated_rename_answers_the_same_and_changes_nothing(api, root_connection, domain):
+    old, new = f"a@{domain}", f"b@{domain}"
+    api.post(f"/api/user/{old}", {"password": PASSWORD})
+    assert api.post(f"/api/user/{old}/change_email/{new}").status_code == 200
+    entry = read_entry(root_connection, user_dn(new))
+    again = api.post(f"/api/user/{old}/change_email/{new}")
+    assert again.status_code == 200 and again.json["_data"] == {"mail": new}
+    assert read_entry(root_connection, user_dn(new)) == entry
+
+
+def test_alias_rename(api, root_connection, domain):
+    alias, new = f"sales@{domain}", f"vente@{domain}"
+    api.post(f"/api/user/u@{domain}", {"password": PASSWORD})
+    api.post(f"/api/alias/{alias}", {"members": f"u@{domain},out@elsewhere.test"})
+    api.post(f"/api/alias/all@{domain}", {"members": alias})
+    api.put(f"/api/user/u@{domain}", {"forwarding": alias})
+    api.post(f"/api/maillist/list@{domain}", {"members": alias})
+    assert api.post(f"/api/alias/{alias}/change_email/{new}").status_code == 200
+    assert read_entry(root_connection, alias_dn(alias)) is None
+    entry = read_entry(root_connection, alias_dn(new))
+    assert entry["mail"] == [new] and "shadowAddress" not in entry and "uid" not in entry
+    assert _lower(entry["mailForwardingAddress"]) == sorted([f"u@{domain}", "out@elsewhere.test"])
+    assert _lower(entry["memberOfGroup"]) == [f"list@{domain}"]
+    assert _lower(read_entry(root_connection, alias_dn(f"all@{domain}"))["mailForwardingAddress"]) == [new]
+    assert _lower(read_entry(root_connection, user_dn(f"u@{domain}"))["mailForwardingAddress"]) == [new]
+    assert api.get(f"/api/maillist/list@{domain}").json["_data"]["members"] == [new]
+    assert api.get(f"/api/alias/{new}").status_code == 200
+
+
+def test_list_rename_moves_memberships_and_the_external_entry(api, root_connection, domain):
+    mail, new = f"staff@{domain}", f"crew@{domain}"
+    api.post(f"/api/user/u@{domain}", {"password": PASSWORD})
+    api.post(f"/api/alias/a@{domain}", {"members": "x@elsewhere.test"})
+    api.post(f"/api/maillist/{mail}", {"members": f"u@{domain},a@{domain},ext@elsewhere.test",
+                                       "moderators": f"u@{domain}"})
+    api.post(f"/api/maillist/parent@{domain}", {"members": mail})
+    api.post(f"/api/alias/fw@{domain}", {"members": mail})
+    assert api.post(f"/api/maillist/{mail}/change_email/{new}").status_code == 200
+    assert read_entry(root_connection, list_dn(mail)) is None
+    entry = read_entry(root_connection, list_dn(new))
+    assert entry["mail"] == [new] and "shadowAddress" not in entry
+    assert _lower(entry["memberOfGroup"]) == [f"parent@{domain}"]
+    for member in (user_dn(f"u@{domain}"), alias_dn(f"a@{domain}")):
+        assert _lower(read_entry(root_connection, member)["memberOfGroup"]) == [new]
+    assert read_entry(root_connection, externals_dn(mail)) is None
+    external = read_entry(root_connection, externals_dn(new))
+    assert _lower(external["memberOfGroup"]) == [new] and _lower(external["mail"]) == ["ext@elsewhere.test"]
+    assert [m.lower() for m in read_entry(root_connection, list_dn(f"parent@{domain}"))["member"]] == [
+        list_dn(new).lower()]
+    assert _lower(read_entry(root_connection, alias_dn(f"fw@{domain}"))["mailForwardingAddress"]) == [new]
+    data = api.get(f"/api/maillist/{new}").json["_data"]
+    assert data["members"] == sorted([f"u@{domain}", f"a@{domain}", "ext@elsewhere.test"])
+    assert data["moderators"] == [f"u@{domain}"]
+    assert count_entries(root_connection, f"o=domains,{SUFFIX}", f"(memberOfGroup={mail})") == 0
+
+
+def test_a_disabled_list_is_renamed_with_its_suspended_members(api, root_connection, domain):
+    mail, new = f"quiet@{domain}", f"hush@{domain}"
+    api.post(f"/api/user/u@{domain}", {"password": PASSWORD})
+    api.post(f"/api/maillist/{mail}", {"members": f"u@{domain},ext@elsewhere.test"})
+    api.put(f"/api/maillist/{mail}", {"accountStatus": "disabled"})
+    assert api.post(f"/api/maillist/{mail}/change_email/{new}").status_code == 200
+    assert "memberOfGroup" not in read_entry(root_connection, user_dn(f"u@{domain}"))
+    assert api.put(f"/api/maillist/{new}", {"accountStatus": "active"}).status_code == 200
+    assert _lower(read_entry(root_connection, user_dn(f"u@{domain}"))["memberOfGroup"]) == [new]
+    assert read_entry(root_connection, externals_dn(new))["accountStatus"] == ["active"]
+
+
+# -- refusals: nothing changes --------------------------------------------------------------------
+
+def _snapshot(root_connection, domain):
+    import ldap3 as l3
+
+    _, _, response, _ = root_connection.search(domain_dn(domain), "(objectClass=*)", search_scope=l3.SUBTREE,
+                                               attributes=["*"])
+    return sorted((r["dn"], sorted((k, sorted(map(str, v))) for k, v in r["raw_attributes"].items()))
+                  for r in response if r.get("type") == "searchResEntry")
+
+
+def test_bad_renames_are_refused_and_change_nothing(api, root_connection, domain, new_domain):
+    other = new_domain()
+    api.post(f"/api/domain/{other}")
+    old = f"old@{domain}"
+    api.post(f"/api/user/{old}", {"password": PASSWORD})
+    api.post(f"/api/user/taken@{domain}", {"password": PASSWORD, })
+    api.put(f"/api/user/taken@{domain}", {"aliases": f"shadow@{domain}"})
+    api.post(f"/api/alias/al@{domain}", {"members": "x@elsewhere.test"})
+    api.post(f"/api/maillist/li@{domain}", {"members": "x@elsewhere.test"})
+    _alias_domain(root_connection, domain, old, f"alias-{domain}")
+    # the new address's twin in the alias domain is someone else's alias address
+    api.put(f"/api/user/taken@{domain}", {"addAlias": f"twin@alias-{domain}"})
+    snapshot = _snapshot(root_connection, domain)
+    cases = [
+        (f"/api/user/{old}/change_email/new@{other}", 400, failed("INVALID_MAIL", param="new_mail")),
+        (f"/api/user/{old}/change_email/{old}", 400, failed("INVALID_MAIL", param="new_mail")),
+        (f"/api/user/{old}/change_email/not-an-address", 400, failed("INVALID_MAIL", param="new_mail")),
+        (f"/api/user/{old}/change_email/taken@{domain}", 409, failed("ALREADY_EXISTS", param="new_mail")),
+        (f"/api/user/{old}/change_email/shadow@{domain}", 409, failed("ALREADY_EXISTS", param="new_mail")),
+        (f"/api/user/{old}/change_email/al@{domain}", 409, failed("ALREADY_EXISTS", param="new_mail")),
+        (f"/api/user/{old}/change_email/li@{domain}", 409, failed("ALREADY_EXISTS", param="new_mail")),
+        (f"/api/user/{old}/change_email/twin@{domain}", 409, failed("ALREADY_EXISTS", param="new_mail")),
+        (f"/api/alias/al@{domain}/change_email/taken@{domain}", 409, failed("ALREADY_EXISTS", param="new_mail")),
+        (f"/api/maillist/li@{domain}/change_email/al@{domain}", 409, failed("ALREADY_EXISTS", param="new_mail")),
+        (f"/api/user/ghost@{domain}/change_email/new@{domain}", 404, failed("NO_SUCH_ACCOUNT")),
+        (f"/api/alias/{old}/change_email/new@{domain}", 404, failed("NO_SUCH_ACCOUNT")),  # a user, not an alias
+        (f"/api/maillist/al@{domain}/change_email/new@{domain}", 404, failed("NO_SUCH_ACCOUNT")),
+    ]
+    for path, status, body in cases:
+        result = api.post(path)
+        assert result.status_code == status, (path, result.text)
+        assert {k: v for k, v in result.json.items() if k != "detail"} == body, (path, result.text)
+    assert _snapshot(root_connection, domain) == snapshot
+
+
+def test_domain_admins_rename_only_in_their_domains_and_not_global_admins(api, make_app, root_connection, domain,
+                                                                           new_domain):
+    other = new_domain()
+    api.post(f"/api/domain/{other}")
+    api.post(f"/api/user/theirs@{other}", {"password": PASSWORD})
+    api.post(f"/api/user/boss@{domain}", {"password": PASSWORD})
+    root_connection.modify(user_dn(f"boss@{domain}"), {"domainGlobalAdmin": [(ldap3.MODIFY_ADD, ["yes"])]})
+    api.post(f"/api/user/mine@{domain}", {"password": PASSWORD})
+    admin = f"renamer@{domain}"
+    root_connection.add(f"mail={admin},o=domainAdmins,{SUFFIX}", attributes={
+        "objectClass": ["mailAdmin"], "mail": [admin], "userPassword": [_ssha("Admin-Pw-9")],
+        "accountStatus": ["active"]})
+    root_connection.modify(domain_dn(domain), {"domainAdmin": [(ldap3.MODIFY_ADD, [admin])]})
+    client = ApiClient(make_app()).login(admin, "Admin-Pw-9")
+    snapshot = _snapshot(root_connection, other), _snapshot(root_connection, domain)
+    assert client.post(f"/api/user/theirs@{other}/change_email/new@{other}").json == failed(
+        "PERMISSION_DENIED", detail="you do not manage this domain")
+    assert client.post(f"/api/user/boss@{domain}/change_email/chief@{domain}").status_code == 403
+    assert (_snapshot(root_connection, other), _snapshot(root_connection, domain)) == snapshot
+    assert client.post(f"/api/user/mine@{domain}/change_email/ours@{domain}").status_code == 200
+    assert read_entry(root_connection, user_dn(f"ours@{domain}")) is not None
+    assert api.post(f"/api/user/boss@{domain}/change_email/chief@{domain}").status_code == 200
+
+
+# -- a rename that dies half-way ------------------------------------------------------------------
+
+def _crash(*args, **kwargs):
+    raise RuntimeError("worker killed")
+
+
+@pytest.mark.parametrize("step", ["claim", "references", "move", "throttle", "finish_own_entry"])
+def test_a_rename_that_died_half_way_is_finished_by_repeating_it(api, root_connection, domain, new_domain,
+                                                                 monkeypatch, step):
+    old, other = _world(api, root_connection, domain, new_domain)
+    new = f"new@{domain}"
+    api.post(f"/api/throttle/{old}/outbound", {"period": "60", "max_msgs": "5"})
+    if step == "throttle":
+        monkeypatch.setattr(throttle_store, "rename_account", _crash)
+    elif step == "references":
+        real = renames.rename_references
+
+        def crash_after_some(directory, mapping, old_dn, new_dn):
+            # a crash in the middle of the references: half of them written
+            writes = []
+            real_modify = directory.client.modify
+
+            def modify(dn, changes, **kw):
+                if len(writes) == 2:
+                    raise RuntimeError("worker killed")
+                writes.append(dn)
+                return real_modify(dn, changes, **kw)
+
+            monkeypatch.setattr(directory.client, "modify", modify)
+            return real(directory, mapping, old_dn, new_dn)
+
+        monkeypatch.setattr(renames, "rename_references", crash_after_some)
+    else:
+        monkeypatch.setattr(renames, step, _crash)
+    assert api.post(f"/api/user/{old}/change_email/{new}").status_code == 500
+    monkeypatch.undo()
+    result = api.post(f"/api/user/{old}/change_email/{new}")
+    assert result.status_code == 200, result.text
+    assert read_entry(root_connection, user_dn(old)) is None
+    after = read_entry(root_connection, user_dn(new))
+    assert after["uid"] == ["new"] and _lower(after["shadowAddress"]) == [f"new@alias-{domain}"]
+    assert count_entries(root_connection, f"o=domains,{SUFFIX}",
+                         f"(|(mail={old})(shadowAddress={old})(mailForwardingAddress={old})(domainAdmin={old})"
+                         f"(listAllowedUser={old})(listModerator={old})(member={user_dn(old)})"
+                         f"(shadowAddress=old@alias-{domain}))") == 0
+    assert count_entries(root_connection, f"o=domains,{SUFFIX}",
+                         f"(|(mailForwardingAddress={new})(listModerator={new})(member={user_dn(new)}))") == 5
+    assert _lower(read_entry(root_connection, alias_dn(f"fw@{other}"))["mailForwardingAddress"]) == [new]
+    assert _throttle_accounts(api) == [(new, "outbound")]
+
+
+def test_a_list_rename_that_died_after_the_move_is_finished(api, root_connection, domain, monkeypatch):
+    mail, new = f"staff@{domain}", f"crew@{domain}"
+    api.post(f"/api/user/u@{domain}", {"password": PASSWORD})
+    api.post(f"/api/maillist/{mail}", {"members": f"u@{domain},ext@elsewhere.test"})
+    monkeypatch.setattr(renames, "finish_own_entry", _crash)
+    assert api.post(f"/api/maillist/{mail}/change_email/{new}").status_code == 500
+    monkeypatch.undo()
+    assert api.post(f"/api/maillist/{mail}/change_email/{new}").status_code == 200
+    assert "shadowAddress" not in read_entry(root_connection, list_dn(new))
+    assert _lower(read_entry(root_connection, user_dn(f"u@{domain}"))["memberOfGroup"]) == [new]
+    assert _lower(read_entry(root_connection, externals_dn(new))["memberOfGroup"]) == [new]
