@@ -323,3 +323,61 @@ def test_a_list_rename_that_died_after_the_move_is_finished(api, root_connection
     assert "shadowAddress" not in read_entry(root_connection, list_dn(new))
     assert _lower(read_entry(root_connection, user_dn(f"u@{domain}"))["memberOfGroup"]) == [new]
     assert _lower(read_entry(root_connection, externals_dn(new))["memberOfGroup"]) == [new]
+
+
+# -- Dovecot and Postfix after a rename -----------------------------------------------------------
+
+def _expand(postfix, address):
+    # Postfix asks virtual_alias_maps, virtual_group_maps, virtual_group_members_maps and
+    # catchall_maps in this order (iRedMail's main.cf.ldap) and takes the first answer.
+    for map_name in ("virtual_alias_maps", "virtual_group_maps", "virtual_group_members_maps", "catchall_maps"):
+        found = postfix.lookup(map_name, address)
+        if found:
+            return sorted(found)
+    return []
+
+
+def test_dovecot_and_postfix_follow_a_user_rename(api, mailstack, root_connection, domain):
+    old, new = f"old@{domain}", f"new@{domain}"
+    alias_domain = f"alias-{domain}"
+    api.post(f"/api/user/{old}", {"password": PASSWORD})
+    root_connection.modify(domain_dn(domain), {"domainAliasName": [(ldap3.MODIFY_ADD, [alias_domain])],
+                                               "enabledService": [(ldap3.MODIFY_ADD, ["domainalias"])]})
+    root_connection.modify(user_dn(old), {"shadowAddress": [(ldap3.MODIFY_ADD, [f"old@{alias_domain}"])]})
+    api.post(f"/api/alias/team@{domain}", {"members": old})
+    api.post(f"/api/maillist/list@{domain}", {"members": old})
+    home = read_entry(root_connection, user_dn(old))["homeDirectory"][0]
+    dovecot, postfix = mailstack.dovecot, mailstack.postfix
+    assert dovecot.auth_ok(old, PASSWORD) and dovecot.auth_ok(f"old@{alias_domain}", PASSWORD)
+
+    assert api.post(f"/api/user/{old}/change_email/{new}").status_code == 200
+
+    assert dovecot.auth_ok(new, PASSWORD)
+    assert dovecot.auth_ok(f"new@{alias_domain}", PASSWORD)
+    assert not dovecot.auth_ok(old, PASSWORD) and not dovecot.auth_ok(f"old@{alias_domain}", PASSWORD)
+    found = dovecot.user(new)
+    assert found["home"] == home  # the old maildir, under the new login
+    assert found["user"] == new
+    assert postfix.lookup("virtual_mailbox_maps", new) == [home + "/Maildir/"]
+    assert postfix.lookup("virtual_mailbox_maps", f"new@{alias_domain}") == [home + "/Maildir/"]
+    assert postfix.lookup("virtual_mailbox_maps", old) == []
+    assert postfix.lookup("virtual_mailbox_maps", f"old@{alias_domain}") == []
+    assert postfix.lookup("sender_login_maps", new) == [new]
+    assert postfix.lookup("sender_login_maps", old) == []
+    assert postfix.lookup("virtual_alias_maps", f"team@{domain}") == [new]
+    assert postfix.lookup("virtual_group_maps", f"list@{domain}") == [new]
+
+
+def test_postfix_follows_alias_and_list_renames(api, mailstack, domain):
+    postfix = mailstack.postfix
+    api.post(f"/api/user/u@{domain}", {"password": PASSWORD})
+    api.post(f"/api/alias/sales@{domain}", {"members": f"u@{domain},out@elsewhere.test"})
+    api.post(f"/api/maillist/staff@{domain}", {"members": f"u@{domain},ext@elsewhere.test"})
+    members = sorted([f"u@{domain}", "out@elsewhere.test"])
+    assert _expand(postfix, f"sales@{domain}") == members
+    assert api.post(f"/api/alias/sales@{domain}/change_email/vente@{domain}").status_code == 200
+    assert sorted(postfix.lookup("virtual_alias_maps", f"vente@{domain}")) == members
+    assert _expand(postfix, f"sales@{domain}") == []
+    assert api.post(f"/api/maillist/staff@{domain}/change_email/crew@{domain}").status_code == 200
+    assert sorted(postfix.lookup("virtual_group_maps", f"crew@{domain}")) == sorted([f"u@{domain}", "ext@elsewhere.test"])
+    assert _expand(postfix, f"staff@{domain}") == []
