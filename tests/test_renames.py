@@ -379,5 +379,6 @@ def test_postfix_follows_alias_and_list_renames(api, mailstack, domain):
     assert sorted(postfix.lookup("virtual_alias_maps", f"vente@{domain}")) == members
     assert _expand(postfix, f"sales@{domain}") == []
     assert api.post(f"/api/maillist/staff@{domain}/change_email/crew@{domain}").status_code == 200
-    assert sorted(postfix.lookup("virtual_group_maps", f"crew@{domain}")) == sorted([f"u@{domain}", "ext@elsewhere.test"])
+    assert sorted(postfix.lookup("virtual_group_maps", f"crew@{domain}")) == sorted(
+        [f"u@{domain}", "ext@elsewhere.test"])
     assert _expand(postfix, f"staff@{domain}") == []
