@@ -237,3 +237,28 @@ def _describe(rule, limit):
         return "unlimited"
     value, period = limit
     return f"{value} per {period} s" if rule in throttle_store.PERIODIC_RULES else str(value)
+
+
+def bulk_user_skip(directory, admin, domain_entry):
+    """For a domain admin's bulk update of a domain's users: the predicate ``skip(user entry)``
+    that leaves out the users ``require_manageable_account`` would refuse it (global admins, and
+    admins of domains it does not manage); None for global admins.
+
+    One search, not one per user: the domains whose ``domainAdmin`` names an address in the
+    domain or its alias domains (iRedMail indexes domainAdmin for substrings)."""
+    if admin.is_global:
+        return None
+    names = [domain_entry.first("domainName"), *domain_entry.values("domainAliasName")]
+    filter_ = dnlib.all_of(dnlib.eq("objectClass", "mailDomain"),
+                           dnlib.any_of(*(dnlib.ends_with("domainAdmin", "@" + name) for name in names if name)))
+    foreign = {value.lower()
+               for entry in directory.search(directory.names.basedn, filter_, ["domainName", "domainAdmin"],
+                                             scope="one")
+               if not admin.manages(entry) for value in entry.values("domainAdmin")}
+
+    def skip(entry):
+        if (entry.first("domainGlobalAdmin") or "").lower() == "yes":
+            return True
+        return any(v.lower() in foreign for v in entry.values("mail") + entry.values("shadowAddress"))
+
+    return skip

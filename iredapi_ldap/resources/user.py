@@ -3,6 +3,7 @@
 import re
 
 from .. import addresses, authorization, errors, params, provisioning
+from ..directory import limits as limitlib
 from ..directory import renames
 from ..directory import users as user_directory
 from ..directory.maildir import check_custom_maildir
@@ -157,8 +158,37 @@ class UserItem(Resource):
         self.ok(resp)
 
 
+# PUT /api/users/<domain>: what Pro's bulk update takes.
+BULK_PARAMS = (
+    Param("accountStatus", params.account_status),
+    Param("password", _raw),
+    Param("preferredLanguage", params.language, aliases=("language",)),
+    Param("transport", _transport),
+)
+
+
 class UserCollection(Resource):
     def on_get(self, req, resp, domain):
         values = self.params(req, ACCOUNT_LIST_PARAMS)
         stream_accounts(self, req, resp, domain, values, user_directory.list_users,
                         hidden=user_directory.HIDDEN_ATTRIBUTES)
+
+    def on_put(self, req, resp, domain):
+        """Every user of the domain at once; answers {"changed": n, "skipped": [addresses a
+        domain admin may not change]}."""
+        values = self.params(req, BULK_PARAMS)
+        if not values:
+            raise errors.InvalidInput(errors.INVALID_PARAMETER, param="accountStatus",
+                                      detail="give at least one of accountStatus, password, language, transport")
+        admin = req.context.admin
+        domain_entry = authorization.managed_domain(self.directory, admin, domain,
+                                                    ["domainName", *limitlib.DOMAIN_ATTRIBUTES])
+        new_hash = user_directory.bulk_password_hash(self.directory, values, domain_entry)
+        skip = authorization.bulk_user_skip(self.directory, admin, domain_entry)
+        changed, skipped, admins = user_directory.update_all_users(self.directory, domain, values, new_hash, skip)
+        if new_hash or values.get("accountStatus") == "disabled":
+            for entry in admins:  # as a single PUT does: their sessions end now
+                mail = entry.first("mail").lower()
+                keep = req.context.session_token if mail == admin.username and "accountStatus" not in values else None
+                self.services.sessions.end_sessions(mail, keep=keep)
+        self.ok(resp, {"changed": changed, "skipped": sorted(e.first("mail").lower() for e in skipped)})
