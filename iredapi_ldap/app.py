@@ -8,7 +8,7 @@ import falcon
 from . import access, errors
 from .directory.base import Directory
 from .directory.connection import LdapOperationError
-from .resources import alias, domain, login, maillist, throttle, user
+from .resources import alias, domain, ldif, login, maillist, throttle, user
 from .resources.common import UrlParts
 from .sessions import LoginThrottle, SessionStore
 from .settings import load_settings, sql_url
@@ -84,6 +84,13 @@ def add_routes(app, services):
         ("/user/{mail}/change_email/{new_mail}", user_item, "change_email"),
         ("/alias/{mail}/change_email/{new_mail}", alias_item, "change_email"),
         ("/maillist/{mail}/change_email/{new_mail}", maillist_item, "change_email"),
+        # issue 14, life-cycle: LDIF export
+        ("/ldif/domain/{domain}", ldif.LdifExport(services, "domain")),
+        ("/ldif/catchall/{domain}", ldif.LdifExport(services, "catchall")),
+        ("/ldif/admin/{mail}", ldif.LdifExport(services, "admin")),
+        ("/ldif/user/{mail}", ldif.LdifExport(services, "user")),
+        ("/ldif/maillist/{mail}", ldif.LdifExport(services, "maillist")),
+        ("/ldif/alias/{mail}", ldif.LdifExport(services, "alias")),
     ]
     for mount_point in MOUNT_POINTS:
         for template, resource, *suffix in routes:
