@@ -60,14 +60,19 @@ def _chunks(directory, first, subtree, page_size):
         return children
 
     def below(dn):
-        # Depth first, one level at a time: a parent is always written before its children.
+        # One level at a time, a parent always before its children.  The entries with children
+        # (the ou= containers) are visited once the level's search is over: slapd keeps one paged
+        # search per connection, and a second one started between two pages ends the first.
+        parents = []
         for child_dn, attributes in directory.paged_search_raw(dn, "(objectClass=*)", ["*", _HAS_CHILDREN],
                                                                scope="one", page_size=page_size):
             if write(child_dn, attributes):
-                yield drained()
-                yield from below(child_dn)
+                parents.append(child_dn)
             if buffer.tell() > 64 * 1024:
                 yield drained()
+        for parent in parents:
+            yield drained()
+            yield from below(parent)
 
     has_children = write(*first)
     yield drained()
