@@ -382,3 +382,23 @@ def test_postfix_follows_alias_and_list_renames(api, mailstack, domain):
     assert sorted(postfix.lookup("virtual_group_maps", f"crew@{domain}")) == sorted(
         [f"u@{domain}", "ext@elsewhere.test"])
     assert _expand(postfix, f"staff@{domain}") == []
+
+
+def test_an_account_created_at_the_new_address_during_the_rename_wins(api, root_connection, domain, monkeypatch):
+    """slapd's unique overlay never compares a mail with a shadowAddress: an alias created with the
+    new address after the rename looked finds the claim only by the rename's second look."""
+    old, new = f"old@{domain}", f"new@{domain}"
+    api.post(f"/api/user/{old}", {"password": PASSWORD})
+    before = read_entry(root_connection, user_dn(old))
+    real = renames.claim
+
+    def racing_claim(directory, rename):
+        root_connection.add(alias_dn(new), attributes={"objectClass": ["mailAlias"], "mail": [new],
+                                                       "accountStatus": ["active"]})
+        return real(directory, rename)
+
+    monkeypatch.setattr(renames, "claim", racing_claim)
+    result = api.post(f"/api/user/{old}/change_email/{new}")
+    assert result.json == failed("ALREADY_EXISTS", param="new_mail", detail=new)
+    assert read_entry(root_connection, user_dn(old)) == before
+    assert read_entry(root_connection, user_dn(new)) is None
