@@ -10,7 +10,7 @@ from . import authorization
 from .directory import domains as domain_directory
 from .directory import references, renames
 from .directory import users as user_directory
-from .store import deleted_mailboxes, throttle
+from .store import deleted_mailboxes, dovecot, throttle
 
 
 def maildir_of(entry):
@@ -100,6 +100,7 @@ def rename_account(services, kind, old, new, admin, domain_entry=None):
         throttle.rename_account(services.iredapd_store, before, after)
     if kind == renames.USER:
         services.sessions.rename_sessions(old, new, rename.new_dn)
+        dovecot.rename_mailbox(services.admin_store, old, new)
     renames.finish_own_entry(directory, rename)
     renames.references(directory, rename)
     return moved_now

@@ -1,14 +1,20 @@
 """A renamed account in the SQL stores, on SQLite, MariaDB and PostgreSQL: iRedAPD's throttle
 settings and tracking rows, and a renamed admin's API sessions."""
 
+import pytest
 import sqlalchemy as sa
 
 from iredapi_ldap.directory.admins import AdminAccount
 from iredapi_ldap.sessions import SessionStore
-from iredapi_ldap.store import throttle
-from iredapi_ldap.store.tables import api_sessions, throttle_tracking
+from iredapi_ldap.store import dovecot, throttle
+from iredapi_ldap.store.engine import SqlStore
+from iredapi_ldap.store.tables import api_sessions, dovecot_metadata, last_login, throttle_tracking, used_quota
 from iredapi_ldap.store.tables import throttle as throttle_table
-from tests.sql_backends import sql_store_fixture  # noqa: F401 (the sql_store fixture)
+from tests.sql_backends import (
+    BACKENDS,
+    sql_store_fixture,  # noqa: F401 (the sql_store fixture)
+    throwaway_database,
+)
 
 OLD, NEW, OTHER = "old@example.com", "new@example.com", "other@example.com"
 
@@ -72,3 +78,23 @@ def test_a_renamed_admins_sessions_go_on_under_the_new_name(sql_store):
     with sql_store.engine.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(api_sessions)
                             .where(api_sessions.c.username == OLD)).scalar() == 0
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_dovecots_rows_follow_a_renamed_mailbox(backend, tmp_path):
+    with throwaway_database(backend, tmp_path) as url:
+        store = SqlStore(url, timeout=5)
+        dovecot.rename_mailbox(store, OLD, NEW)  # no tables yet (the features are off): no error
+        dovecot._missing_until.clear()
+        dovecot_metadata.create_all(store.engine)
+        with store.engine.begin() as conn:
+            conn.execute(used_quota.insert().values(username=OLD, bytes=100, messages=2, domain="example.com"))
+            conn.execute(last_login.insert().values(username=OLD, domain="example.com", imap=5))
+            conn.execute(last_login.insert().values(username=NEW, domain="example.com", imap=9))
+        dovecot.rename_mailbox(store, OLD, NEW)
+        with store.engine.connect() as conn:
+            assert conn.execute(sa.select(used_quota.c.username, used_quota.c.bytes)).all() == [(NEW, 100)]
+            # Dovecot wrote the new address's logins after the move: those are current
+            assert conn.execute(sa.select(last_login.c.username, last_login.c.imap)).all() == [(NEW, 9)]
+        assert dovecot.mailbox_usage(store, NEW)["stored_bytes"] == 100
+        store.dispose()
