@@ -91,6 +91,7 @@ def test_user_rename_moves_the_entry_and_every_reference(api, make_app, root_con
     assert read_entry(root_connection, user_dn(old)) is None
     after = read_entry(root_connection, user_dn(new))
     assert after["mail"] == [new] and after["uid"] == ["new"]
+    assert after["cn"] == ["new"] and after["sn"] == ["new"]  # derived from the local part, as on create
     assert after["homeDirectory"] == before["homeDirectory"]  # the maildir stays
     assert after["userPassword"] and after["mailQuota"] == before["mailQuota"]
     assert _lower(after["shadowAddress"]) == [f"new@{alias_domain}"]
@@ -144,6 +145,7 @@ def test_alias_rename(api, root_connection, domain):
     assert read_entry(root_connection, alias_dn(alias)) is None
     entry = read_entry(root_connection, alias_dn(new))
     assert entry["mail"] == [new] and "shadowAddress" not in entry and "uid" not in entry
+    assert entry["cn"] == ["vente"]
     assert _lower(entry["mailForwardingAddress"]) == sorted([f"u@{domain}", "out@elsewhere.test"])
     assert _lower(entry["memberOfGroup"]) == [f"list@{domain}"]
     assert _lower(read_entry(root_connection, alias_dn(f"all@{domain}"))["mailForwardingAddress"]) == [new]
@@ -157,13 +159,14 @@ def test_list_rename_moves_memberships_and_the_external_entry(api, root_connecti
     api.post(f"/api/user/u@{domain}", {"password": PASSWORD})
     api.post(f"/api/alias/a@{domain}", {"members": "x@elsewhere.test"})
     api.post(f"/api/maillist/{mail}", {"members": f"u@{domain},a@{domain},ext@elsewhere.test",
-                                       "moderators": f"u@{domain}"})
+                                       "moderators": f"u@{domain}", "name": "The Staff"})
     api.post(f"/api/maillist/parent@{domain}", {"members": mail})
     api.post(f"/api/alias/fw@{domain}", {"members": mail})
     assert api.post(f"/api/maillist/{mail}/change_email/{new}").status_code == 200
     assert read_entry(root_connection, list_dn(mail)) is None
     entry = read_entry(root_connection, list_dn(new))
     assert entry["mail"] == [new] and "shadowAddress" not in entry
+    assert entry["cn"] == ["The Staff"]  # a chosen name stays
     assert _lower(entry["memberOfGroup"]) == [f"parent@{domain}"]
     for member in (user_dn(f"u@{domain}"), alias_dn(f"a@{domain}")):
         assert _lower(read_entry(root_connection, member)["memberOfGroup"]) == [new]

@@ -48,8 +48,9 @@ _KINDS = {
     LIST: ("mail_list", dnlib.all_of(dnlib.eq("objectClass", "mailList"),
                                      dnlib.negate(dnlib.eq("enabledService", "mlmmj")))),
 }
-_ENTRY_ATTRIBUTES = ["objectClass", "mail", "shadowAddress", "uid", "domainGlobalAdmin", "mailForwardingAddress",
-                     "memberOfGroup", "listAllowedUser", "listModerator", "listOwner", "member"]
+_ENTRY_ATTRIBUTES = ["objectClass", "mail", "shadowAddress", "uid", "cn", "sn", "domainGlobalAdmin",
+                     "mailForwardingAddress", "memberOfGroup", "listAllowedUser", "listModerator", "listOwner",
+                     "member"]
 
 
 @dataclass
@@ -167,7 +168,7 @@ def finish_own_entry(directory, rename):
     """Step 6, on the entry at its new DN: the new address is its mail now, so the claim's
     shadowAddress goes, as do the old alias-domain addresses (their new twins stay); ``uid`` (a
     user's local part) and the entry's own references to its old address (a forwarding that
-    keeps a copy) follow."""
+    keeps a copy) follow, and so do ``cn`` and ``sn`` where they are the old local part."""
     entry = directory.read(rename.new_dn, _ENTRY_ATTRIBUTES)
     if entry is None:
         return
@@ -179,9 +180,14 @@ def finish_own_entry(directory, rename):
     operations = ([(MODIFY_DELETE, gone)] if gone else []) + ([(MODIFY_ADD, missing)] if missing else [])
     if operations:
         changes["shadowAddress"] = operations
-    new_local = rename.new.split("@", 1)[0]
+    old_local, new_local = rename.old.split("@", 1)[0], rename.new.split("@", 1)[0]
     if rename.kind == USER and entry.values("uid") != [new_local]:
         changes["uid"] = [(MODIFY_REPLACE, [new_local])]
+    # Names iRedAdmin derives from the local part when none is given (a user's sn always, cn
+    # without a name) follow it; a name someone chose stays.
+    for attribute in ("cn", "sn"):
+        if entry.values(attribute) == [old_local]:
+            changes[attribute] = [(MODIFY_REPLACE, [new_local])]
     modify_quietly(directory, entry.dn, changes)
 
 
