@@ -405,3 +405,29 @@ def test_an_account_created_at_the_new_address_during_the_rename_wins(api, root_
     assert result.json == failed("ALREADY_EXISTS", param="new_mail", detail=new)
     assert read_entry(root_connection, user_dn(old)) == before
     assert read_entry(root_connection, user_dn(new)) is None
+
+
+def test_two_renames_of_one_user_at_once_leave_one_rename(api, root_connection, domain, monkeypatch):
+    """old@ -> b@ meets old@ -> a@, which moves the entry first: b@'s claim and the references it
+    rewrote go to the entry where it is now, and the request says it lost."""
+    old = f"old@{domain}"
+    api.post(f"/api/user/{old}", {"password": PASSWORD})
+    api.post(f"/api/alias/team@{domain}", {"members": old})
+    api.post(f"/api/maillist/list@{domain}", {"members": old})
+    real = renames.move
+
+    def overtaken(directory, rename):
+        if rename.new == f"b@{domain}":
+            monkeypatch.setattr(renames, "move", real)
+            assert api.post(f"/api/user/{old}/change_email/a@{domain}").status_code == 200
+        return real(directory, rename)
+
+    monkeypatch.setattr(renames, "move", overtaken)
+    assert api.post(f"/api/user/{old}/change_email/b@{domain}").json["_msg"] == "NO_SUCH_ACCOUNT"
+    entry = read_entry(root_connection, user_dn(f"a@{domain}"))
+    assert entry["mail"] == [f"a@{domain}"] and "shadowAddress" not in entry
+    assert _lower(read_entry(root_connection, alias_dn(f"team@{domain}"))["mailForwardingAddress"]) == [
+        f"a@{domain}"]
+    assert [m.lower() for m in read_entry(root_connection, list_dn(f"list@{domain}"))["member"]] == [
+        user_dn(f"a@{domain}").lower()]
+    assert api.get(f"/api/user/b@{domain}").status_code == 404

@@ -38,7 +38,7 @@ from .connection import (
 )
 from .domains import get_domain
 from .entries import modify_quietly, others_with
-from .references import dn_key, lookup_addresses, rename_references, renamed_values
+from .references import dn_key, lookup_addresses, remove_references, rename_references, renamed_values
 
 USER, ALIAS, LIST = "user", "alias", "list"
 # kind -> (the DN of an address, the filter its entry matches)
@@ -157,11 +157,29 @@ def move(directory, rename):
         if exc.result == NO_SUCH_OBJECT:
             if _read(directory, rename.kind, rename.new) is not None:
                 return  # a concurrent repeat of this rename moved it
+            _withdraw(directory, rename)
             raise errors.NoSuchObject(errors.NO_SUCH_ACCOUNT, detail=rename.old) from None
         if exc.result == ENTRY_ALREADY_EXISTS:
             raise errors.AlreadyExists(errors.ALREADY_EXISTS, param="new_mail", detail=rename.new) from None
         raise
     rename.moved = True
+
+
+def _withdraw(directory, rename):
+    """The entry left its old DN under this rename's feet (another request renamed it elsewhere, or
+    deleted it): the addresses this rename claimed and the references it rewrote to them go to
+    wherever the entry is now (its mail), or are removed with it."""
+    holder = lookup_addresses(directory, [rename.new]).account(rename.new)
+    if holder is None:
+        remove_references(directory, rename.claimed, rename.new_dn)
+        return
+    local = holder.first("mail").lower().split("@", 1)[0]
+    # each claimed address (the new one, its alias-domain twins) -> the holder's own in that domain
+    redirect = {claimed: f"{local}@{claimed.split('@', 1)[1]}" for claimed in rename.claimed}
+    rename_references(directory, redirect, rename.new_dn, holder.dn)
+    ours = [a for a in rename.claimed if holder.has_value("shadowAddress", a)]
+    if ours:
+        modify_quietly(directory, holder.dn, {"shadowAddress": [(MODIFY_DELETE, ours)]})
 
 
 def finish_own_entry(directory, rename):
