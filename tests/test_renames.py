@@ -431,3 +431,23 @@ def test_two_renames_of_one_user_at_once_leave_one_rename(api, root_connection, 
     assert [m.lower() for m in read_entry(root_connection, list_dn(f"list@{domain}"))["member"]] == [
         user_dn(f"a@{domain}").lower()]
     assert api.get(f"/api/user/b@{domain}").status_code == 404
+
+
+def test_a_renames_cost_grows_with_the_references_not_with_the_domain(api, domain):
+    def trips(result):
+        assert result.status_code == 200, result.text
+        return int(result.headers["X-Directory-Round-Trips"])
+
+    api.post(f"/api/user/lonely@{domain}", {"password": PASSWORD})
+    alone = trips(api.post(f"/api/user/lonely@{domain}/change_email/lonely2@{domain}"))
+    for i in range(20):
+        api.post(f"/api/user/bystander{i}@{domain}", {"password": PASSWORD})
+        api.post(f"/api/alias/other{i}@{domain}", {"members": f"bystander{i}@{domain}"})
+    assert trips(api.post(f"/api/user/lonely2@{domain}/change_email/lonely3@{domain}")) == alone
+    member = f"member@{domain}"
+    api.post(f"/api/user/{member}", {"password": PASSWORD})
+    for i in range(3):
+        api.post(f"/api/maillist/l{i}@{domain}", {"members": member})
+        api.post(f"/api/alias/a{i}@{domain}", {"members": member})
+    # one write per list (its member DN) and per alias; the memberOfGroup values move with the entry
+    assert trips(api.post(f"/api/user/{member}/change_email/member2@{domain}")) == alone + 6

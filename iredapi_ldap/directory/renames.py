@@ -101,8 +101,8 @@ def prepare(directory, kind, old, new, domain_entry=None):
         if entry is None:
             raise errors.NoSuchObject(errors.NO_SUCH_ACCOUNT, detail=old)
         moved = True
-    if domain_entry is None or not domain_entry.has("domainName"):
-        domain_entry = get_domain(directory, domain, ["domainName", "domainAliasName"])
+    if domain_entry is None:  # else the caller's read, with domainAliasName (limits.DOMAIN_ATTRIBUTES)
+        domain_entry = get_domain(directory, domain, ["domainAliasName"])
     mapping = {old: new}
     for alias_domain in sorted({d.lower() for d in domain_entry.values("domainAliasName")}):
         before, after = f"{local}@{alias_domain}", f"{new_local}@{alias_domain}"
