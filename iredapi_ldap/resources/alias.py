@@ -40,6 +40,9 @@ class AliasItem(Resource):
     def on_post_change_email(self, req, resp, mail, new_mail):
         rename(self, req, resp, renames.ALIAS, mail, new_mail)
 
+    # Pro's documentation labels this POST but styles it as a PUT: clients may send either.
+    on_put_change_email = on_post_change_email
+
     def on_get(self, req, resp, mail):
         self.params(req)
         authorization.managed_account_domain(self.directory, req.context.admin, mail)
