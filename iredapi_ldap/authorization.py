@@ -239,15 +239,21 @@ def _describe(rule, limit):
     return f"{value} per {period} s" if rule in throttle_store.PERIODIC_RULES else str(value)
 
 
-def bulk_user_skip(directory, admin, domain_entry):
-    """For a domain admin's bulk update of a domain's users: the predicate ``skip(user entry)``
-    that leaves out the users ``require_manageable_account`` would refuse it (global admins, and
-    admins of domains it does not manage); None for global admins.
+def bulk_user_skip(directory, admin, domain_entry, keep_own=False):
+    """For a bulk update of a domain's users: the predicate ``skip(user entry)`` that leaves out,
+    for a domain admin, the users ``require_manageable_account`` would refuse it (global admins,
+    and admins of domains it does not manage); with ``keep_own`` (a bulk disable), also the
+    account the admin is logged in with, which it would lock itself out of.  None: no one.
 
     One search, not one per user: the domains whose ``domainAdmin`` names an address in the
     domain or its alias domains (iRedMail indexes domainAdmin for substrings)."""
+    own = admin.username.lower()
+
+    def is_own(entry):
+        return keep_own and (entry.first("mail") or "").lower() == own
+
     if admin.is_global:
-        return None
+        return is_own if keep_own else None
     names = [domain_entry.first("domainName"), *domain_entry.values("domainAliasName")]
     filter_ = dnlib.all_of(dnlib.eq("objectClass", "mailDomain"),
                            dnlib.any_of(*(dnlib.ends_with("domainAdmin", "@" + name) for name in names if name)))
@@ -257,7 +263,7 @@ def bulk_user_skip(directory, admin, domain_entry):
                if not admin.manages(entry) for value in entry.values("domainAdmin")}
 
     def skip(entry):
-        if (entry.first("domainGlobalAdmin") or "").lower() == "yes":
+        if is_own(entry) or (entry.first("domainGlobalAdmin") or "").lower() == "yes":
             return True
         return any(v.lower() in foreign for v in entry.values("mail") + entry.values("shadowAddress"))
 

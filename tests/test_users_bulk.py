@@ -152,3 +152,17 @@ def test_a_bulk_password_change_ends_the_sessions_of_admins_among_the_users(api,
     assert session.get(f"/api/user/u4@{domain}").status_code == 200
     assert api.put(f"/api/users/{domain}", {"password": NEW_PASSWORD}).status_code == 200
     assert session.get(f"/api/user/u4@{domain}").status_code == 401
+
+
+def test_a_bulk_disable_leaves_the_admins_own_mailbox_alone(make_app, root_connection, domain):
+    """A global admin whose mailbox is in the domain disables the domain's users, not itself."""
+    me = f"u5@{domain}"
+    root_connection.modify(user_dn(me), {"domainGlobalAdmin": [(ldap3.MODIFY_ADD, ["yes"])],
+                                         "enabledService": [(ldap3.MODIFY_ADD, ["domainadmin"])]})
+    client = ApiClient(make_app()).login(me, PASSWORD)
+    result = client.put(f"/api/users/{domain}", {"accountStatus": "disabled"})
+    assert result.json["_data"] == {"changed": USERS - 1, "skipped": [me]}
+    assert read_entry(root_connection, user_dn(me))["accountStatus"] == ["active"]
+    assert client.get(f"/api/user/{me}").status_code == 200  # still logged in
+    # other changes include it
+    assert client.put(f"/api/users/{domain}", {"language": "de_DE"}).json["_data"]["changed"] == USERS

@@ -184,7 +184,8 @@ class UserCollection(Resource):
         domain_entry = authorization.managed_domain(self.directory, admin, domain,
                                                     ["domainName", *limitlib.DOMAIN_ATTRIBUTES])
         new_hash = user_directory.bulk_password_hash(self.directory, values, domain_entry)
-        skip = authorization.bulk_user_skip(self.directory, admin, domain_entry)
+        skip = authorization.bulk_user_skip(self.directory, admin, domain_entry,
+                                            keep_own=values.get("accountStatus") == "disabled")
         changed, skipped, admins = user_directory.update_all_users(self.directory, domain, values, new_hash, skip)
         if new_hash or values.get("accountStatus") == "disabled":
             for entry in admins:  # as a single PUT does: their sessions end now
