@@ -219,8 +219,13 @@ def test_bad_renames_are_refused_and_change_nothing(api, root_connection, domain
     _alias_domain(root_connection, domain, old, f"alias-{domain}")
     # the new address's twin in the alias domain is someone else's alias address
     api.put(f"/api/user/taken@{domain}", {"addAlias": f"twin@alias-{domain}"})
+    root_connection.add(f"mail=boss@{domain},o=domainAdmins,{SUFFIX}", attributes={
+        "objectClass": ["mailAdmin"], "mail": [f"boss@{domain}"], "userPassword": [_ssha("Admin-Pw-9")],
+        "accountStatus": ["active"]})
     snapshot = _snapshot(root_connection, domain)
     cases = [
+        # a standalone admin's address: a renamed user admin would manage that admin's domains
+        (f"/api/user/{old}/change_email/boss@{domain}", 409, failed("ALREADY_EXISTS", param="new_mail")),
         (f"/api/user/{old}/change_email/new@{other}", 400, failed("INVALID_MAIL", param="new_mail")),
         (f"/api/user/{old}/change_email/{old}", 400, failed("INVALID_MAIL", param="new_mail")),
         (f"/api/user/{old}/change_email/not-an-address", 400, failed("INVALID_MAIL", param="new_mail")),

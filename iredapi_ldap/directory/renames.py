@@ -113,6 +113,12 @@ def prepare(directory, kind, old, new, domain_entry=None):
                    if lookup.account(address) is not None and dn_key(lookup.account(address).dn) != dn_key(entry.dn))
     if taken:
         raise errors.AlreadyExists(errors.ALREADY_EXISTS, param="new_mail", detail=", ".join(taken))
+    if kind == USER and directory.read(directory.names.admin(new), ["1.1"],
+                                       dnlib.eq("objectClass", "mailAdmin")) is not None:
+        # A standalone admin logs in with this address and domains name it in domainAdmin: a user
+        # admin renamed to it (and its sessions, which follow) would manage that admin's domains.
+        raise errors.AlreadyExists(errors.ALREADY_EXISTS, param="new_mail",
+                                   detail=f"{new} is a standalone admin's address")
     return Rename(kind, old, new, old_dn, new_dn, entry, moved, mapping)
 
 
