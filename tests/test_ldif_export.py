@@ -121,3 +121,12 @@ def test_a_domain_export_goes_page_by_page(api, domain):
 
     small_pages = "".join(export.export(api.app.services.directory, "domain", domain, page_size=2))
     assert small_pages == api.get(f"/api/ldif/domain/{domain}").text
+
+
+def test_a_domain_export_without_hassubordinates_walks_the_containers(api, domain, monkeypatch):
+    """A server or ACL that keeps hasSubordinates back: the domain and its ou= containers are walked."""
+    from iredapi_ldap.directory import export
+
+    whole = api.get(f"/api/ldif/domain/{domain}").text
+    monkeypatch.setattr(export, "_HAS_CHILDREN", "x-unanswered")
+    assert api.get(f"/api/ldif/domain/{domain}").text == whole

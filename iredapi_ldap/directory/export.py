@@ -54,10 +54,14 @@ def _chunks(directory, first, subtree, page_size):
         return text
 
     def write(dn, attributes):
-        children = any(v.upper() == b"TRUE" for k, values in attributes.items() if k.lower() == _HAS_CHILDREN.lower()
-                       for v in values)
+        """Write one entry; return whether it may have children."""
+        flags = [v.upper() for k, values in attributes.items() if k.lower() == _HAS_CHILDREN.lower() for v in values]
         writer.unparse(dn, {k: v for k, v in attributes.items() if k.lower() != _HAS_CHILDREN.lower()})
-        return children
+        if flags:
+            return flags[0] == b"TRUE"
+        # A server (or an ACL) that does not answer hasSubordinates: in iRedMail's tree the domain
+        # and its ou= containers hold entries, accounts are leaves.
+        return dn == first[0] or dn.lower().startswith("ou=")
 
     def below(dn):
         # One level at a time, a parent always before its children.  The entries with children
