@@ -460,3 +460,34 @@ def test_a_renames_cost_grows_with_the_references_not_with_the_domain(api, domai
         api.post(f"/api/alias/a{i}@{domain}", {"members": member})
     # one write per list (its member DN) and per alias; the memberOfGroup values move with the entry
     assert trips(api.post(f"/api/user/{member}/change_email/member2@{domain}")) == alone + 6
+
+
+@pytest.mark.parametrize("after_writes", [1, 3, 5, 6])
+def test_a_list_rename_killed_after_some_writes_is_finished_by_repeating_it(api, root_connection, domain,
+                                                                            monkeypatch, after_writes):
+    mail, new = f"staff@{domain}", f"crew@{domain}"
+    members = [f"u{i}@{domain}" for i in range(3)]
+    for member in members:
+        api.post(f"/api/user/{member}", {"password": PASSWORD})
+    api.post(f"/api/maillist/{mail}", {"members": ",".join([*members, "ext@elsewhere.test"])})
+    api.post(f"/api/alias/fw@{domain}", {"members": mail})
+    ldap = api.app.services.directory.client
+    real, writes = ldap.modify, []
+
+    def killed(dn, changes, **kw):
+        if len(writes) == after_writes:
+            raise RuntimeError("worker killed")
+        writes.append(dn)
+        return real(dn, changes, **kw)
+
+    monkeypatch.setattr(ldap, "modify", killed)
+    assert api.post(f"/api/maillist/{mail}/change_email/{new}").status_code == 500
+    monkeypatch.undo()
+    assert api.post(f"/api/maillist/{mail}/change_email/{new}").status_code == 200
+    assert read_entry(root_connection, list_dn(mail)) is None
+    assert "shadowAddress" not in read_entry(root_connection, list_dn(new))
+    for member in members:
+        assert _lower(read_entry(root_connection, user_dn(member))["memberOfGroup"]) == [new]
+    assert _lower(read_entry(root_connection, externals_dn(new))["memberOfGroup"]) == [new]
+    assert _lower(read_entry(root_connection, alias_dn(f"fw@{domain}"))["mailForwardingAddress"]) == [new]
+    assert api.get(f"/api/maillist/{new}").json["_data"]["members"] == sorted([*members, "ext@elsewhere.test"])
