@@ -13,6 +13,7 @@ from .resources import (
     alias,
     domain,
     domain_admins,
+    ldif,
     login,
     maillist,
     ml,
@@ -85,6 +86,8 @@ def add_routes(app, services):
     domain_item = domain.DomainItem(services)
     user_item = user.UserItem(services)
     spam_policy = spampolicy.SpamPolicy(services)
+    alias_item = alias.AliasItem(services)
+    maillist_item = maillist.MailListItem(services)
     routes = [
         ("/login", login.Login(services)),
         ("/logout", login.Logout(services)),
@@ -95,9 +98,9 @@ def add_routes(app, services):
         ("/user/{mail}", user_item),
         ("/user/{mail}/keep_mailbox_days/{days}", user_item, "keep_mailbox_days"),
         ("/maillists/{domain}", maillist.MailListCollection(services)),
-        ("/maillist/{mail}", maillist.MailListItem(services)),
+        ("/maillist/{mail}", maillist_item),
         ("/aliases/{domain}", alias.AliasCollection(services)),
-        ("/alias/{mail}", alias.AliasItem(services)),
+        ("/alias/{mail}", alias_item),
         ("/throttle/{target}/{kind}", throttle.ThrottleSetting(services)),
         # Admins: standalone admins, a domain's admins, password checks
         ("/admins", admin.AdminCollection(services)),
@@ -113,6 +116,17 @@ def add_routes(app, services):
         # subscribable (mlmmj) lists, through mlmmjadmin
         ("/mls/{domain}", ml.MlCollection(services)),
         ("/ml/{mail}", ml.MlItem(services)),
+        # renames
+        ("/user/{mail}/change_email/{new_mail}", user_item, "change_email"),
+        ("/alias/{mail}/change_email/{new_mail}", alias_item, "change_email"),
+        ("/maillist/{mail}/change_email/{new_mail}", maillist_item, "change_email"),
+        # LDIF export
+        ("/ldif/domain/{domain}", ldif.LdifExport(services, "domain")),
+        ("/ldif/catchall/{domain}", ldif.LdifExport(services, "catchall")),
+        ("/ldif/admin/{mail}", ldif.LdifExport(services, "admin")),
+        ("/ldif/user/{mail}", ldif.LdifExport(services, "user")),
+        ("/ldif/maillist/{mail}", ldif.LdifExport(services, "maillist")),
+        ("/ldif/alias/{mail}", ldif.LdifExport(services, "alias")),
     ]
     for mount_point in MOUNT_POINTS:
         for template, resource, *suffix in routes:

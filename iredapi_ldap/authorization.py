@@ -310,3 +310,34 @@ def check_profile_part_change(directory, admin, part, domain_entry, user_entry=N
                                   detail=f"a global admin reserved this to global admins ({key}:{part})")
     if user_entry is not None:
         require_manageable_account(directory, admin, user_entry)
+
+
+def bulk_user_skip(directory, admin, domain_entry, keep_own=False):
+    """For a bulk update of a domain's users: the predicate ``skip(user entry)`` that leaves out,
+    for a domain admin, the users ``require_manageable_account`` would refuse it (global admins,
+    and admins of domains it does not manage); with ``keep_own`` (a bulk disable), also the
+    account the admin is logged in with, which it would lock itself out of.  None: no one.
+
+    One search, not one per user: the domains whose ``domainAdmin`` names an address in the
+    domain or its alias domains (iRedMail indexes domainAdmin for substrings)."""
+    own = admin.username.lower()
+
+    def is_own(entry):
+        return keep_own and (entry.first("mail") or "").lower() == own
+
+    if admin.is_global:
+        return is_own if keep_own else None
+    names = [domain_entry.first("domainName"), *domain_entry.values("domainAliasName")]
+    filter_ = dnlib.all_of(dnlib.eq("objectClass", "mailDomain"),
+                           dnlib.any_of(*(dnlib.ends_with("domainAdmin", "@" + name) for name in names if name)))
+    foreign = {value.lower()
+               for entry in directory.search(directory.names.basedn, filter_, ["domainName", "domainAdmin"],
+                                             scope="one")
+               if not admin.manages(entry) for value in entry.values("domainAdmin")}
+
+    def skip(entry):
+        if is_own(entry) or (entry.first("domainGlobalAdmin") or "").lower() == "yes":
+            return True
+        return any(v.lower() in foreign for v in entry.values("mail") + entry.values("shadowAddress"))
+
+    return skip

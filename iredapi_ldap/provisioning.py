@@ -7,10 +7,10 @@ references and records first, the directory entry last.
 import posixpath
 
 from . import authorization, mlmmj_lists
-from .directory import domain_admins, references
+from .directory import domain_admins, references, renames
 from .directory import domains as domain_directory
 from .directory import users as user_directory
-from .store import amavisd, deleted_mailboxes, throttle
+from .store import amavisd, deleted_mailboxes, dovecot, throttle
 
 
 def maildir_of(entry):
@@ -92,3 +92,28 @@ def delete_user(services, mail, admin, keep_days, domain_entry=None):
     throttle.delete_settings_for_accounts(services.iredapd_store, [mail])
     amavisd.delete_accounts(services.amavisd_store, [mail])  # spam policy, white/blacklists
     user_directory.delete_user_entry(directory, entry, domain_entry)
+
+
+def rename_account(services, kind, old, new, admin, domain_entry=None):
+    """Rename the user, alias or list ``old`` to ``new`` (same domain), everything that names it
+    following: the order and why a repeat after a crash finishes the job are in
+    ``directory/renames.py``.  The SQL side (iRedAPD's throttle settings, a renamed admin's open
+    sessions) comes right after the move, so that a repeat, which finds the entry moved, still
+    does it.  Returns whether this request moved the entry (False: a repeat of a done rename)."""
+    directory = services.directory
+    rename = renames.prepare(directory, kind, old, new, domain_entry)
+    if kind == renames.USER:
+        authorization.require_manageable_account(directory, admin, rename.entry)
+    moved_now = not rename.moved
+    if moved_now:
+        renames.claim(directory, rename)
+        renames.references(directory, rename)
+        renames.move(directory, rename)
+    for before, after in rename.mapping.items():
+        throttle.rename_account(services.iredapd_store, before, after)
+    if kind == renames.USER:
+        services.sessions.rename_sessions(old, new, rename.new_dn)
+        dovecot.rename_mailbox(services.admin_store, old, new)
+    renames.finish_own_entry(directory, rename)
+    renames.references(directory, rename)
+    return moved_now

@@ -120,6 +120,14 @@ class SessionStore:
         with self._store.transaction() as conn:
             return conn.execute(sa.delete(table).where(where)).rowcount
 
+    def rename_sessions(self, username, new_username, new_dn):
+        """The admin ``username`` was renamed: its sessions go on under its new name and DN
+        (``Admin.manages`` compares the name with domainAdmin, which the rename rewrote)."""
+        table = tables.api_sessions
+        with self._store.transaction() as conn:
+            return conn.execute(sa.update(table).where(table.c.username == username)
+                                .values(username=new_username, admin_dn=new_dn)).rowcount
+
 
 class LoginThrottle:
     """Counts logins per client address and per username (shared store), before the bind.

@@ -41,6 +41,9 @@ class Directory:
     def paged_search(self, base, filter_, attributes=("*",), scope="subtree", page_size=500):
         return self.client.paged_search(base, filter_, attributes, scope, page_size)
 
+    def paged_search_raw(self, base, filter_, attributes=("*",), scope="subtree", page_size=500):
+        return self.client.paged_search_raw(base, filter_, attributes, scope, page_size)
+
     def add(self, dn, attributes):
         self.client.add(dn, attributes)
 
@@ -53,6 +56,9 @@ class Directory:
 
     def delete(self, dn):
         self.client.delete(dn)
+
+    def rename(self, dn, new_rdn):
+        self.client.rename(dn, new_rdn)
 
     def close(self):
         self.client.close()

@@ -258,6 +258,16 @@ class LdapClient:
 
     def paged_search(self, base, filter_, attributes=("*",), scope="subtree", page_size=500):
         """Yield entries page by page (RFC 2696), so memory stays flat on big domains."""
+        for found_dn, attrs, asked in self._pages(base, filter_, attributes, scope, page_size):
+            yield Entry(found_dn, attrs, asked)
+
+    def paged_search_raw(self, base, filter_, attributes=("*",), scope="subtree", page_size=500):
+        """As ``paged_search``, but (dn, {attribute: [bytes]}) as slapd sent them: for an export,
+        which must not decode (binary values) nor lose the attribute names' spelling."""
+        for found_dn, attrs, _ in self._pages(base, filter_, attributes, scope, page_size):
+            yield found_dn, attrs
+
+    def _pages(self, base, filter_, attributes, scope, page_size):
         paging = SimplePagedResultsControl(True, size=page_size, cookie="")
         while True:
             asked = time.monotonic()
@@ -270,7 +280,7 @@ class LdapClient:
                 raise
             for found_dn, attrs in found:
                 if found_dn is not None:
-                    yield Entry(found_dn, attrs, asked)
+                    yield found_dn, attrs, asked
             cookies = [c.cookie for c in controls if c.controlType == SimplePagedResultsControl.controlType]
             if not cookies or not cookies[0]:
                 return
@@ -294,6 +304,11 @@ class LdapClient:
 
     def delete(self, dn):
         self._call(dn, lambda conn: conn.delete_ext_s(dn))
+
+    def rename(self, dn, new_rdn):
+        """Move the entry ``dn`` to ``new_rdn`` under the same parent (modrdn, RFC 4511 4.9),
+        dropping the old RDN value: one atomic operation, the entry keeps everything else."""
+        self._call(dn, lambda conn: conn.rename_s(dn, new_rdn, None, 1))
 
     def credentials_valid(self, dn, password):
         """Bind as ``dn`` on a separate per-thread connection: slapd checks its own hashes."""

@@ -10,7 +10,14 @@ from ldap.dn import str2dn
 from .. import errors
 from . import dn as dnlib
 from . import limits as limitlib
-from .connection import MODIFY_DELETE, NO_SUCH_OBJECT, LdapOperationError
+from .connection import (
+    ENTRY_ALREADY_EXISTS,
+    MODIFY_ADD,
+    MODIFY_DELETE,
+    NO_SUCH_OBJECT,
+    AddressTaken,
+    LdapOperationError,
+)
 from .entries import delete_quietly, modify_quietly
 
 # -- looking addresses up -------------------------------------------------------------
@@ -313,3 +320,113 @@ def remove_domain_admin(directory, addresses):
             modify_quietly(directory, entry.dn, {"domainAdmin": [(MODIFY_DELETE, gone)]})
             changed.append(entry.first("domainName").lower())
     return changed
+# -- renaming references -----------------------------------------------------------------
+
+# Address-valued attributes a rename rewrites: those remove_references cleans, and mlmmj lists'
+# listOwner (found through listAllowedUser, which holds every owner).
+_RENAMED_REFERENCES = (*_ADDRESS_REFERENCES, "listOwner")
+
+
+def rename_references(directory, mapping, old_dn, new_dn):
+    """Make every entry that names a renamed account name it anew: ``mapping`` is
+    {old address: new address} (its mail and the alias-domain addresses that follow it),
+    ``old_dn`` / ``new_dn`` where its entry was and is.
+
+    The same places as ``remove_references``: domains' ``domainAdmin``; users' and aliases'
+    ``mailForwardingAddress``; lists' ``member`` DN, ``listAllowedUser``, ``listModerator``
+    and ``listOwner``; ``memberOfGroup`` on members of a renamed list; external-member entries
+    (their ``mail`` values, and a renamed list's own entry, moved to ``memberOfGroup=<new>``).
+    The renamed entry itself is left out (``finish_own_entry`` does it).
+
+    One paged search, plus one write per entry found; each write replaces what is still old and
+    is harmless to repeat, so a rename repeated after a crash finishes the job.
+    """
+    mapping = {old.lower(): new for old, new in mapping.items()}
+    if not mapping:
+        return 0
+
+    def naming(attribute):
+        return dnlib.any_of(*(dnlib.eq(attribute, a) for a in mapping))
+
+    is_external = dnlib.eq("objectClass", "mailExternalUser")
+    filter_ = dnlib.any_of(
+        dnlib.all_of(dnlib.eq("objectClass", "mailDomain"), naming("domainAdmin")),
+        dnlib.all_of(dnlib.any_of(dnlib.eq("objectClass", "mailAlias"), dnlib.eq("objectClass", "mailUser")),
+                     naming("mailForwardingAddress")),
+        dnlib.all_of(dnlib.eq("objectClass", "mailList"),
+                     dnlib.any_of(dnlib.eq("member", old_dn), naming("listAllowedUser"))),
+        dnlib.all_of(dnlib.any_of(dnlib.ACCOUNT_CLASSES, is_external), naming("memberOfGroup")),
+        dnlib.all_of(is_external, naming("mail")),
+    )
+    own = {dn_key(old_dn), dn_key(new_dn)}
+    written = 0
+    for entry in directory.paged_search(directory.names.basedn, filter_, [*_REFERENCE_ATTRIBUTES, "listOwner"]):
+        if dn_key(entry.dn) in own:
+            continue
+        if entry.has_value("objectClass", "mailExternalUser"):
+            _rename_in_external(directory, entry, mapping)
+        else:
+            modify_quietly(directory, entry.dn, renamed_values(entry, mapping, old_dn, new_dn))
+        written += 1
+    return written
+
+
+def renamed_values(entry, mapping, old_dn=None, new_dn=None, attributes=_RENAMED_REFERENCES):
+    """The changes that replace, in ``entry``'s address-valued ``attributes``, every value that is a
+    key of ``mapping`` by its new address, and the ``member`` DN ``old_dn`` by ``new_dn``."""
+    changes = {}
+    for attribute in attributes:
+        changes.update(_replace(entry, attribute, [v for v in entry.values(attribute) if v.lower() in mapping],
+                                [mapping[v.lower()] for v in entry.values(attribute) if v.lower() in mapping]))
+    if old_dn is not None:
+        old_key = dn_key(old_dn)
+        changes.update(_replace(entry, "member", [v for v in entry.values("member") if dn_key(v) == old_key],
+                                [new_dn]))
+    return changes
+
+
+def _replace(entry, attribute, old_values, new_values):
+    if not old_values:
+        return {}
+    if attribute == "member":
+        present = {dn_key(v) for v in entry.values(attribute)}
+        fresh = [v for v in dict.fromkeys(new_values) if dn_key(v) not in present]
+    else:
+        fresh = [v for v in dict.fromkeys(new_values) if not entry.has_value(attribute, v)]
+    return {attribute: [(MODIFY_DELETE, old_values)] + ([(MODIFY_ADD, fresh)] if fresh else [])}
+
+
+def _rename_in_external(directory, entry, mapping):
+    """An external-member entry: renamed addresses among its ``mail``; a renamed list's own entry
+    (RDN memberOfGroup=<old list>) moves to memberOfGroup=<new list>."""
+    try:
+        modify_quietly(directory, entry.dn, renamed_values(entry, mapping, attributes=("mail",)))
+    except AddressTaken:
+        # slapd's unique overlay keeps an account's address out of external-member entries, so
+        # this one (written before the overlay, or racing the rename) cannot take the new address
+        # once it is the account's mail: the old one goes, as it would on a delete.
+        old = [v for v in entry.values("mail") if v.lower() in mapping]
+        remaining = [v for v in entry.values("mail") if v.lower() not in mapping]
+        if remaining:
+            modify_quietly(directory, entry.dn, {"mail": [(MODIFY_DELETE, old)]})
+        else:
+            delete_quietly(directory, entry.dn)
+            return
+    rdn = str2dn(entry.dn)[0][0]
+    if rdn[0].lower() != "memberofgroup" or rdn[1].lower() not in mapping:
+        return
+    new_list = mapping[rdn[1].lower()]
+    target = directory.names.list_externals(new_list)
+    try:
+        # deleteoldrdn takes the old list's address out of memberOfGroup; the new one may be there already
+        directory.rename(entry.dn, f"memberOfGroup={dnlib.escape_rdn_value(new_list)}")
+    except LdapOperationError as exc:
+        if exc.result == NO_SUCH_OBJECT:
+            return  # a repeat: moved already
+        if exc.result != ENTRY_ALREADY_EXISTS:
+            raise
+        # An earlier attempt moved it and another request re-created the old one: merge into the new.
+        addresses = [v for v in entry.values("mail")]
+        if addresses:
+            modify_quietly(directory, target, {"mail": [(MODIFY_ADD, addresses)]})
+        delete_quietly(directory, entry.dn)

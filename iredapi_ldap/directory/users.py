@@ -325,3 +325,56 @@ def list_users(directory, domain, disabled_only=False, attributes=("*",)):
     """The domain's users (not its catch-all), page by page."""
     users = dnlib.all_of(dnlib.eq("objectClass", "mailUser"), dnlib.negate(dnlib.eq("mail", "@" + domain)))
     return list_accounts(directory, domain, dnlib.USERS_OU, users, disabled_only, attributes)
+
+
+# -- bulk update (PUT /api/users/<domain>) ---------------------------------------------------------
+
+# What a bulk update may set: parameter -> attribute.
+BULK_ATTRIBUTES = {"accountStatus": "accountStatus", "preferredLanguage": "preferredLanguage",
+                   "transport": "mtaTransport"}
+_BULK_READ = ["mail", "shadowAddress", "domainGlobalAdmin", "enabledService", *BULK_ATTRIBUTES.values()]
+
+
+def bulk_password_hash(directory, values, domain_entry):
+    """The one hash a bulk password change writes to every user: checked against the policy
+    (and the domain's password lengths) once, hashed once; None without ``password``."""
+    if "password" not in values:
+        return None
+    return password_hash(directory, {"password": values["password"]}, limitlib.DomainLimits.of(domain_entry))
+
+
+def update_all_users(directory, domain, values, new_password_hash=None, skip=None, page_size=500):
+    """Set ``values`` (BULK_ATTRIBUTES' parameters; ``transport`` "" removes the user's own) and
+    ``new_password_hash`` on every user of the domain (not its catch-all), page by page.
+
+    Only users whose values differ are written, so a repeat after a crash carries on where the
+    first attempt stopped (a password is written again: its hash has a new salt each request).
+    ``skip(entry)``: users left alone (a domain admin's reach).  Returns (changed, skipped
+    entries, changed entries that hold admin rights): the caller ends those admins' sessions."""
+    changed, skipped, admins = 0, [], []
+    users = dnlib.all_of(dnlib.eq("objectClass", "mailUser"), dnlib.negate(dnlib.eq("mail", "@" + domain)))
+    for entry in directory.paged_search(directory.names.ou(domain, dnlib.USERS_OU), users, _BULK_READ,
+                                        scope="one", page_size=page_size):
+        if skip is not None and skip(entry):
+            skipped.append(entry)
+            continue
+        changes = {}
+        for name, attribute in BULK_ATTRIBUTES.items():
+            if name in values and (entry.first(attribute) or "") != values[name]:
+                changes[attribute] = [(MODIFY_REPLACE, [values[name]] if values[name] else [])]
+        if new_password_hash:
+            changes["userPassword"] = [(MODIFY_REPLACE, [new_password_hash])]
+            changes["shadowLastChange"] = [(MODIFY_REPLACE, [str(days_since_epoch())])]
+        if not changes:
+            continue
+        try:
+            directory.modify(entry.dn, changes)
+        except LdapOperationError as exc:
+            if exc.result == NO_SUCH_OBJECT:
+                continue  # deleted meanwhile
+            raise
+        changed += 1
+        if (entry.first("domainGlobalAdmin") or "").lower() == "yes" or entry.has_value("enabledService",
+                                                                                        "domainadmin"):
+            admins.append(entry)
+    return changed, skipped, admins

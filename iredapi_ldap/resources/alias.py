@@ -17,10 +17,10 @@ policy is recorded, not enforced.  Use a mailing list (/api/maillist) to restric
 """
 
 from .. import addresses, authorization, params
-from ..directory import admin_limits
+from ..directory import admin_limits, renames
 from ..directory import aliases as alias_directory
 from ..params import Param, forbid_overlap, forbid_together
-from .common import ACCOUNT_LIST_PARAMS, CREATED, Resource, stream_accounts
+from .common import ACCOUNT_LIST_PARAMS, CREATED, Resource, rename, stream_accounts
 from .maillist import access_policy
 
 _PROFILE = (
@@ -37,6 +37,12 @@ UPDATE_PARAMS = _PROFILE + (
 
 
 class AliasItem(Resource):
+    def on_post_change_email(self, req, resp, mail, new_mail):
+        rename(self, req, resp, renames.ALIAS, mail, new_mail)
+
+    # Pro's documentation labels this POST but styles it as a PUT: clients may send either.
+    on_put_change_email = on_post_change_email
+
     def on_get(self, req, resp, mail):
         self.params(req)
         authorization.managed_account_domain(self.directory, req.context.admin, mail)

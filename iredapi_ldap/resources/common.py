@@ -10,7 +10,7 @@ import logging
 
 import falcon
 
-from .. import addresses, authorization, errors, params
+from .. import addresses, authorization, errors, params, provisioning
 from ..params import Param, integer, parse, read_params
 
 log = logging.getLogger(__name__)
@@ -56,12 +56,26 @@ class UrlParts:
     """Middleware: the route table's ``{mail}``, ``{domain}`` and ``{days}`` arrive validated
     and normalised (lower case, punycode), or the request ends here with a 400."""
 
-    CONVERTERS = {"mail": addresses.email, "domain": addresses.domain_name, "days": _keep_days}
+    CONVERTERS = {"mail": addresses.email, "domain": addresses.domain_name, "days": _keep_days,
+                  "new_mail": addresses.email}
 
     def process_resource(self, req, resp, resource, params):
         for name, convert in self.CONVERTERS.items():
             if name in params:
-                params[name] = convert(params[name])
+                try:
+                    params[name] = convert(params[name])
+                except errors.InvalidInput as exc:
+                    exc.param = exc.param or (name if name == "new_mail" else None)
+                    raise
+
+
+def rename(resource, req, resp, kind, mail, new_mail):
+    """POST /api/<kind>/<mail>/change_email/<new_mail>: 200 with {"mail": new_mail}, also for a
+    repeat of a rename that is done (so a client may repeat one whose answer it lost)."""
+    resource.params(req)
+    domain_entry = authorization.managed_account_domain(resource.directory, req.context.admin, mail)
+    provisioning.rename_account(resource.services, kind, mail, new_mail, req.context.admin, domain_entry)
+    resource.ok(resp, {"mail": new_mail})
 
 
 def stream_accounts(resource, req, resp, domain, values, list_accounts, hidden=()):

@@ -22,10 +22,10 @@ A disabled list keeps its members, but Postfix stops expanding it (see directory
 """
 
 from .. import addresses, authorization, errors, params
-from ..directory import admin_limits
+from ..directory import admin_limits, renames
 from ..directory import lists as list_directory
 from ..params import Param, forbid_overlap, forbid_together
-from .common import ACCOUNT_LIST_PARAMS, CREATED, Resource, stream_accounts
+from .common import ACCOUNT_LIST_PARAMS, CREATED, Resource, rename, stream_accounts
 
 access_policy = params.choice(*list_directory.ACCESS_POLICIES, aliases={"allowedonly": "moderatorsonly"},
                               code=errors.INVALID_ACCESS_POLICY)
@@ -48,6 +48,9 @@ DELETE_PARAMS = (Param("archive", params.yes_no),)
 
 
 class MailListItem(Resource):
+    def on_post_change_email(self, req, resp, mail, new_mail):
+        rename(self, req, resp, renames.LIST, mail, new_mail)
+
     def on_get(self, req, resp, mail):
         self.params(req)
         authorization.managed_account_domain(self.directory, req.context.admin, mail)

@@ -3,14 +3,15 @@
 import re
 
 from .. import addresses, authorization, errors, mlmmj_lists, params, provisioning
-from ..directory import admin_limits
+from ..directory import admin_limits, renames
 from ..directory import domain_admins as admin_directory
+from ..directory import limits as limitlib
 from ..directory import users as user_directory
 from ..directory.maildir import check_custom_maildir
 from ..directory.passwords import check_password_hash
 from ..params import Param, forbid_together
 from ..store import dovecot
-from .common import ACCOUNT_LIST_PARAMS, CREATED, Resource, stream_accounts
+from .common import ACCOUNT_LIST_PARAMS, CREATED, Resource, rename, stream_accounts
 
 
 def _raw(value):
@@ -101,6 +102,9 @@ GET_PARAMS = (Param("fields", _field_names),)
 
 
 class UserItem(Resource):
+    def on_post_change_email(self, req, resp, mail, new_mail):
+        rename(self, req, resp, renames.USER, mail, new_mail)
+
     def on_get(self, req, resp, mail):
         """The LDAP profile plus iRedAdmin-Pro's computed keys; ``fields`` (comma-separated
         attribute or key names) returns only those, and computes only the keys it names."""
@@ -177,8 +181,38 @@ class UserItem(Resource):
         self.ok(resp)
 
 
+# PUT /api/users/<domain>: what Pro's bulk update takes.
+BULK_PARAMS = (
+    Param("accountStatus", params.account_status),
+    Param("password", _raw),
+    Param("preferredLanguage", params.language, aliases=("language",)),
+    Param("transport", _transport),
+)
+
+
 class UserCollection(Resource):
     def on_get(self, req, resp, domain):
         values = self.params(req, ACCOUNT_LIST_PARAMS)
         stream_accounts(self, req, resp, domain, values, user_directory.list_users,
                         hidden=user_directory.HIDDEN_ATTRIBUTES)
+
+    def on_put(self, req, resp, domain):
+        """Every user of the domain at once; answers {"changed": n, "skipped": [addresses a
+        domain admin may not change]}."""
+        values = self.params(req, BULK_PARAMS)
+        if not values:
+            raise errors.InvalidInput(errors.INVALID_PARAMETER, param="accountStatus",
+                                      detail="give at least one of accountStatus, password, language, transport")
+        admin = req.context.admin
+        domain_entry = authorization.managed_domain(self.directory, admin, domain,
+                                                    ["domainName", *limitlib.DOMAIN_ATTRIBUTES])
+        new_hash = user_directory.bulk_password_hash(self.directory, values, domain_entry)
+        skip = authorization.bulk_user_skip(self.directory, admin, domain_entry,
+                                            keep_own=values.get("accountStatus") == "disabled")
+        changed, skipped, admins = user_directory.update_all_users(self.directory, domain, values, new_hash, skip)
+        if new_hash or values.get("accountStatus") == "disabled":
+            for entry in admins:  # as a single PUT does: their sessions end now
+                mail = entry.first("mail").lower()
+                keep = req.context.session_token if mail == admin.username and "accountStatus" not in values else None
+                self.services.sessions.end_sessions(mail, keep=keep)
+        self.ok(resp, {"changed": changed, "skipped": sorted(e.first("mail").lower() for e in skipped)})

@@ -7,12 +7,15 @@ not an error: the values are None.
 
 import contextlib
 import datetime
+import logging
 import time
 
 import sqlalchemy as sa
 
 from .. import errors
 from .tables import last_login, used_quota
+
+log = logging.getLogger(__name__)
 
 _USAGE = sa.select(used_quota.c.bytes, used_quota.c.messages).where(used_quota.c.username == sa.bindparam("mail"))
 _LOGINS = sa.select(last_login.c.imap, last_login.c.pop3, last_login.c.lda).where(
@@ -67,3 +70,29 @@ def _first(conn, store, table, statement, mail):
     except sa.exc.DBAPIError:
         _missing_until[(str(store.url), table)] = time.monotonic() + MISSING_TABLE_RETRY_SECONDS
         return _MISSING
+
+
+def rename_mailbox(store, old, new):
+    """A user was renamed: Dovecot's rows for its mailbox (quota use, last logins) follow it, so
+    the profile shows them under the new address.  Where Dovecot already wrote a row for the
+    new address (after the move), that one is current and the old one goes.  Missing tables (the
+    features are off) or an unreachable database are no error: the rows are Dovecot's cache of
+    what it can count again, and the rename stands."""
+    for table in (used_quota, last_login):
+        if _known_missing(store, table.name):
+            continue
+        try:
+            with store.transaction() as conn:
+                if conn.execute(sa.select(table.c.username).where(table.c.username == new)).first() is None:
+                    conn.execute(sa.update(table).where(table.c.username == old).values(username=new))
+                else:
+                    conn.execute(sa.delete(table).where(table.c.username == old))
+        except (errors.BackendUnavailable, sa.exc.DBAPIError) as exc:
+            if isinstance(exc, errors.BackendUnavailable) and not _no_such_table(exc.__cause__):
+                log.warning("could not move Dovecot's %s row of %s to %s: %s", table.name, old, new, exc)
+                continue
+            _missing_until[(str(store.url), table.name)] = time.monotonic() + MISSING_TABLE_RETRY_SECONDS
+
+
+def _no_such_table(exc):
+    return "no such table" in str(exc).lower()

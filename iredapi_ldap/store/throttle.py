@@ -178,3 +178,28 @@ def _check_number(name, value, minimum, maximum):
         raise errors.InvalidInput(
             errors.INVALID_NUMBER, param=name, detail=f"an integer from {minimum} to {maximum}"
         )
+
+
+def rename_account(store, old, new):
+    """An account was renamed: its settings (every kind) and the counters iRedAPD tracks for its
+    address follow it; returns the number of settings moved.  A repeat moves nothing more.
+    Where ``new`` has a setting of a kind already (set while the rename was half-way), that one
+    stays and the old one goes."""
+    with store.transaction() as conn:
+        rows = conn.execute(sa.select(throttle.c.id, throttle.c.account, throttle.c.kind)
+                            .where(throttle.c.account.in_([old, new])).with_for_update()).all()
+        kinds_of_new = {row.kind for row in rows if row.account == new}
+        stale = [row.id for row in rows if row.account == old and row.kind in kinds_of_new]
+        if stale:
+            _delete_where(conn, throttle.c.id.in_(stale))
+        moved = conn.execute(sa.update(throttle).where(throttle.c.account == old).values(account=new)).rowcount
+        # Tracking rows of the old address (under its own settings and under domain and global
+        # ones) keep counting for the new one, unless the new address has its own row there.
+        # (MySQL cannot delete from a table it selects from in a subquery: two statements.)
+        taken = conn.execute(sa.select(throttle_tracking.c.tid)
+                             .where(throttle_tracking.c.account == new)).scalars().all()
+        if taken:
+            conn.execute(sa.delete(throttle_tracking).where(throttle_tracking.c.account == old,
+                                                            throttle_tracking.c.tid.in_(taken)))
+        conn.execute(sa.update(throttle_tracking).where(throttle_tracking.c.account == old).values(account=new))
+        return moved
