@@ -10,6 +10,7 @@ enforces access policies on mailing lists only.
 """
 
 from .. import errors
+from . import alias_domains
 from . import dn as dnlib
 from . import limits as limitlib
 from .connection import MODIFY_REPLACE, NO_SUCH_OBJECT, LdapOperationError
@@ -45,7 +46,8 @@ def create_alias(directory, mail, values, domain_entry, check_members=None):
     (``references.classify_members``)."""
     domain = mail.split("@", 1)[1]
     # One search: is the address free, and do the members exist where they must?
-    lookup = lookup_addresses(directory, [mail, *values.get("members", [])])
+    lookup = lookup_addresses(directory, [mail, *values.get("members", []),
+                                          *alias_domains.addresses_for_new_account(mail, domain_entry)])
     if lookup.account(mail) is not None:
         raise errors.AlreadyExists(errors.ALREADY_EXISTS, detail=mail)
     _check_members(lookup, mail, values, check_members)
@@ -60,11 +62,16 @@ def create_alias(directory, mail, values, domain_entry, check_members=None):
         attributes[MEMBERS] = list(values["members"])
     if values.get("accessPolicy"):
         attributes["accessPolicy"] = [values["accessPolicy"]]
+    shadow = alias_domains.addresses_for_new_account(mail, domain_entry, lookup)
+    if shadow:
+        attributes["shadowAddress"] = shadow
     if limitlib.DomainLimits.of(domain_entry).disabled:
         attributes["domainStatus"] = ["disabled"]
+    dn = directory.names.alias(mail)
     with limitlib.reserved(directory, domain, {limitlib.ALIASES: 1}, domain_entry):
-        add_account_entry(directory, domain, directory.names.alias(mail), attributes)
-    settle_domain_status(directory, domain, [directory.names.alias(mail)], "domainStatus" in attributes)
+        add_account_entry(directory, domain, dn, attributes)
+    settle_domain_status(directory, domain, [dn], "domainStatus" in attributes,
+                         (dn, mail, alias_domains.names_of(domain_entry)))
 
 
 def update_alias(directory, current, values, check_members=None):

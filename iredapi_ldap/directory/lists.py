@@ -29,6 +29,7 @@ members, never to the domain's size.
 from dataclasses import dataclass, field
 
 from .. import errors
+from . import alias_domains
 from . import dn as dnlib
 from . import limits as limitlib
 from .connection import (
@@ -197,7 +198,8 @@ def create_list(directory, mail, values, domain_entry, check_members=None):
     """
     domain = mail.split("@", 1)[1]
     # One search: is the address free, and what are the members?
-    lookup = lookup_addresses(directory, [mail, *values.get("members", [])])
+    lookup = lookup_addresses(directory, [mail, *values.get("members", []),
+                                          *alias_domains.addresses_for_new_account(mail, domain_entry)])
     if lookup.account(mail) is not None:
         raise errors.AlreadyExists(errors.ALREADY_EXISTS, detail=mail)
     members = _classified(lookup, mail, values, "members", check_members) or Members()
@@ -216,6 +218,9 @@ def create_list(directory, mail, values, domain_entry, check_members=None):
             attributes[attribute] = list(values["moderators"])
     if internal:
         attributes["member"] = [entry.dn for entry in internal.values()]
+    shadow = alias_domains.addresses_for_new_account(mail, domain_entry, lookup)
+    if shadow:
+        attributes["shadowAddress"] = shadow
     if limits.disabled:
         attributes["domainStatus"] = ["disabled"]
     with limitlib.reserved(directory, domain, {limitlib.LISTS: 1}, domain_entry):
@@ -226,7 +231,8 @@ def create_list(directory, mail, values, domain_entry, check_members=None):
     if members.external:
         added += _write_externals(directory, mail, [], set(members.external), True, limits.disabled,
                                   replace_leftover=True)
-    settle_domain_status(directory, domain, added, limits.disabled)
+    settle_domain_status(directory, domain, added, limits.disabled,
+                         (added[0], mail, alias_domains.names_of(domain_entry)))
 
 
 # -- update -----------------------------------------------------------------------------

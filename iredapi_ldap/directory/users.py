@@ -10,6 +10,7 @@ concurrency at a constant number of round trips.  Nothing here knows HTTP.
 import time
 
 from .. import errors
+from . import alias_domains
 from . import dn as dnlib
 from . import limits as limitlib
 from .connection import MODIFY_ADD, MODIFY_DELETE, MODIFY_REPLACE, NO_SUCH_OBJECT, LdapOperationError
@@ -46,7 +47,12 @@ _SIMPLE_ATTRIBUTES = {
     "cn": "cn", "preferredLanguage": "preferredLanguage", "transport": "mtaTransport",
     "employeeid": "employeeNumber", "gn": "givenName", "sn": "sn", "accountStatus": "accountStatus",
     "mailboxFormat": "mailboxFormat", "mailboxFolder": "mailboxFolder", "maildir": "homeDirectory",
+    "senderBcc": "userSenderBccAddress", "recipientBcc": "userRecipientBccAddress", "outboundRelay": "senderRelayHost",
 }
+# A BCC address works only with its service (iRedMail's sender/recipient_bcc_maps_user test it);
+# every new user has both, but one may have been taken away.  Removing the address keeps the
+# service, which is one of every user's default services.
+_BCC_SERVICES = (("senderBcc", "senderbcc"), ("recipientBcc", "recipientbcc"))
 _REQUIRED_ATTRIBUTES = ("cn", "sn")
 # (reset parameter, add twin, remove twin, multi-valued attribute)
 MULTI_VALUED = (
@@ -104,11 +110,19 @@ def create_user(directory, mail, values, domain_entry):
     entry (with ``limits.DOMAIN_ATTRIBUTES``) was just read, within the domain's limits."""
     attributes = new_user_attributes(directory, mail, values, domain_entry)
     quota_bytes = int(attributes.get("mailQuota", ["0"])[0])
-    require_free(directory, [mail])
+    # One search: is the address free, and which of its alias-domain addresses are?
+    lookup = lookup_addresses(directory, [mail, *alias_domains.addresses_for_new_account(mail, domain_entry)])
+    if lookup.account(mail) is not None:
+        raise errors.AlreadyExists(errors.ALREADY_EXISTS, detail=mail)
+    shadow = alias_domains.addresses_for_new_account(mail, domain_entry, lookup)
+    if shadow:
+        attributes["shadowAddress"] = shadow
     domain = mail.split("@", 1)[1]
+    dn = directory.names.user(mail)
     with limitlib.reserved(directory, domain, {limitlib.USERS: 1, limitlib.QUOTA_BYTES: quota_bytes}, domain_entry):
-        add_account_entry(directory, domain, directory.names.user(mail), attributes)
-    settle_domain_status(directory, domain, [directory.names.user(mail)], "domainStatus" in attributes)
+        add_account_entry(directory, domain, dn, attributes)
+    settle_domain_status(directory, domain, [dn], "domainStatus" in attributes,
+                         (dn, mail, alias_domains.names_of(domain_entry)))
 
 
 def new_user_attributes(directory, mail, values, domain_entry):
@@ -189,6 +203,7 @@ def update_user(directory, current, values, domain_entry):
     if quota_bytes is not None:
         limits.check_user_quota(quota_bytes)
     replace = _replacements(mail, values, password_hash(directory, values, limits))
+    values = _with_bcc_services(values)
     new_aliases = values.get("aliases", []) + values.get("addAlias", [])
     param = "aliases" if "aliases" in values else "addAlias"
     require_free(directory, new_aliases, except_dn=current.dn, param=param)
@@ -228,6 +243,19 @@ def update_user(directory, current, values, domain_entry):
         if claimed:  # the rest was refused (a quota limit, a conflict): nothing of the request stays
             modify_quietly(directory, current.dn, {"shadowAddress": [(MODIFY_DELETE, claimed)]})
         raise
+
+
+def _with_bcc_services(values):
+    """``values`` with the service of each BCC address it sets among the services to add."""
+    needed = [service for param, service in _BCC_SERVICES if values.get(param)]
+    if not needed:
+        return values
+    values = dict(values)
+    name = "services" if "services" in values else "addService"
+    present = {s.lower() for s in values.get(name, ())}
+    values[name] = list(values.get(name, ())) + [s for s in needed if s not in present]
+    return values
+
 
 def _claim_alias_addresses(directory, entry, addresses, param):
     """Add the user's new alias addresses first, alone, then look whether an account was given

@@ -1,8 +1,9 @@
 """/api/domain/<domain> and /api/domains."""
 
-from .. import authorization, params, provisioning
+from .. import addresses, authorization, errors, params, provisioning
+from ..directory import account_settings as setting_keys
 from ..directory import domains as domain_directory
-from ..params import Param
+from ..params import Param, forbid_overlap, forbid_together
 from .common import CREATED, Resource
 
 # Parameters of POST and PUT, with the seed's and the newer Pro spellings.
@@ -20,6 +21,27 @@ DOMAIN_PARAMS = (
     Param("transport", params.transport),
     Param("accountStatus", params.account_status),
 )
+# PUT only: mail routing, Pro's newest parameters (README "Domain routing").
+_domain_services = params.names_from(domain_directory.DOMAIN_SERVICES, errors.INVALID_SERVICE, "domain service")
+ROUTING_PARAMS = (
+    Param("aliasDomains", params.domain_list),
+    Param("addAliasDomain", params.domain_list),
+    Param("removeAliasDomain", params.domain_list),
+    Param("catchall", addresses.email_list),
+    Param("senderBcc", params.optional_email),
+    Param("recipientBcc", params.optional_email),
+    Param("outboundRelay", params.relay_host),
+    Param("is_backupmx", params.yes_no),
+    Param("primarymx", params.primary_mx),
+    Param("services", _domain_services),
+    Param("addService", _domain_services),
+    Param("removeService", _domain_services),
+    *(Param(name, params.names_from(names, what="profile name"))
+      for disable, enable, _, names in setting_keys.PROFILE_SWITCHES for name in (disable, enable)),
+)
+UPDATE_PARAMS = DOMAIN_PARAMS + ROUTING_PARAMS
+# (reset, add, remove) of the multi-valued routing parameters
+_MULTI = (("aliasDomains", "addAliasDomain", "removeAliasDomain"), ("services", "addService", "removeService"))
 LIST_PARAMS = (Param("name_only", params.yes_no), Param("disabled_only", params.yes_no))
 
 
@@ -27,7 +49,9 @@ class DomainItem(Resource):
     def on_get(self, req, resp, domain):
         self.params(req)
         entry = authorization.managed_domain(self.directory, req.context.admin, domain)
-        self.ok(resp, entry.as_dict())
+        data = entry.as_dict()
+        data.update(domain_directory.routing_view(self.directory, domain, entry))
+        self.ok(resp, data)
 
     def on_post(self, req, resp, domain):
         authorization.require_global(req.context.admin)
@@ -37,11 +61,17 @@ class DomainItem(Resource):
 
     def on_put(self, req, resp, domain):
         admin = req.context.admin
-        values = self.params(req, DOMAIN_PARAMS)
-        authorization.check_domain_parameters(admin, values)
-        entry = authorization.managed_domain(self.directory, admin, domain, ["accountSetting", "domainAdmin"])
-        domain_directory.update_domain(self.directory, domain, values, entry)
-        self.ok(resp)
+        values = self.params(req, UPDATE_PARAMS)
+        for reset, add, remove in _MULTI:
+            forbid_together(values, reset, add, remove)
+            forbid_overlap(values, add, remove)
+        for disable, enable, _key, _names in setting_keys.PROFILE_SWITCHES:
+            forbid_overlap(values, disable, enable)
+        entry = authorization.managed_domain(self.directory, admin, domain, domain_directory.UPDATE_ATTRIBUTES)
+        authorization.check_domain_parameters(admin, values, entry)
+        swept = domain_directory.update_domain(self.directory, domain, values, entry)
+        # The alias-domain sweep's account: how many accounts it changed, what it could not add.
+        self.ok(resp, None if swept is None else swept.as_dict())
 
     def on_delete(self, req, resp, domain):
         self._delete(req, resp, domain, keep_days=None)

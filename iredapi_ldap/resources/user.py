@@ -86,6 +86,9 @@ UPDATE_PARAMS = _PROFILE + (
     Param("services", _service_names),
     Param("addService", _service_names),
     Param("removeService", _service_names),
+    Param("senderBcc", params.optional_email),
+    Param("recipientBcc", params.optional_email),
+    Param("outboundRelay", params.relay_host),
 )
 
 
@@ -128,6 +131,7 @@ class UserItem(Resource):
         for reset, add, remove, _ in user_directory.MULTI_VALUED:
             forbid_together(values, reset, add, remove)
         domain_entry = authorization.managed_account_domain(self.directory, admin, mail)
+        authorization.check_user_profile_tabs(admin, values, domain_entry)
         current = user_directory.get_user(self.directory, mail)
         authorization.check_admin_service(admin, current, values)
         authorization.require_manageable_account(self.directory, admin, current)
