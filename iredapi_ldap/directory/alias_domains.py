@@ -115,8 +115,10 @@ def sweep(directory, domain, add_names=(), remove_names=()):
             if remove_suffixes else []
         if not add and not remove:
             continue
-        result.not_added += _apply(directory, entry.dn, add, remove)
-        result.changed += 1
+        not_added = _apply(directory, entry.dn, add, remove)
+        result.not_added += not_added
+        if remove or len(not_added) < len(add):
+            result.changed += 1
     return result
 
 
