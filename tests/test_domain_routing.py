@@ -362,3 +362,20 @@ def test_a_withheld_user_tab_is_refused(api, domain_admin, root_connection, doma
     assert result.status_code == 403 and result.json["param"] == next(iter(params))
     assert read_entry(root_connection, user_dn(mail)) == before
     assert api.put(f"/api/user/{mail}", params).status_code == 200
+
+
+def test_a_create_that_read_the_domain_before_an_alias_domain_came_settles(api, make_app, root_connection, domain,
+                                                                            new_domain):
+    # A create reads its domain, the alias domain is added and swept, then the create adds its
+    # entry: it reads the domain again after the add and gives itself the address.
+    from iredapi_ldap.directory import domains as domain_directory
+    from iredapi_ldap.directory import limits as limitlib
+    from iredapi_ldap.directory import users as user_directory
+
+    alias, gone = new_domain(), new_domain()
+    api.put(f"/api/domain/{domain}", {"addAliasDomain": gone})
+    directory = make_app().services.directory
+    stale = domain_directory.get_domain(directory, domain, limitlib.DOMAIN_ATTRIBUTES)
+    api.put(f"/api/domain/{domain}", {"aliasDomains": alias})  # gone goes, alias comes
+    user_directory.create_user(directory, f"late@{domain}", {"password": PASSWORD}, stale)
+    assert shadow(root_connection, user_dn(f"late@{domain}")) == [f"late@{alias}"]
