@@ -379,3 +379,28 @@ def test_a_create_that_read_the_domain_before_an_alias_domain_came_settles(api, 
     api.put(f"/api/domain/{domain}", {"aliasDomains": alias})  # gone goes, alias comes
     user_directory.create_user(directory, f"late@{domain}", {"password": PASSWORD}, stale)
     assert shadow(root_connection, user_dn(f"late@{domain}")) == [f"late@{alias}"]
+
+
+def test_a_name_another_domain_took_after_our_look_is_given_back(api, make_app, root_connection, domain, new_domain,
+                                                                 monkeypatch):
+    # Another request makes the name its domain's alias domain between our look and our write:
+    # we look again after the write, find it, take ours back and answer 409; nothing changed.
+    from iredapi_ldap.directory import alias_domains
+
+    other, alias = new_domain(), new_domain()
+    assert api.post(f"/api/domain/{other}").status_code == 201
+    root_connection.modify(domain_dn(other), {"domainAliasName": [(ldap3.MODIFY_ADD, [alias])]})
+    before = domain_entry(root_connection, domain)
+    real, looks = alias_domains.domains_named, []
+
+    def first_look_misses(*args, **kwargs):
+        looks.append(args)
+        return {} if len(looks) == 1 else real(*args, **kwargs)
+
+    monkeypatch.setattr(alias_domains, "domains_named", first_look_misses)
+    result = ApiClient(make_app()).login().put(f"/api/domain/{domain}", {"addAliasDomain": alias, "cn": "x"})
+    assert result.status_code == 409, result.text
+    assert result.json["msg"] == "ALREADY_EXISTS" and result.json["param"] == "addAliasDomain"
+    assert len(looks) == 2
+    assert domain_entry(root_connection, domain) == before
+    assert count_entries(root_connection, domain_dn(domain), "(shadowAddress=*)") == 0
