@@ -136,9 +136,13 @@ def test_a_name_is_a_domain_or_an_alias_domain_once(api, root_connection, domain
     result = api.post(f"/api/domain/{alias}")
     assert result.status_code == 409 and result.json["msg"] == "ALREADY_EXISTS"
     assert domain_entry(root_connection, alias) is None
-    # nor is a domain its own alias domain
-    result = api.put(f"/api/domain/{domain}", {"addAliasDomain": domain})
-    assert result.status_code == 400 and result.json["param"] == "addAliasDomain"
+    # nor is a domain its own alias domain, nor can its own name be removed as one (which would
+    # sweep its accounts' own alias addresses in it away)
+    api.put(f"/api/user/alice@{domain}", {"addAlias": f"sales@{domain}"})
+    for param in ("addAliasDomain", "aliasDomains", "removeAliasDomain"):
+        result = api.put(f"/api/domain/{domain}", {param: domain})
+        assert result.status_code == 400 and result.json["param"] == param
+    assert shadow(root_connection, user_dn(f"alice@{domain}")) == [f"sales@{domain}"]
 
 
 @pytest.mark.parametrize("params, param, code", [

@@ -313,10 +313,11 @@ class RoutingChanges:
                                           detail="the domain is not a backup MX; give is_backupmx=yes with it")
         if self.touches_alias_domains():
             param = self.alias_param()
-            for name in values.get("aliasDomains", []) + values.get("addAliasDomain", []):
-                if name == domain:
-                    raise errors.InvalidInput(errors.INVALID_DOMAIN_NAME, param=param,
-                                              detail=f"{name} is the domain itself")
+            # (removing the domain's own name would sweep its accounts' own alias addresses away)
+            for name_param in ("aliasDomains", "addAliasDomain", "removeAliasDomain"):
+                if domain in values.get(name_param, ()):
+                    raise errors.InvalidInput(errors.INVALID_DOMAIN_NAME, param=name_param,
+                                              detail=f"{domain} is the domain itself")
             added = self.alias_names_added(current)
             if added:
                 alias_domains.require_unclaimed(directory, added, domain, param)
