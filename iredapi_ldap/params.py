@@ -278,14 +278,6 @@ def transport(value):
     return value
 
 
-# Quotas and quota limits, in MB (directory.limits.MAX_QUOTA_MB: 1 PiB).
-quota_mb = integer(0, MAX_QUOTA_MB)
-# Account-count limits (numberOfUsers …; -1 = none, 0 = unlimited): far above any real domain,
-# and within a signed 32-bit integer for any tool that reads the setting.
-MAX_ACCOUNTS = 2 ** 31 - 1
-account_limit = integer(-1, MAX_ACCOUNTS)
-
-
 # -- mail routing: alias domains, BCC, relay hosts, backup MX, domain services, profile tabs ------
 
 def domain_list(value):
@@ -365,3 +357,12 @@ def names_from(allowed, code=errors.INVALID_PARAMETER, what="name"):
         return names
 
     return parse_names
+
+
+# Quotas and quota limits, in MB (directory.limits.MAX_QUOTA_MB: 1 PiB).
+quota_mb = integer(0, MAX_QUOTA_MB)
+# Account-count limits (numberOfUsers …; -1 = none, 0 = unlimited): far above any real domain,
+# and within a signed 32-bit integer for any tool that reads the setting.
+MAX_ACCOUNTS = 2 ** 31 - 1
+account_limit = integer(-1, MAX_ACCOUNTS)
+

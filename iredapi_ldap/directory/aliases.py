@@ -10,9 +10,10 @@ enforces access policies on mailing lists only.
 """
 
 from .. import errors
-from . import alias_domains
 from . import dn as dnlib
 from . import limits as limitlib
+from .alias_domains import addresses_for_new_account
+from .alias_domains import names_of as alias_domain_names
 from .connection import MODIFY_REPLACE, NO_SUCH_OBJECT, LdapOperationError
 from .domains import settle_domain_status
 from .entries import add_account_entry, list_accounts, replace_value, retry_on_conflict, value_changes
@@ -47,7 +48,7 @@ def create_alias(directory, mail, values, domain_entry, check_members=None):
     domain = mail.split("@", 1)[1]
     # One search: is the address free, and do the members exist where they must?
     lookup = lookup_addresses(directory, [mail, *values.get("members", []),
-                                          *alias_domains.addresses_for_new_account(mail, domain_entry)])
+                                          *addresses_for_new_account(mail, domain_entry)])
     if lookup.account(mail) is not None:
         raise errors.AlreadyExists(errors.ALREADY_EXISTS, detail=mail)
     _check_members(lookup, mail, values, check_members)
@@ -62,16 +63,15 @@ def create_alias(directory, mail, values, domain_entry, check_members=None):
         attributes[MEMBERS] = list(values["members"])
     if values.get("accessPolicy"):
         attributes["accessPolicy"] = [values["accessPolicy"]]
-    shadow = alias_domains.addresses_for_new_account(mail, domain_entry, lookup)
+    shadow = addresses_for_new_account(mail, domain_entry, lookup)
     if shadow:
         attributes["shadowAddress"] = shadow
     if limitlib.DomainLimits.of(domain_entry).disabled:
         attributes["domainStatus"] = ["disabled"]
-    dn = directory.names.alias(mail)
     with limitlib.reserved(directory, domain, {limitlib.ALIASES: 1}, domain_entry):
-        add_account_entry(directory, domain, dn, attributes)
-    settle_domain_status(directory, domain, [dn], "domainStatus" in attributes,
-                         (dn, mail, alias_domains.names_of(domain_entry)))
+        add_account_entry(directory, domain, directory.names.alias(mail), attributes)
+    settle_domain_status(directory, domain, [directory.names.alias(mail)], "domainStatus" in attributes,
+                         (directory.names.alias(mail), mail, alias_domain_names(domain_entry)))
 
 
 def update_alias(directory, current, values, check_members=None):

@@ -29,9 +29,10 @@ members, never to the domain's size.
 from dataclasses import dataclass, field
 
 from .. import errors
-from . import alias_domains
 from . import dn as dnlib
 from . import limits as limitlib
+from .alias_domains import addresses_for_new_account
+from .alias_domains import names_of as alias_domain_names
 from .connection import (
     ATTRIBUTE_OR_VALUE_EXISTS,
     ENTRY_ALREADY_EXISTS,
@@ -199,7 +200,7 @@ def create_list(directory, mail, values, domain_entry, check_members=None):
     domain = mail.split("@", 1)[1]
     # One search: is the address free, and what are the members?
     lookup = lookup_addresses(directory, [mail, *values.get("members", []),
-                                          *alias_domains.addresses_for_new_account(mail, domain_entry)])
+                                          *addresses_for_new_account(mail, domain_entry)])
     if lookup.account(mail) is not None:
         raise errors.AlreadyExists(errors.ALREADY_EXISTS, detail=mail)
     members = _classified(lookup, mail, values, "members", check_members) or Members()
@@ -218,7 +219,7 @@ def create_list(directory, mail, values, domain_entry, check_members=None):
             attributes[attribute] = list(values["moderators"])
     if internal:
         attributes["member"] = [entry.dn for entry in internal.values()]
-    shadow = alias_domains.addresses_for_new_account(mail, domain_entry, lookup)
+    shadow = addresses_for_new_account(mail, domain_entry, lookup)
     if shadow:
         attributes["shadowAddress"] = shadow
     if limits.disabled:
@@ -232,7 +233,7 @@ def create_list(directory, mail, values, domain_entry, check_members=None):
         added += _write_externals(directory, mail, [], set(members.external), True, limits.disabled,
                                   replace_leftover=True)
     settle_domain_status(directory, domain, added, limits.disabled,
-                         (added[0], mail, alias_domains.names_of(domain_entry)))
+                         (added[0], mail, alias_domain_names(domain_entry)))
 
 
 # -- update -----------------------------------------------------------------------------

@@ -10,9 +10,10 @@ concurrency at a constant number of round trips.  Nothing here knows HTTP.
 import time
 
 from .. import errors
-from . import alias_domains
 from . import dn as dnlib
 from . import limits as limitlib
+from .alias_domains import addresses_for_new_account
+from .alias_domains import names_of as alias_domain_names
 from .connection import MODIFY_ADD, MODIFY_DELETE, MODIFY_REPLACE, NO_SUCH_OBJECT, LdapOperationError
 from .domains import settle_domain_status
 from .entries import (
@@ -111,18 +112,17 @@ def create_user(directory, mail, values, domain_entry):
     attributes = new_user_attributes(directory, mail, values, domain_entry)
     quota_bytes = int(attributes.get("mailQuota", ["0"])[0])
     # One search: is the address free, and which of its alias-domain addresses are?
-    lookup = lookup_addresses(directory, [mail, *alias_domains.addresses_for_new_account(mail, domain_entry)])
+    lookup = lookup_addresses(directory, [mail, *addresses_for_new_account(mail, domain_entry)])
     if lookup.account(mail) is not None:
         raise errors.AlreadyExists(errors.ALREADY_EXISTS, detail=mail)
-    shadow = alias_domains.addresses_for_new_account(mail, domain_entry, lookup)
+    shadow = addresses_for_new_account(mail, domain_entry, lookup)
     if shadow:
         attributes["shadowAddress"] = shadow
     domain = mail.split("@", 1)[1]
-    dn = directory.names.user(mail)
     with limitlib.reserved(directory, domain, {limitlib.USERS: 1, limitlib.QUOTA_BYTES: quota_bytes}, domain_entry):
-        add_account_entry(directory, domain, dn, attributes)
-    settle_domain_status(directory, domain, [dn], "domainStatus" in attributes,
-                         (dn, mail, alias_domains.names_of(domain_entry)))
+        add_account_entry(directory, domain, directory.names.user(mail), attributes)
+    settle_domain_status(directory, domain, [directory.names.user(mail)], "domainStatus" in attributes,
+                         (directory.names.user(mail), mail, alias_domain_names(domain_entry)))
 
 
 def new_user_attributes(directory, mail, values, domain_entry):

@@ -1,10 +1,10 @@
 """/api/domain/<domain> and /api/domains."""
 
-from .. import addresses, authorization, errors, params, provisioning
-from ..directory import account_settings as setting_keys
+from .. import authorization, params, provisioning
 from ..directory import domains as domain_directory
-from ..params import Param, forbid_overlap, forbid_together
+from ..params import Param
 from .common import CREATED, Resource
+from .domain_routing import ROUTING_PARAMS, check_combinations
 
 # Parameters of POST and PUT, with the seed's and the newer Pro spellings.
 DOMAIN_PARAMS = (
@@ -21,27 +21,7 @@ DOMAIN_PARAMS = (
     Param("transport", params.transport),
     Param("accountStatus", params.account_status),
 )
-# PUT only: mail routing, Pro's newest parameters (README "Domain routing").
-_domain_services = params.names_from(domain_directory.DOMAIN_SERVICES, errors.INVALID_SERVICE, "domain service")
-ROUTING_PARAMS = (
-    Param("aliasDomains", params.domain_list),
-    Param("addAliasDomain", params.domain_list),
-    Param("removeAliasDomain", params.domain_list),
-    Param("catchall", addresses.email_list),
-    Param("senderBcc", params.optional_email),
-    Param("recipientBcc", params.optional_email),
-    Param("outboundRelay", params.relay_host),
-    Param("is_backupmx", params.yes_no),
-    Param("primarymx", params.primary_mx),
-    Param("services", _domain_services),
-    Param("addService", _domain_services),
-    Param("removeService", _domain_services),
-    *(Param(name, params.names_from(names, what="profile name"))
-      for disable, enable, _, names in setting_keys.PROFILE_SWITCHES for name in (disable, enable)),
-)
-UPDATE_PARAMS = DOMAIN_PARAMS + ROUTING_PARAMS
-# (reset, add, remove) of the multi-valued routing parameters
-_MULTI = (("aliasDomains", "addAliasDomain", "removeAliasDomain"), ("services", "addService", "removeService"))
+UPDATE_PARAMS = DOMAIN_PARAMS + ROUTING_PARAMS  # PUT only: mail routing (README "Domain mail routing")
 LIST_PARAMS = (Param("name_only", params.yes_no), Param("disabled_only", params.yes_no))
 
 
@@ -62,11 +42,7 @@ class DomainItem(Resource):
     def on_put(self, req, resp, domain):
         admin = req.context.admin
         values = self.params(req, UPDATE_PARAMS)
-        for reset, add, remove in _MULTI:
-            forbid_together(values, reset, add, remove)
-            forbid_overlap(values, add, remove)
-        for disable, enable, _key, _names in setting_keys.PROFILE_SWITCHES:
-            forbid_overlap(values, disable, enable)
+        check_combinations(values)
         entry = authorization.managed_domain(self.directory, admin, domain, domain_directory.UPDATE_ATTRIBUTES)
         authorization.check_domain_parameters(admin, values, entry)
         swept = domain_directory.update_domain(self.directory, domain, values, entry)

@@ -77,6 +77,10 @@ _PROFILE = (
 )
 CREATE_PARAMS = _PROFILE
 UPDATE_PARAMS = _PROFILE + (
+    # issue 13: BCC and relay host (outboundRelay: our extension)
+    Param("senderBcc", params.optional_email),
+    Param("recipientBcc", params.optional_email),
+    Param("outboundRelay", params.relay_host),
     Param("forwarding", addresses.email_list),
     Param("addForwarding", addresses.email_list),
     Param("removeForwarding", addresses.email_list),
@@ -86,9 +90,6 @@ UPDATE_PARAMS = _PROFILE + (
     Param("services", _service_names),
     Param("addService", _service_names),
     Param("removeService", _service_names),
-    Param("senderBcc", params.optional_email),
-    Param("recipientBcc", params.optional_email),
-    Param("outboundRelay", params.relay_host),
 )
 
 
