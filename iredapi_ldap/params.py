@@ -365,4 +365,3 @@ quota_mb = integer(0, MAX_QUOTA_MB)
 # and within a signed 32-bit integer for any tool that reads the setting.
 MAX_ACCOUNTS = 2 ** 31 - 1
 account_limit = integer(-1, MAX_ACCOUNTS)
-
