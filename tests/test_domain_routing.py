@@ -408,3 +408,16 @@ def test_a_name_another_domain_took_after_our_look_is_given_back(api, make_app, 
     assert len(looks) == 2
     assert domain_entry(root_connection, domain) == before
     assert count_entries(root_connection, domain_dn(domain), "(shadowAddress=*)") == 0
+
+
+def test_a_users_aliases_reset_keeps_its_alias_domain_addresses(api, root_connection, domain, new_domain):
+    alias = new_domain()
+    api.put(f"/api/domain/{domain}", {"addAliasDomain": alias})
+    mail = f"alice@{domain}"
+    assert api.put(f"/api/user/{mail}", {"aliases": f"al@{domain}"}).status_code == 200
+    assert shadow(root_connection, user_dn(mail)) == sorted([f"al@{domain}", f"alice@{alias}"])
+    assert api.put(f"/api/user/{mail}", {"aliases": ""}).status_code == 200
+    assert shadow(root_connection, user_dn(mail)) == [f"alice@{alias}"]
+    # taken away explicitly, it goes (and the next sweep gives it back)
+    api.put(f"/api/user/{mail}", {"removeAlias": f"alice@{alias}"})
+    assert shadow(root_connection, user_dn(mail)) == []

@@ -12,7 +12,7 @@ import time
 from .. import errors
 from . import dn as dnlib
 from . import limits as limitlib
-from .alias_domains import addresses_for_new_account
+from .alias_domains import addresses_for_new_account, shadow_addresses
 from .alias_domains import names_of as alias_domain_names
 from .connection import MODIFY_ADD, MODIFY_DELETE, MODIFY_REPLACE, NO_SUCH_OBJECT, LdapOperationError
 from .domains import settle_domain_status
@@ -203,7 +203,7 @@ def update_user(directory, current, values, domain_entry):
     if quota_bytes is not None:
         limits.check_user_quota(quota_bytes)
     replace = _replacements(mail, values, password_hash(directory, values, limits))
-    values = _with_bcc_services(values)
+    values = _keeping_alias_domain_addresses(mail, _with_bcc_services(values), current, domain_entry)
     new_aliases = values.get("aliases", []) + values.get("addAlias", [])
     param = "aliases" if "aliases" in values else "addAlias"
     require_free(directory, new_aliases, except_dn=current.dn, param=param)
@@ -243,6 +243,17 @@ def update_user(directory, current, values, domain_entry):
         if claimed:  # the rest was refused (a quota limit, a conflict): nothing of the request stays
             modify_quietly(directory, current.dn, {"shadowAddress": [(MODIFY_DELETE, claimed)]})
         raise
+
+
+def _keeping_alias_domain_addresses(mail, values, current, domain_entry):
+    """``values`` whose ``aliases`` reset keeps the addresses the user has from its domain's alias
+    domains (``<local part>@<alias domain>``): they come and go with the alias domain, not with
+    the user's own alias addresses, and Postfix would stop delivering them."""
+    if "aliases" not in values:
+        return values
+    kept = [a for a in shadow_addresses(mail, alias_domain_names(domain_entry))
+            if current.has_value("shadowAddress", a) and a not in values["aliases"]]
+    return {**values, "aliases": list(values["aliases"]) + kept} if kept else values
 
 
 def _with_bcc_services(values):
