@@ -8,8 +8,9 @@ REQUESTS = [
     ("POST", "/api/login", {"username": "{admin}", "password": "{password}"}, "2",
      "read the admin entry (standalone admins first; a mail-user admin costs 1 more), bind"),
     ("GET", "/api/domains", None, "1", "one paged search (+1 per 500 domains)"),
-    ("POST", f"/api/domain/{D}", {"cn": "RT"}, "5", "add the domain and its 4 containers"),
-    ("GET", f"/api/domain/{D}", None, "1", "read the domain"),
+    ("POST", f"/api/domain/{D}", {"cn": "RT"}, "6",
+     "add the domain, look for another domain with its name as alias domain, add its 4 containers"),
+    ("GET", f"/api/domain/{D}", None, "2", "read the domain, read its catch-all"),
     ("PUT", f"/api/domain/{D}", {"cn": "RT 2", "numberOfUsers": "50"}, "2", "read, modify (compare-and-set)"),
     ("POST", f"/api/user/a@{D}", {"password": "{user_password}", "quota": "10"}, "6",
      "read domain, look up the address, counter compare-and-set, add, look for a racing alias address, "

@@ -55,7 +55,8 @@ def login():
 
 def domain_create():
     return Scenario(
-        "domain_create", "domain create", "5", "add the domain, add its 4 ou= containers",
+        "domain_create", "domain create", "6",
+        "add the domain, look for its name among alias domains, add its 4 ou= containers",
         _lua('function make(n) return "POST", "/api/domain/" .. PREFIX .. "n" .. n .. ".bench", "cn=bench" end\n'),
         "domain_create",
     )

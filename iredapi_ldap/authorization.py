@@ -64,14 +64,49 @@ def managed_account_domain(directory, admin, mail):
     return managed_domain(directory, admin, mail.split("@", 1)[1], limitlib.DOMAIN_ATTRIBUTES)
 
 
-def check_domain_parameters(admin, values):
-    """A domain admin may change only DOMAIN_ADMIN_MAY_CHANGE of a domain it manages."""
+# Domain and user features a domain admin may change unless a global admin withheld their profile
+# tab (iRedAdmin-Pro's tab names, accountSetting disabledDomainProfile / disabledUserProfile).
+DOMAIN_PROFILE_TAB_OF = {
+    "senderBcc": "bcc", "recipientBcc": "bcc", "outboundRelay": "relay", "catchall": "catchall",
+    "aliasDomains": "aliases", "addAliasDomain": "aliases", "removeAliasDomain": "aliases",
+}
+USER_PROFILE_TAB_OF = {
+    "senderBcc": "bcc", "recipientBcc": "bcc", "outboundRelay": "relay",
+    "forwarding": "forwarding", "addForwarding": "forwarding", "removeForwarding": "forwarding",
+    "aliases": "aliases", "addAlias": "aliases", "removeAlias": "aliases",
+}
+
+
+def check_domain_parameters(admin, values, domain_entry=None):
+    """A domain admin may change only DOMAIN_ADMIN_MAY_CHANGE of a domain it manages, and the
+    DOMAIN_PROFILE_TAB_OF features whose tab the domain's ``disabledDomainProfile`` does not
+    list (``domain_entry``: read with accountSetting).  Backup MX, transport, services, limits
+    and the profile switches themselves stay with global admins."""
     if admin.is_global:
         return
+    withheld = _profile_parts(domain_entry, DISABLED_DOMAIN_PROFILE) if domain_entry is not None else set()
     for name in values:
+        tab = DOMAIN_PROFILE_TAB_OF.get(name)
+        if tab is not None and tab not in withheld:
+            continue
         if name not in DOMAIN_ADMIN_MAY_CHANGE:
+            detail = (f"a global admin reserved the {tab} tab to global admins ({DISABLED_DOMAIN_PROFILE})"
+                      if tab is not None else "only global admins may change this")
+            raise errors.NotPermitted(errors.PERMISSION_DENIED, param=name, detail=detail)
+
+
+def check_user_profile_tabs(admin, values, domain_entry):
+    """A domain admin may not change the user features whose tab the domain's
+    ``disabledUserProfile`` lists (``domain_entry``: read with accountSetting)."""
+    if admin.is_global:
+        return
+    withheld = _profile_parts(domain_entry, DISABLED_USER_PROFILE)
+    for name in values:
+        tab = USER_PROFILE_TAB_OF.get(name)
+        if tab is not None and tab in withheld:
             raise errors.NotPermitted(errors.PERMISSION_DENIED, param=name,
-                                      detail="only global admins may change this")
+                                      detail=f"a global admin reserved the {tab} tab to global admins "
+                                             f"({DISABLED_USER_PROFILE})")
 
 
 def check_user_parameters(admin, values):

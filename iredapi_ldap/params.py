@@ -278,6 +278,87 @@ def transport(value):
     return value
 
 
+# -- mail routing: alias domains, BCC, relay hosts, backup MX, domain services, profile tabs ------
+
+def domain_list(value):
+    """Comma-separated domain names -> list (lower case, punycode; order kept, duplicates dropped)."""
+    from .addresses import domain_name
+
+    names = []
+    for item in value.split(","):
+        item = item.strip()
+        if item:
+            name = domain_name(item)
+            if name not in names:
+                names.append(name)
+    return names
+
+
+def optional_email(value):
+    """One address, or "" (remove)."""
+    from .addresses import email
+
+    return email(value.strip()) if value.strip() else ""
+
+
+_HOSTNAME = r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_IPV4 = r"(?:(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])\.){3}(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])"
+_IPV6 = r"ipv6:[0-9A-Fa-f:.]{2,45}"
+_PORT = r"(?::(?:6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3}))?"
+# Postfix's nexthop: a host or [host] (no MX lookup), an optional :port; a relay host may name
+# its transport first (smtp:, relay:, lmtp:), as iRedMail's how-to writes smtp:[192.0.2.2]:25.
+_NEXTHOP = rf"(?:\[(?:{_HOSTNAME}|{_IPV4}|{_IPV6})\]|{_HOSTNAME}|{_IPV4}){_PORT}"
+_RELAY_HOST = re.compile(rf"(?:(?:smtp|relay|lmtp):)?{_NEXTHOP}")
+
+
+def relay_host(value):
+    """A sender-dependent relay host (``smtp:[192.0.2.2]:25``, ``[relay.example.com]:587``),
+    or "" (remove)."""
+    value = value.strip()
+    if not value:
+        return ""
+    if len(value) > 255 or not _RELAY_HOST.fullmatch(value):
+        raise InvalidInput(errors.INVALID_PARAMETER,
+                           detail="expected a relay host such as smtp:[192.0.2.2]:25 or [relay.example.com]:587")
+    return value
+
+
+def primary_mx(value):
+    """The primary MX of a backup-MX domain: ``host``, ``[host]``, with an optional ``:port``,
+    or "" (ask DNS for the MX).  As a Postfix nexthop: a bare host becomes ``[host]``, which
+    skips the MX lookup (it is the primary MX already)."""
+    value = value.strip()
+    if not value:
+        return ""
+    if len(value) > 255 or not re.fullmatch(_NEXTHOP, value):
+        raise InvalidInput(errors.INVALID_PARAMETER,
+                           detail="expected the primary MX as host, [host] or [host]:port")
+    if value.startswith("["):
+        return value
+    host, sep, port = value.rpartition(":") if re.search(r":[0-9]+$", value) else (value, "", "")
+    return f"[{host}]{sep}{port}"
+
+
+def names_from(allowed, code=errors.INVALID_PARAMETER, what="name"):
+    """Comma-separated names, each one of ``allowed`` (case-insensitive) -> list."""
+    by_lower = {name.lower(): name for name in allowed}
+
+    def parse_names(value):
+        names = []
+        for item in value.split(","):
+            item = item.strip()
+            if not item:
+                continue
+            name = by_lower.get(item.lower())
+            if name is None:
+                raise InvalidInput(code, detail=f"{item!r} is not a {what}; one of {', '.join(allowed)}")
+            if name not in names:
+                names.append(name)
+        return names
+
+    return parse_names
+
+
 # Quotas and quota limits, in MB (directory.limits.MAX_QUOTA_MB: 1 PiB).
 quota_mb = integer(0, MAX_QUOTA_MB)
 # Account-count limits (numberOfUsers …; -1 = none, 0 = unlimited): far above any real domain,

@@ -266,17 +266,19 @@ def round_trips(result):
     return int(result.headers[ROUND_TRIPS])
 
 
-def test_round_trips_login_2_get_1_put_2_post_5(make_app, new_domain):
+def test_round_trips_login_2_get_2_put_2_post_6(make_app, new_domain):
     client = ApiClient(make_app())
     # login of a standalone admin: read its entry under o=domainAdmins + bind as it
     login = client.post("/api/login", {"username": "root@example.com", "password": "Admin-Secret-1!"})
     assert login.status_code == 200 and round_trips(login) == 2
     domain = new_domain()
-    # POST domain: add the domain entry + its four OUs (Users, Groups, Aliases, Externals)
-    assert round_trips(client.post(f"/api/domain/{domain}", {"cn": "x"})) == 5
-    # GET domain for a global admin whose session needs no recheck: one base read
+    # POST domain: add the domain entry, look whether the name is another domain's alias
+    # domain (issue 13), then its four OUs (Users, Groups, Aliases, Externals)
+    assert round_trips(client.post(f"/api/domain/{domain}", {"cn": "x"})) == 6
+    # GET domain for a global admin whose session needs no recheck: one base read, and one of
+    # its catch-all account (its destinations are the answer's "catchall")
     for _ in range(3):  # counted per request, not summed over the connection's life
-        assert round_trips(client.get(f"/api/domain/{domain}")) == 1
+        assert round_trips(client.get(f"/api/domain/{domain}")) == 2
     # PUT domain: read the entry (scope + current settings) + one modify
     assert round_trips(client.put(f"/api/domain/{domain}", {"cn": "y", "numberOfUsers": "3"})) == 2
     # GET domains: one search
@@ -286,9 +288,9 @@ def test_round_trips_login_2_get_1_put_2_post_5(make_app, new_domain):
 def test_round_trips_with_a_session_recheck_add_one(make_app, new_domain):
     client = ApiClient(make_app(SESSION_RECHECK_INTERVAL=0)).login()
     domain = new_domain()
-    assert round_trips(client.post(f"/api/domain/{domain}")) == 1 + 5
-    # the admin's own entry is read again, then the domain
-    assert round_trips(client.get(f"/api/domain/{domain}")) == 1 + 1
+    assert round_trips(client.post(f"/api/domain/{domain}")) == 1 + 6
+    # the admin's own entry is read again, then the domain and its catch-all
+    assert round_trips(client.get(f"/api/domain/{domain}")) == 1 + 2
 
 
 def test_requests_refused_before_the_directory_cost_nothing(make_app, anonymous):

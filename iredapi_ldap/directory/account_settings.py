@@ -98,3 +98,51 @@ def unchanged(current_values, keys):
         parts += [dnlib.eq("accountSetting", v) for v in values] or [
             dnlib.negate(dnlib.starts_with("accountSetting", key + ":"))]
     return dnlib.all_of(*parts) if parts else None
+
+
+# -- profile switches (iRedAdmin-Pro): one "key:name" value per withheld tab or preference ------
+
+DISABLED_DOMAIN_PROFILE = "disabledDomainProfile"
+DISABLED_USER_PROFILE = "disabledUserProfile"
+DISABLED_USER_PREFERENCE = "disabledUserPreference"
+# The names Pro's API documents for each (its "disableDomainProfile" etc. parameters).
+DOMAIN_PROFILE_TABS = ("bcc", "relay", "catchall", "aliases", "throttle", "greylisting", "wblist", "spampolicy",
+                       "backupmx", "password_policies", "advanced")
+USER_PROFILE_TABS = ("bcc", "forwarding", "relay", "aliases", "throttle", "greylisting", "wblist", "spampolicy")
+USER_PREFERENCES = ("personal_info", "forwarding", "wblist", "quarantine", "rcvd_mails", "spampolicy")
+# (disable parameter, enable parameter, accountSetting key, names)
+PROFILE_SWITCHES = (
+    ("disableDomainProfile", "enableDomainProfile", DISABLED_DOMAIN_PROFILE, DOMAIN_PROFILE_TABS),
+    ("disableUserProfile", "enableUserProfile", DISABLED_USER_PROFILE, USER_PROFILE_TABS),
+    ("disableUserPreference", "enableUserPreference", DISABLED_USER_PREFERENCE, USER_PREFERENCES),
+)
+
+
+def multi(values, key):
+    """The names stored under a multi-valued key (one ``key:name`` value each), lower case."""
+    key = key.lower()
+    names = []
+    for item in values:
+        name, sep, value = item.partition(":")
+        if sep and name.strip().lower() == key and value.strip().lower() not in names:
+            names.append(value.strip().lower())
+    return names
+
+
+def multi_changes(current_values, key, add=(), remove=()):
+    """[(MODIFY_*, values)] adding ``key:name`` for the ``add`` names not there and deleting the
+    stored values of the ``remove`` names (by exact value: a concurrent change conflicts)."""
+    key_lower = key.lower()
+    stored = {}
+    for item in current_values:
+        name, sep, value = item.partition(":")
+        if sep and name.strip().lower() == key_lower:
+            stored.setdefault(value.strip().lower(), []).append(item)
+    operations = []
+    gone = [item for name in remove for item in stored.get(name.lower(), [])]
+    if gone:
+        operations.append((MODIFY_DELETE, gone))
+    new = [f"{key}:{name}" for name in dict.fromkeys(n.lower() for n in add) if name not in stored]
+    if new:
+        operations.append((MODIFY_ADD, new))
+    return operations

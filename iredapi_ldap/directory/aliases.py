@@ -13,6 +13,8 @@ from .. import errors
 from . import admin_limits
 from . import dn as dnlib
 from . import limits as limitlib
+from .alias_domains import addresses_for_new_account
+from .alias_domains import names_of as alias_domain_names
 from .connection import MODIFY_REPLACE, NO_SUCH_OBJECT, LdapOperationError
 from .domains import settle_domain_status
 from .entries import add_account_entry, list_accounts, replace_value, retry_on_conflict, value_changes
@@ -46,7 +48,8 @@ def create_alias(directory, mail, values, domain_entry, check_members=None, admi
     (``references.classify_members``)."""
     domain = mail.split("@", 1)[1]
     # One search: is the address free, and do the members exist where they must?
-    lookup = lookup_addresses(directory, [mail, *values.get("members", [])])
+    lookup = lookup_addresses(directory, [mail, *values.get("members", []),
+                                          *addresses_for_new_account(mail, domain_entry)])
     if lookup.account(mail) is not None:
         raise errors.AlreadyExists(errors.ALREADY_EXISTS, detail=mail)
     _check_members(lookup, mail, values, check_members)
@@ -61,11 +64,15 @@ def create_alias(directory, mail, values, domain_entry, check_members=None, admi
         attributes[MEMBERS] = list(values["members"])
     if values.get("accessPolicy"):
         attributes["accessPolicy"] = [values["accessPolicy"]]
+    shadow = addresses_for_new_account(mail, domain_entry, lookup)
+    if shadow:
+        attributes["shadowAddress"] = shadow
     if limitlib.DomainLimits.of(domain_entry).disabled:
         attributes["domainStatus"] = ["disabled"]
     with admin_limit({limitlib.ALIASES: 1}), limitlib.reserved(directory, domain, {limitlib.ALIASES: 1}, domain_entry):
         add_account_entry(directory, domain, directory.names.alias(mail), attributes)
-    settle_domain_status(directory, domain, [directory.names.alias(mail)], "domainStatus" in attributes)
+    settle_domain_status(directory, domain, [directory.names.alias(mail)], "domainStatus" in attributes,
+                         (directory.names.alias(mail), mail, alias_domain_names(domain_entry)))
 
 
 def update_alias(directory, current, values, check_members=None):

@@ -32,6 +32,8 @@ from .. import errors
 from . import admin_limits
 from . import dn as dnlib
 from . import limits as limitlib
+from .alias_domains import addresses_for_new_account
+from .alias_domains import names_of as alias_domain_names
 from .connection import (
     ATTRIBUTE_OR_VALUE_EXISTS,
     ENTRY_ALREADY_EXISTS,
@@ -198,7 +200,8 @@ def create_list(directory, mail, values, domain_entry, check_members=None, admin
     """
     domain = mail.split("@", 1)[1]
     # One search: is the address free, and what are the members?
-    lookup = lookup_addresses(directory, [mail, *values.get("members", [])])
+    lookup = lookup_addresses(directory, [mail, *values.get("members", []),
+                                          *addresses_for_new_account(mail, domain_entry)])
     if lookup.account(mail) is not None:
         raise errors.AlreadyExists(errors.ALREADY_EXISTS, detail=mail)
     members = _classified(lookup, mail, values, "members", check_members) or Members()
@@ -217,6 +220,9 @@ def create_list(directory, mail, values, domain_entry, check_members=None, admin
             attributes[attribute] = list(values["moderators"])
     if internal:
         attributes["member"] = [entry.dn for entry in internal.values()]
+    shadow = addresses_for_new_account(mail, domain_entry, lookup)
+    if shadow:
+        attributes["shadowAddress"] = shadow
     if limits.disabled:
         attributes["domainStatus"] = ["disabled"]
     with admin_limit({limitlib.LISTS: 1}), limitlib.reserved(directory, domain, {limitlib.LISTS: 1}, domain_entry):
@@ -227,7 +233,8 @@ def create_list(directory, mail, values, domain_entry, check_members=None, admin
     if members.external:
         added += _write_externals(directory, mail, [], set(members.external), True, limits.disabled,
                                   replace_leftover=True)
-    settle_domain_status(directory, domain, added, limits.disabled)
+    settle_domain_status(directory, domain, added, limits.disabled,
+                         (added[0], mail, alias_domain_names(domain_entry)))
 
 
 # -- update -----------------------------------------------------------------------------

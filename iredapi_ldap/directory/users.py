@@ -13,6 +13,8 @@ from .. import errors
 from . import admin_limits
 from . import dn as dnlib
 from . import limits as limitlib
+from .alias_domains import addresses_for_new_account, shadow_addresses
+from .alias_domains import names_of as alias_domain_names
 from .connection import MODIFY_ADD, MODIFY_DELETE, MODIFY_REPLACE, NO_SUCH_OBJECT, LdapOperationError
 from .domains import settle_domain_status
 from .entries import (
@@ -47,7 +49,12 @@ _SIMPLE_ATTRIBUTES = {
     "cn": "cn", "preferredLanguage": "preferredLanguage", "transport": "mtaTransport",
     "employeeid": "employeeNumber", "gn": "givenName", "sn": "sn", "accountStatus": "accountStatus",
     "mailboxFormat": "mailboxFormat", "mailboxFolder": "mailboxFolder", "maildir": "homeDirectory",
+    "senderBcc": "userSenderBccAddress", "recipientBcc": "userRecipientBccAddress", "outboundRelay": "senderRelayHost",
 }
+# A BCC address works only with its service (iRedMail's sender/recipient_bcc_maps_user test it);
+# every new user has both, but one may have been taken away.  Removing the address keeps the
+# service, which is one of every user's default services.
+_BCC_SERVICES = (("senderBcc", "senderbcc"), ("recipientBcc", "recipientbcc"))
 _REQUIRED_ATTRIBUTES = ("cn", "sn")
 # (reset parameter, add twin, remove twin, multi-valued attribute)
 MULTI_VALUED = (
@@ -106,13 +113,20 @@ def create_user(directory, mail, values, domain_entry, admin_limit=admin_limits.
     the creating admin's (``admin_limit``: ``admin_limits.for_admin``)."""
     attributes = new_user_attributes(directory, mail, values, domain_entry)
     quota_bytes = int(attributes.get("mailQuota", ["0"])[0])
-    require_free(directory, [mail])
+    # One search: is the address free, and which of its alias-domain addresses are?
+    lookup = lookup_addresses(directory, [mail, *addresses_for_new_account(mail, domain_entry)])
+    if lookup.account(mail) is not None:
+        raise errors.AlreadyExists(errors.ALREADY_EXISTS, detail=mail)
+    shadow = addresses_for_new_account(mail, domain_entry, lookup)
+    if shadow:
+        attributes["shadowAddress"] = shadow
     domain = mail.split("@", 1)[1]
     deltas = {limitlib.USERS: 1, limitlib.QUOTA_BYTES: quota_bytes}
     with admin_limit(deltas, unlimited_quota=not quota_bytes), limitlib.reserved(directory, domain, deltas,
                                                                                  domain_entry):
         add_account_entry(directory, domain, directory.names.user(mail), attributes)
-    settle_domain_status(directory, domain, [directory.names.user(mail)], "domainStatus" in attributes)
+    settle_domain_status(directory, domain, [directory.names.user(mail)], "domainStatus" in attributes,
+                         (directory.names.user(mail), mail, alias_domain_names(domain_entry)))
 
 
 def new_user_attributes(directory, mail, values, domain_entry):
@@ -194,6 +208,7 @@ def update_user(directory, current, values, domain_entry, admin_limit=admin_limi
     if quota_bytes is not None:
         limits.check_user_quota(quota_bytes)
     replace = _replacements(mail, values, password_hash(directory, values, limits))
+    values = _keeping_alias_domain_addresses(mail, _with_bcc_services(values), current, domain_entry)
     new_aliases = values.get("aliases", []) + values.get("addAlias", [])
     param = "aliases" if "aliases" in values else "addAlias"
     require_free(directory, new_aliases, except_dn=current.dn, param=param)
@@ -234,6 +249,30 @@ def update_user(directory, current, values, domain_entry, admin_limit=admin_limi
         if claimed:  # the rest was refused (a quota limit, a conflict): nothing of the request stays
             modify_quietly(directory, current.dn, {"shadowAddress": [(MODIFY_DELETE, claimed)]})
         raise
+
+
+def _keeping_alias_domain_addresses(mail, values, current, domain_entry):
+    """``values`` whose ``aliases`` reset keeps the addresses the user has from its domain's alias
+    domains (``<local part>@<alias domain>``): they come and go with the alias domain, not with
+    the user's own alias addresses, and Postfix would stop delivering them."""
+    if "aliases" not in values:
+        return values
+    kept = [a for a in shadow_addresses(mail, alias_domain_names(domain_entry))
+            if current.has_value("shadowAddress", a) and a not in values["aliases"]]
+    return {**values, "aliases": list(values["aliases"]) + kept} if kept else values
+
+
+def _with_bcc_services(values):
+    """``values`` with the service of each BCC address it sets among the services to add."""
+    needed = [service for param, service in _BCC_SERVICES if values.get(param)]
+    if not needed:
+        return values
+    values = dict(values)
+    name = "services" if "services" in values else "addService"
+    present = {s.lower() for s in values.get(name, ())}
+    values[name] = list(values.get(name, ())) + [s for s in needed if s not in present]
+    return values
+
 
 def _claim_alias_addresses(directory, entry, addresses, param):
     """Add the user's new alias addresses first, alone, then look whether an account was given

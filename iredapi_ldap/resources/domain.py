@@ -5,6 +5,7 @@ from ..directory import admin_limits
 from ..directory import domains as domain_directory
 from ..params import Param
 from .common import CREATED, Resource
+from .domain_routing import ROUTING_PARAMS, check_combinations
 
 # Parameters of POST and PUT, with the seed's and the newer Pro spellings.
 DOMAIN_PARAMS = (
@@ -21,6 +22,7 @@ DOMAIN_PARAMS = (
     Param("transport", params.transport),
     Param("accountStatus", params.account_status),
 )
+UPDATE_PARAMS = DOMAIN_PARAMS + ROUTING_PARAMS  # PUT only: mail routing (README "Domain mail routing")
 LIST_PARAMS = (Param("name_only", params.yes_no), Param("disabled_only", params.yes_no))
 
 
@@ -28,7 +30,9 @@ class DomainItem(Resource):
     def on_get(self, req, resp, domain):
         self.params(req)
         entry = authorization.managed_domain(self.directory, req.context.admin, domain)
-        self.ok(resp, entry.as_dict())
+        data = entry.as_dict()
+        data.update(domain_directory.routing_view(self.directory, domain, entry))
+        self.ok(resp, data)
 
     def on_post(self, req, resp, domain):
         admin = req.context.admin
@@ -43,11 +47,13 @@ class DomainItem(Resource):
 
     def on_put(self, req, resp, domain):
         admin = req.context.admin
-        values = self.params(req, DOMAIN_PARAMS)
-        authorization.check_domain_parameters(admin, values)
-        entry = authorization.managed_domain(self.directory, admin, domain, ["accountSetting", "domainAdmin"])
-        domain_directory.update_domain(self.directory, domain, values, entry)
-        self.ok(resp)
+        values = self.params(req, UPDATE_PARAMS)
+        check_combinations(values)
+        entry = authorization.managed_domain(self.directory, admin, domain, domain_directory.UPDATE_ATTRIBUTES)
+        authorization.check_domain_parameters(admin, values, entry)
+        swept = domain_directory.update_domain(self.directory, domain, values, entry)
+        # The alias-domain sweep's account: how many accounts it changed, what it could not add.
+        self.ok(resp, None if swept is None else swept.as_dict())
 
     def on_delete(self, req, resp, domain):
         self._delete(req, resp, domain, keep_days=None)

@@ -80,6 +80,10 @@ _PROFILE = (
 )
 CREATE_PARAMS = _PROFILE
 UPDATE_PARAMS = _PROFILE + (
+    # issue 13: BCC and relay host (outboundRelay: our extension)
+    Param("senderBcc", params.optional_email),
+    Param("recipientBcc", params.optional_email),
+    Param("outboundRelay", params.relay_host),
     Param("forwarding", addresses.email_list),
     Param("addForwarding", addresses.email_list),
     Param("removeForwarding", addresses.email_list),
@@ -152,6 +156,7 @@ class UserItem(Resource):
         for reset, add, remove, _ in user_directory.MULTI_VALUED:
             forbid_together(values, reset, add, remove)
         domain_entry = authorization.managed_account_domain(self.directory, admin, mail)
+        authorization.check_user_profile_tabs(admin, values, domain_entry)
         current = user_directory.get_user(self.directory, mail)
         authorization.check_admin_service(admin, current, values)
         authorization.require_manageable_account(self.directory, admin, current)
