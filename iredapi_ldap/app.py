@@ -8,7 +8,7 @@ import falcon
 from . import access, errors
 from .directory.base import Directory
 from .directory.connection import LdapOperationError
-from .resources import alias, domain, login, maillist, throttle, user
+from .resources import alias, domain, greylisting, login, maillist, throttle, user
 from .resources.common import UrlParts
 from .sessions import LoginThrottle, SessionStore
 from .settings import load_settings, sql_url
@@ -78,6 +78,10 @@ def add_routes(app, services):
         ("/aliases/{domain}", alias.AliasCollection(services)),
         ("/alias/{mail}", alias.AliasItem(services)),
         ("/throttle/{target}/{kind}", throttle.ThrottleSetting(services)),
+        # greylisting (iRedAPD's tables)
+        ("/greylisting/whitelist_spf_domains", greylisting.GreylistingSpfDomains(services)),
+        ("/greylisting/{target}", greylisting.GreylistingSetting(services)),
+        ("/greylisting/{target}/whitelists", greylisting.GreylistingWhitelists(services)),
     ]
     for mount_point in MOUNT_POINTS:
         for template, resource, *suffix in routes:

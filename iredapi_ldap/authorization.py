@@ -237,3 +237,20 @@ def _describe(rule, limit):
         return "unlimited"
     value, period = limit
     return f"{value} per {period} s" if rule in throttle_store.PERIODIC_RULES else str(value)
+
+
+# -- greylisting ------------------------------------------------------------------------------
+
+
+def check_greylisting_change(directory, admin, domain_entry, user_entry=None):
+    """May ``admin`` change the greylisting setting or whitelists of the domain (``user_entry``
+    None) or of the user ``user_entry`` in it?  As ``check_throttle_change``, with the profile
+    tab ``greylisting`` of ``disabledDomainProfile`` / ``disabledUserProfile``."""
+    if admin.is_global:
+        return
+    key = DISABLED_DOMAIN_PROFILE if user_entry is None else DISABLED_USER_PROFILE
+    if "greylisting" in _profile_parts(domain_entry, key):
+        raise errors.NotPermitted(errors.PERMISSION_DENIED,
+                                  detail=f"a global admin reserved greylisting to global admins ({key})")
+    if user_entry is not None:
+        require_manageable_account(directory, admin, user_entry)

@@ -10,7 +10,7 @@ from . import authorization
 from .directory import domains as domain_directory
 from .directory import references
 from .directory import users as user_directory
-from .store import deleted_mailboxes, throttle
+from .store import deleted_mailboxes, greylisting, throttle
 
 
 def maildir_of(entry):
@@ -52,6 +52,7 @@ def delete_domain(services, domain, admin, keep_days):
     names = [domain, *entry.values("domainAliasName")]
     references.remove_domain_references(directory, domain, names)
     throttle.delete_settings_for_domain(services.iredapd_store, domain)
+    greylisting.delete_for_domain(services.iredapd_store, domain)
     domain_directory.delete_accounts(directory, domain, before_delete=record_mailbox)
     references.remove_domain_references(directory, domain, names)
     domain_directory.delete_domain(directory, domain, before_delete=record_mailbox)
@@ -78,4 +79,5 @@ def delete_user(services, mail, admin, keep_days, domain_entry=None):
         deleted_mailboxes.record_deleted_mailbox(services.admin_store, mail, domain, maildir, admin.username,
                                                  keep_days)
     throttle.delete_settings_for_accounts(services.iredapd_store, [mail])
+    greylisting.delete_for_accounts(services.iredapd_store, [mail])
     user_directory.delete_user_entry(directory, entry, domain_entry)
