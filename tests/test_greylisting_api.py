@@ -276,3 +276,15 @@ def test_global_admin_can_reserve_greylisting(client, sql_store, domain, user, s
 def test_failed_helper_shape(client, domain):
     result = client.post(f"/api/greylisting/{domain}/whitelists", {"senders": "nonsense"})
     assert result.json == failed("INVALID_SENDER", param="senders", detail=result.json["detail"])
+
+
+def test_unreachable_database_is_503_and_other_endpoints_work(make_app, domain):
+    from iredapi_ldap.localslapd import free_port
+
+    app = make_app(iredapd_db_url=f"mysql+pymysql://root@127.0.0.1:{free_port()}/iredapd", SQL_TIMEOUT=2)
+    client = ApiClient(app).login()
+    for result in (client.get(f"/api/greylisting/{domain}"), client.post(f"/api/greylisting/{domain}",
+                                                                         {"status": "enable"}),
+                   client.post(f"/api/greylisting/{domain}/whitelists", {"addSenders": "1.2.3.4"})):
+        assert result.status_code == 503 and result.json["msg"] == "SQL_SERVER_DOWN", result.text
+    assert client.get(f"/api/domain/{domain}").status_code == 200
