@@ -8,13 +8,13 @@ import falcon
 from . import access, errors
 from .directory.base import Directory
 from .directory.connection import LdapOperationError
-from .resources import alias, domain, greylisting, login, maillist, throttle, user
+from .resources import alias, domain, greylisting, login, maillist, spampolicy, throttle, user, wblist
 from .resources.common import UrlParts
 from .sessions import LoginThrottle, SessionStore
 from .settings import load_settings, sql_url
 from .store.engine import SqlStore
 from .store.schema import create_tables
-from .store.tables import iredadmin_metadata, iredapd_metadata
+from .store.tables import amavisd_metadata, iredadmin_metadata, iredapd_metadata
 
 log = logging.getLogger(__name__)
 
@@ -34,14 +34,17 @@ class Services:
     sessions: SessionStore
     login_throttle: LoginThrottle
     envelope: "Envelope"
+    amavisd_store: SqlStore = None  # Amavisd's database: spam policies, white/blacklists
 
 
 def build_services(settings):
     admin_store = SqlStore(sql_url(settings, "iredadmin"), timeout=settings.SQL_TIMEOUT)
     iredapd_store = SqlStore(sql_url(settings, "iredapd"), timeout=settings.SQL_TIMEOUT)
+    amavisd_store = SqlStore(sql_url(settings, "amavisd"), timeout=settings.SQL_TIMEOUT)
     # The embedded SQLite default creates its own tables; on a server the admin
     # creates them (`iredapi-ldap sql-setup`), never a request.
-    for store, metadata in ((admin_store, iredadmin_metadata), (iredapd_store, iredapd_metadata)):
+    for store, metadata in ((admin_store, iredadmin_metadata), (iredapd_store, iredapd_metadata),
+                            (amavisd_store, amavisd_metadata)):
         if store.dialect_name == "sqlite":
             create_tables(store, metadata)
     return Services(
@@ -52,6 +55,7 @@ def build_services(settings):
         sessions=SessionStore(admin_store, settings.SESSION_TIMEOUT, settings.SESSION_RECHECK_INTERVAL),
         login_throttle=LoginThrottle(admin_store, settings.LOGIN_MAX_FAILURES, settings.LOGIN_FAILURE_WINDOW),
         envelope=Envelope(settings.API_ENVELOPE),
+        amavisd_store=amavisd_store,
     )
 
 
@@ -64,6 +68,7 @@ def add_routes(app, services):
     """Every URL of the API, top to bottom, served under each of MOUNT_POINTS."""
     domain_item = domain.DomainItem(services)
     user_item = user.UserItem(services)
+    spam_policy = spampolicy.SpamPolicy(services)
     routes = [
         ("/login", login.Login(services)),
         ("/logout", login.Logout(services)),
@@ -78,6 +83,11 @@ def add_routes(app, services):
         ("/aliases/{domain}", alias.AliasCollection(services)),
         ("/alias/{mail}", alias.AliasItem(services)),
         ("/throttle/{target}/{kind}", throttle.ThrottleSetting(services)),
+        # Amavisd: spam policy, white/blacklists
+        ("/spampolicy/global", spam_policy, "global"),
+        ("/spampolicy/domain/{domain}", spam_policy, "domain"),
+        ("/spampolicy/user/{mail}", spam_policy, "user"),
+        ("/wblist/{direction}/{listname}/{target}", wblist.WbList(services)),
         # greylisting (iRedAPD's tables)
         ("/greylisting/whitelist_spf_domains", greylisting.GreylistingSpfDomains(services)),
         ("/greylisting/{target}", greylisting.GreylistingSetting(services)),

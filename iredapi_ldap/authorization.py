@@ -244,13 +244,27 @@ def _describe(rule, limit):
 
 def check_greylisting_change(directory, admin, domain_entry, user_entry=None):
     """May ``admin`` change the greylisting setting or whitelists of the domain (``user_entry``
-    None) or of the user ``user_entry`` in it?  As ``check_throttle_change``, with the profile
-    tab ``greylisting`` of ``disabledDomainProfile`` / ``disabledUserProfile``."""
+    None) or of the user ``user_entry`` in it?  The profile part ``greylisting`` of
+    ``disabledDomainProfile`` / ``disabledUserProfile``, as for the Amavisd parts below."""
+    check_profile_part_change(directory, admin, "greylisting", domain_entry, user_entry)
+
+
+# -- Amavisd: spam policy, white/blacklists ---------------------------------------------------
+
+
+def check_profile_part_change(directory, admin, part, domain_entry, user_entry=None):
+    """May ``admin`` change the ``part`` ("spampolicy", "wblist") of the domain (``user_entry``
+    None) or of the user ``user_entry`` (read with mail, shadowAddress, domainGlobalAdmin)?
+
+    As for throttling: a global admin withholds the part from domain admins with the domain's
+    accountSetting ``disabledDomainProfile:<part>`` / ``disabledUserProfile:<part>``, and a
+    user's settings are as protected as the rest of its entry.  ``domain_entry`` is read with
+    accountSetting."""
     if admin.is_global:
         return
     key = DISABLED_DOMAIN_PROFILE if user_entry is None else DISABLED_USER_PROFILE
-    if "greylisting" in _profile_parts(domain_entry, key):
+    if part in _profile_parts(domain_entry, key):
         raise errors.NotPermitted(errors.PERMISSION_DENIED,
-                                  detail=f"a global admin reserved greylisting to global admins ({key})")
+                                  detail=f"a global admin reserved this to global admins ({key}:{part})")
     if user_entry is not None:
         require_manageable_account(directory, admin, user_entry)

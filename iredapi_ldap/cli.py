@@ -4,7 +4,8 @@
   schema-install  load our iRedMail and amavisd schemas, pw-sha2, indexes and the unique overlay into slapd
   check           tell what schema-install would still add (exit 1 if anything)
   bootstrap       create the base tree, service accounts and a first global admin
-  sql-setup       create our SQL tables (and, with --iredapd, iRedAPD's throttle tables)
+  sql-setup       create our SQL tables (with --iredapd iRedAPD's throttle tables, with --amavisd
+                  Amavisd's policy and white/blacklist tables)
   recount         recount the domains' account and quota counters (after other tools changed them)
   dev             private slapd + schema + tree + embedded SQLite + the API, in one folder
 
@@ -53,6 +54,7 @@ def main(argv=None):
 
     sql = sub.add_parser("sql-setup", help="create missing SQL tables")
     sql.add_argument("--iredapd", action="store_true", help="also iRedAPD's throttle tables")
+    sql.add_argument("--amavisd", action="store_true", help="also Amavisd's policy and white/blacklist tables")
 
     recount = sub.add_parser("recount", help="recount domainCurrent* counters from the directory")
     recount.add_argument("domains", nargs="*", help="domain names (default: every domain)")
@@ -214,6 +216,10 @@ def cmd_sql_setup(args):
     create_tables(SqlStore(sql_url(settings, "iredadmin"), settings.SQL_TIMEOUT), iredadmin_metadata)
     if args.iredapd:
         create_tables(SqlStore(sql_url(settings, "iredapd"), settings.SQL_TIMEOUT), iredapd_metadata)
+    if args.amavisd:
+        from .store.tables import amavisd_metadata
+
+        create_tables(SqlStore(sql_url(settings, "amavisd"), settings.SQL_TIMEOUT), amavisd_metadata)
     print("sql: tables present")
     return 0
 

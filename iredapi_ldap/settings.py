@@ -79,6 +79,14 @@ DEFAULTS = {
     "iredapd_db_name": "iredapd",
     "iredapd_db_user": "iredapd",
     "iredapd_db_password": "",
+    # SQL: Amavisd's database (spam policy, white/blacklists), iRedAdmin's names
+    "amavisd_db_url": None,
+    "amavisd_db_host": None,
+    "amavisd_db_port": 3306,
+    "amavisd_db_name": "amavisd",
+    "amavisd_db_user": "amavisd",
+    "amavisd_db_password": "",
+    "AMAVISD_SPAM_SUBJECT_PREFIX": "[SPAM] ",  # iRedAdmin's: what prefix_spam_in_subject=yes prepends
     "SQL_TIMEOUT": 5,  # seconds to connect to an SQL server
     # Where embedded SQLite files live when no SQL server is configured
     "DATA_DIR": "/var/lib/iredapi-ldap",
@@ -94,6 +102,7 @@ _NON_NEGATIVE = {
     "ldap_timeout", "min_passwd_length", "max_passwd_length", "SESSION_TIMEOUT",
     "SESSION_RECHECK_INTERVAL", "LOGIN_MAX_FAILURES", "LOGIN_FAILURE_WINDOW",
     "SQL_TIMEOUT", "iredadmin_db_port", "iredapd_db_port",
+    "amavisd_db_port",
 }
 
 # 0 would be no timeout at all: a hung slapd would hold a worker thread for ever, and
@@ -259,12 +268,14 @@ def _check_combination(values):
             raise SettingsError(f"setting {name}: {values[name]!r} is not a DN below a suffix")
     if not values["storage_base_directory"].startswith("/"):
         raise SettingsError("setting storage_base_directory: must be an absolute path")
+    if len(values["AMAVISD_SPAM_SUBJECT_PREFIX"]) > 64:  # Amavisd's policy.spam_subject_tag2 is varchar(64)
+        raise SettingsError("setting AMAVISD_SPAM_SUBJECT_PREFIX: at most 64 characters")
     if values["DEFAULT_PASSWORD_SCHEME"].upper() != values["DEFAULT_PASSWORD_SCHEME"]:
         raise SettingsError("setting DEFAULT_PASSWORD_SCHEME: write the scheme in upper case, e.g. SSHA512")
 
 
 def sql_url(settings, prefix):
-    """The SQLAlchemy URL of the ``iredadmin`` or ``iredapd`` store.
+    """The SQLAlchemy URL of the ``iredadmin``, ``iredapd`` or ``amavisd`` store.
 
     ``<prefix>_db_url`` wins; else ``<prefix>_db_host`` etc. give MariaDB/MySQL
     (as on an iRedMail LDAP server); else an SQLite file in DATA_DIR.

@@ -137,3 +137,54 @@ def sql_store_fixture(sql_database):
             for table in reversed(iredapd_metadata.sorted_tables + iredadmin_metadata.sorted_tables):
                 conn.execute(table.delete())
         store.dispose()
+
+
+# -- Amavisd's database -------------------------------------------------------------------------
+AMAVISD_UPSTREAM_DIR = REPO.parent / "shared" / "upstream" / "amavisd"
+
+
+def amavisd_upstream_lookup_ddl(backend):
+    """The lookup part of iRedMail's Amavisd DDL (users, mailaddr, wblist, outbound_wblist, policy
+    and iRedMail's policy_name index): the file up to its "Read-write part"."""
+    path = AMAVISD_UPSTREAM_DIR / f"amavisd.{DDL_SUFFIX[backend]}"
+    return path.read_text().split("-- Read-write part", 1)[0]
+
+
+def run_sql_text(engine, text):
+    text = re.sub(r"--[^\n]*", "", text)
+    with engine.begin() as conn:
+        for statement in text.split(";"):
+            if statement.strip():
+                conn.exec_driver_sql(statement)
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def amavisd_database(request, tmp_path_factory):
+    """The URL of a throwaway Amavisd database per backend: iRedMail's own tables on MariaDB and
+    PostgreSQL (so that we are tested against them), ours (sql-setup's) on SQLite."""
+    from iredapi_ldap.store.tables import amavisd_metadata
+
+    backend = request.param
+    with throwaway_database(backend, tmp_path_factory.mktemp("amavisd")) as url:
+        store = SqlStore(url, timeout=5)
+        if backend == "sqlite":
+            create_tables(store, amavisd_metadata)
+        else:
+            run_sql_text(store.engine, amavisd_upstream_lookup_ddl(backend))
+        store.engine.dispose()
+        yield url
+
+
+@pytest.fixture(name="amavisd_store")
+def amavisd_store_fixture(amavisd_database):
+    """A SqlStore on ``amavisd_database``, whose tables are emptied afterwards."""
+    from iredapi_ldap.store.tables import amavisd_metadata
+
+    store = SqlStore(amavisd_database, timeout=5)
+    try:
+        yield store
+    finally:
+        with store.engine.begin() as conn:
+            for table in reversed(amavisd_metadata.sorted_tables):
+                conn.execute(table.delete())
+        store.dispose()

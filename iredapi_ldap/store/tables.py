@@ -234,3 +234,116 @@ last_login = sa.Table(
     sa.Column("pop3", sa.Integer),
     sa.Column("lda", sa.Integer),  # last delivery (LDA or LMTP)
 )
+
+
+# -- Amavisd's lookup tables ----------------------------------------------------------------------
+# ``amavisd_metadata``: the read-only (@lookup_sql_dsn) part of Amavisd's schema as iRedMail creates
+# it (Amavisd's README.sql-mysql / README.sql-pg, plus iRedMail's policy_name VARCHAR(255) NOT NULL
+# with a unique index), and iRedAPD's outbound_wblist.  Amavisd reads users + policy (per-recipient
+# policy) and wblist + mailaddr; iRedAPD's amavisd_wblist plugin reads wblist and outbound_wblist.
+# SQLite has no upstream schema; it follows PostgreSQL's, with text addresses.
+amavisd_metadata = sa.MetaData()
+
+
+class AmavisdAddress(sa.types.TypeDecorator):
+    """users.email / mailaddr.email: VARBINARY(255) on MySQL, BYTEA on PostgreSQL (upstream), TEXT
+    on SQLite; str in Python either way (addresses are stored UTF-8, lower-cased)."""
+
+    impl = sa.String(255)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect):
+        if dialect.name in _MYSQL:
+            return dialect.type_descriptor(mysql.VARBINARY(255))
+        if dialect.name == "postgresql":
+            return dialect.type_descriptor(sa.LargeBinary())
+        return dialect.type_descriptor(sa.String(255))
+
+    def process_bind_param(self, value, dialect):
+        if value is not None and dialect.name != "sqlite":
+            return value.encode("utf-8")
+        return value
+
+    def process_result_value(self, value, dialect):
+        if isinstance(value, (bytes, bytearray, memoryview)):
+            return bytes(value).decode("utf-8")
+        return value
+
+
+_AMAVISD_ID = sa.Integer().with_variant(mysql.INTEGER(unsigned=True), *_MYSQL)  # pg: serial
+_AMAVISD_TABLE_ARGS = {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4"}
+
+amavisd_users = sa.Table(
+    "users",
+    amavisd_metadata,
+    sa.Column("id", _AMAVISD_ID, primary_key=True, autoincrement=True),
+    sa.Column("priority", sa.Integer, nullable=False, server_default=sa.text("7")),  # higher wins
+    sa.Column("policy_id", _AMAVISD_ID, nullable=False, server_default=sa.text("1")),  # policy.id, 0: none
+    sa.Column("email", AmavisdAddress, nullable=False, unique=True),  # user@d, @d, @.d, @.
+    sa.Column("fullname", sa.String(255)),  # not used by Amavisd
+    **_AMAVISD_TABLE_ARGS,
+)
+
+amavisd_mailaddr = sa.Table(
+    "mailaddr",
+    amavisd_metadata,
+    sa.Column("id", _AMAVISD_ID, primary_key=True, autoincrement=True),
+    sa.Column("priority", sa.Integer, nullable=False, server_default=sa.text("7")),
+    sa.Column("email", AmavisdAddress, nullable=False, unique=True),  # also IPs and CIDR networks
+    **_AMAVISD_TABLE_ARGS,
+)
+
+amavisd_wblist = sa.Table(  # inbound: rid = users.id (recipient), sid = mailaddr.id (sender)
+    "wblist",
+    amavisd_metadata,
+    sa.Column("rid", _AMAVISD_ID, primary_key=True, autoincrement=False),
+    sa.Column("sid", _AMAVISD_ID, primary_key=True, autoincrement=False),
+    sa.Column("wb", sa.String(10), nullable=False),  # W white, B black
+    **_AMAVISD_TABLE_ARGS,
+)
+
+amavisd_outbound_wblist = sa.Table(  # outbound: sid = users.id (local sender), rid = mailaddr.id
+    "outbound_wblist",
+    amavisd_metadata,
+    sa.Column("rid", _AMAVISD_ID, primary_key=True, autoincrement=False),
+    sa.Column("sid", _AMAVISD_ID, primary_key=True, autoincrement=False),
+    sa.Column("wb", sa.String(10), nullable=False),
+    **_AMAVISD_TABLE_ARGS,
+)
+
+
+def _flag(name):
+    return sa.Column(name, sa.CHAR(1))  # Y/N; NULL: not set here, Amavisd reads the next row
+
+
+def _text64(name):
+    return sa.Column(name, sa.String(64))
+
+
+_LEVEL = sa.Float().with_variant(sa.REAL(), "postgresql")
+
+amavisd_policy = sa.Table(
+    "policy",
+    amavisd_metadata,
+    sa.Column("id", _AMAVISD_ID, primary_key=True, autoincrement=True),
+    sa.Column("policy_name", sa.String(255), nullable=False, server_default=""),  # iRedMail: the account
+    *(_flag(name) for name in ("virus_lover", "spam_lover", "unchecked_lover", "banned_files_lover",
+                               "bad_header_lover", "bypass_virus_checks", "bypass_spam_checks",
+                               "bypass_banned_checks", "bypass_header_checks")),
+    *(_text64(name) for name in ("virus_quarantine_to", "spam_quarantine_to", "banned_quarantine_to",
+                                 "unchecked_quarantine_to", "bad_header_quarantine_to",
+                                 "clean_quarantine_to", "archive_quarantine_to")),
+    *(sa.Column(name, _LEVEL) for name in ("spam_tag_level", "spam_tag2_level", "spam_tag3_level",
+                                           "spam_kill_level", "spam_dsn_cutoff_level",
+                                           "spam_quarantine_cutoff_level")),
+    *(_text64(name) for name in ("addr_extension_virus", "addr_extension_spam", "addr_extension_banned",
+                                 "addr_extension_bad_header")),
+    *(_flag(name) for name in ("warnvirusrecip", "warnbannedrecip", "warnbadhrecip")),
+    *(_text64(name) for name in ("newvirus_admin", "virus_admin", "banned_admin", "bad_header_admin",
+                                 "spam_admin", "spam_subject_tag", "spam_subject_tag2", "spam_subject_tag3")),
+    sa.Column("message_size_limit", sa.Integer),
+    *(_text64(name) for name in ("banned_rulenames", "disclaimer_options", "forward_method", "sa_userconf",
+                                 "sa_username")),
+    **_AMAVISD_TABLE_ARGS,
+)
+sa.Index("policy_idx_policy_name", amavisd_policy.c.policy_name, unique=True)  # iRedMail's

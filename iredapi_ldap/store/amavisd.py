@@ -1,0 +1,441 @@
+"""Amavisd's lookup tables: per-account spam policies and white/blacklists, written as Amavisd and
+iRedAPD read them and as iRedAPD's own tools write them (iRedAPD 6.1 libs/wblist.py,
+tools/wblist_admin.py).
+
+Accounts are Amavisd's lookup keys: "user@domain", "@domain", "@." (global).  Each has one
+``users`` row (priority from iRedAPD's MAILADDR_PRIORITIES, so Amavisd's ``ORDER BY
+users.priority DESC`` puts a user before its domain before "@."), linked by ``policy_id`` to a
+``policy`` row of its own whose ``policy_name`` is the account (iRedMail makes policy_name unique;
+its default global policy is named "@.").  Inbound lists are ``wblist`` rows (rid = the account's
+users.id, sid = the sender's mailaddr.id), outbound lists ``outbound_wblist`` rows (sid = the
+account's users.id, rid = the recipient's mailaddr.id); wb is "W" or "B".  ``mailaddr`` rows are
+shared by every account and never deleted here (iRedAPD's cleanup_amavisd_db.py removes unused
+ones).
+
+Callers validate accounts; list entries are validated here (``entry``).  Nothing here knows HTTP.
+"""
+
+import ipaddress
+import math
+import re
+
+import sqlalchemy as sa
+
+from .. import addresses, errors
+from .tables import amavisd_mailaddr as mailaddr
+from .tables import amavisd_outbound_wblist as outbound_wblist
+from .tables import amavisd_policy as policy
+from .tables import amavisd_users as users
+from .tables import amavisd_wblist as wblist
+
+GLOBAL_ACCOUNT = "@."
+
+# iRedAPD's MAILADDR_PRIORITIES (libs/utils.py), for users and mailaddr rows alike.
+PRIORITIES = {
+    "email": 10,
+    "ip": 9,
+    "cidr_network": 7,
+    "domain": 5,
+    "subdomain": 3,
+    "top_level_domain": 2,
+    "catchall": 0,
+}
+
+DIRECTIONS = ("inbound", "outbound")
+LISTS = {"whitelist": "W", "blacklist": "B"}
+
+_RETRIES = 5
+
+
+def account_of(target):
+    """The Amavisd account of an API target: "global", a domain or an email address."""
+    if target == "global":
+        return GLOBAL_ACCOUNT
+    return target if "@" in target else "@" + target
+
+
+def account_priority(account):
+    if account == GLOBAL_ACCOUNT:
+        return PRIORITIES["catchall"]
+    return PRIORITIES["domain" if account.startswith("@") else "email"]
+
+
+# -- list entries -------------------------------------------------------------------------------
+
+
+def entry(text):
+    """(normalized entry, kind) for a white/blacklist entry, or None when it is not one.
+
+    Kinds as iRedAPD's is_valid_amavisd_address names them.  IPs and networks are written in
+    Python's canonical form (lower-case, compressed IPv6), which is how Postfix hands iRedAPD the
+    client address; a network must have no host bits set (iRedAPD's is_cidr_network).  iRedAPD's
+    wildcard forms (user@*, 192.168.1.*) are not among iRedAdmin-Pro's documented entries and are
+    refused."""
+    text = text.strip().lower()
+    if not text:
+        return None
+    if text == "@.":
+        return text, "catchall"
+    if text.startswith("@."):
+        name = text[2:]
+        if re.fullmatch(r"[a-z]{2,63}|xn--[a-z0-9-]{1,59}", name):
+            return text, "top_level_domain"
+        return _domain_entry("@.", name, "subdomain")
+    if text.startswith("@"):
+        return _domain_entry("@", text[1:], "domain")
+    if "@" in text:
+        try:
+            return addresses.email(text), "email"
+        except errors.InvalidInput:
+            return None
+    try:
+        if "/" in text:
+            return str(ipaddress.ip_network(text, strict=True)), "cidr_network"
+        return str(ipaddress.ip_address(text)), "ip"
+    except ValueError:
+        return None
+
+
+def _domain_entry(prefix, name, kind):
+    try:
+        return prefix + addresses.domain_name(name), kind
+    except errors.InvalidInput:
+        return None
+
+
+def parse_entries(text):
+    """Comma-separated entries -> {entry: kind}, in order, duplicates dropped; InvalidInput naming
+    every entry that is not valid (iRedAdmin-Pro drops those silently)."""
+    found, invalid = {}, []
+    for item in text.split(","):
+        if not item.strip():
+            continue
+        parsed = entry(item)
+        if parsed is None:
+            invalid.append(item.strip())
+        else:
+            found.setdefault(*parsed)
+    if invalid:
+        raise errors.InvalidInput(errors.INVALID_PARAMETER, param="addresses",
+                                  detail="not an IP, CIDR network, user@domain, @domain, @.domain or @.: "
+                                         + ", ".join(invalid))
+    if not found:
+        raise errors.InvalidInput(errors.INVALID_PARAMETER, param="addresses", detail="no address given")
+    return found
+
+
+# -- transactions that create shared rows -----------------------------------------------------
+
+
+def _retrying(store, work):
+    """Run ``work(conn)`` in a transaction, again when a concurrent writer created the same unique
+    row first (IntegrityError) or the server chose us as a deadlock victim: the next attempt finds
+    that writer's row."""
+    for attempt in range(_RETRIES):
+        try:
+            with store.transaction() as conn:
+                return work(conn)
+        except sa.exc.IntegrityError:
+            if attempt == _RETRIES - 1:
+                raise
+        except errors.BackendUnavailable as exc:
+            if attempt == _RETRIES - 1 or not _deadlock(exc.__cause__):
+                raise
+    raise AssertionError("unreachable")
+
+
+def _deadlock(exc):
+    orig = getattr(exc, "orig", None)
+    if orig is None:
+        return False
+    # MySQL/MariaDB: 1213 deadlock, 1205 lock wait timeout; PostgreSQL: 40P01, 40001.
+    code = orig.args[0] if orig.args and isinstance(orig.args[0], int) else None
+    return code in (1213, 1205) or getattr(orig, "sqlstate", None) in ("40P01", "40001")
+
+
+def _user_row(conn, account, create):
+    """(id, policy_id) of the account's users row; created (policy_id 0: no policy, as iRedAPD's
+    create_user) when ``create``; None when missing and not ``create``."""
+    found = conn.execute(sa.select(users.c.id, users.c.policy_id).where(users.c.email == account)).first()
+    if found is None and create:
+        conn.execute(users.insert().values(email=account, priority=account_priority(account), policy_id=0))
+        found = conn.execute(sa.select(users.c.id, users.c.policy_id).where(users.c.email == account)).first()
+    return found
+
+
+def _mailaddr_ids(conn, entries, create):
+    """{entry: mailaddr.id} for ``entries`` ({entry: kind}); missing rows created when ``create``."""
+    def lookup():
+        rows = conn.execute(sa.select(mailaddr.c.id, mailaddr.c.email).where(mailaddr.c.email.in_(list(entries))))
+        return {email: id_ for id_, email in rows}
+
+    ids = lookup()
+    missing = sorted(set(entries) - set(ids))  # sorted: concurrent writers lock keys in one order
+    if missing and create:
+        conn.execute(mailaddr.insert(), [{"email": e, "priority": PRIORITIES[entries[e]]} for e in missing])
+        ids = lookup()
+    return ids
+
+
+# -- white/blacklists ---------------------------------------------------------------------------
+
+
+def _list_table(direction):
+    """(table, column holding the account's users.id, column holding the mailaddr.id)."""
+    if direction == "inbound":
+        return wblist, wblist.c.rid, wblist.c.sid
+    if direction == "outbound":
+        return outbound_wblist, outbound_wblist.c.sid, outbound_wblist.c.rid
+    raise ValueError(direction)
+
+
+def list_entries(store, account, direction, listname):
+    """The entries of one list of the account, sorted."""
+    table, own, other = _list_table(direction)
+    query = (sa.select(mailaddr.c.email)
+             .select_from(table.join(users, users.c.id == own).join(mailaddr, mailaddr.c.id == other))
+             .where(users.c.email == account, table.c.wb == LISTS[listname]))
+    with store.transaction(read_only=True) as conn:
+        return sorted(conn.execute(query).scalars())
+
+
+def add_entries(store, account, direction, listname, entries):
+    """Put ``entries`` ({entry: kind}) on the list.  An entry on the account's other list moves
+    (the tables' key is (rid, sid)), as iRedAPD's add_wblist replaces a sender's row."""
+    table, own, other = _list_table(direction)
+    wb = LISTS[listname]
+
+    def work(conn):
+        user_id = _user_row(conn, account, create=True).id
+        ids = _mailaddr_ids(conn, entries, create=True)
+        present = dict(conn.execute(
+            sa.select(other, table.c.wb).where(own == user_id, other.in_(list(ids.values())))).all())
+        moved = [id_ for id_, value in present.items() if value != wb]
+        if moved:
+            conn.execute(table.delete().where(own == user_id, other.in_(moved)))
+        new = [id_ for id_ in sorted(ids.values()) if present.get(id_) != wb]
+        if new:
+            conn.execute(table.insert(), [{own.name: user_id, other.name: id_, "wb": wb} for id_ in new])
+        return len(new)
+
+    return _retrying(store, work)
+
+
+def remove_entries(store, account, direction, listname, entries):
+    """Take ``entries`` off the list; absent ones are not an error.  Returns how many went."""
+    table, own, other = _list_table(direction)
+    with store.transaction() as conn:
+        user = _user_row(conn, account, create=False)
+        if user is None:
+            return 0
+        ids = _mailaddr_ids(conn, entries, create=False)
+        if not ids:
+            return 0
+        return conn.execute(table.delete().where(own == user.id, other.in_(list(ids.values())),
+                                                 table.c.wb == LISTS[listname])).rowcount
+
+
+def clear_entries(store, account, direction, listname):
+    """Empty the list.  Returns how many entries went."""
+    table, own, _ = _list_table(direction)
+    with store.transaction() as conn:
+        user = _user_row(conn, account, create=False)
+        if user is None:
+            return 0
+        return conn.execute(table.delete().where(own == user.id, table.c.wb == LISTS[listname])).rowcount
+
+
+# -- spam policy ----------------------------------------------------------------------------------
+# iRedAdmin-Pro's parameters -> policy columns.  Amavisd reads each column from the first matching
+# users row (by priority) whose policy has it non-NULL (README.lookups: "a record with a NULL field
+# is skipped and search continues with the next, more general, matching record"), so a column we
+# leave NULL is inherited from the domain's, then the global policy, then amavisd.conf.
+
+BYPASS_PARAMS = ("bypass_spam_checks", "bypass_virus_checks", "bypass_banned_checks", "bypass_header_checks")
+
+# quarantine_<kind>: (lover column, quarantine_to column, quarantine_to value, lover when "no").
+# "yes": not delivered (lover N), a copy to Amavisd's SQL quarantine under the name iRedMail's
+# amavisd.conf gives (*_quarantine_to).  "no": spam and bad-header mail is delivered without a copy
+# (lover Y, quarantine_to ''), as iRedMail's default global policy does and its
+# default_spam_policy.sql explains; a virus or banned file stays undelivered, without a copy (iRedMail's
+# final_*_destiny is D_DISCARD); only bypass_* lets those through.
+QUARANTINE_PARAMS = {
+    "quarantine_spam": ("spam_lover", "spam_quarantine_to", "spam-quarantine", "Y"),
+    "quarantine_virus": ("virus_lover", "virus_quarantine_to", "virus-quarantine", "N"),
+    "quarantine_banned": ("banned_files_lover", "banned_quarantine_to", "banned-quarantine", "N"),
+    "quarantine_bad_header": ("bad_header_lover", "bad_header_quarantine_to", "bad-header-quarantine", "Y"),
+}
+
+# always_insert_x_spam_headers=yes: X-Spam-* headers on every message, Amavisd adding them at or
+# above spam_tag_level; -999 is below any score SpamAssassin gives.
+ALWAYS_TAG_LEVEL = -999.0
+MAX_SCORE = 999.0
+
+POLICY_PARAMS = (*BYPASS_PARAMS, *QUARANTINE_PARAMS, "prefix_spam_in_subject", "always_insert_x_spam_headers",
+                 "spam_score", "banned_rulenames")
+
+
+def policy_columns(values, subject_prefix):
+    """{column: value} for the given parameters (yes/no as bool, spam_score float or None,
+    banned_rulenames list)."""
+    columns = {}
+    for name in BYPASS_PARAMS:
+        if name in values:
+            columns[name] = "Y" if values[name] else "N"
+    for name, (lover, quarantine_to, target, lover_if_no) in QUARANTINE_PARAMS.items():
+        if name in values:
+            columns[lover] = "N" if values[name] else lover_if_no
+            columns[quarantine_to] = target if values[name] else ""
+    if "prefix_spam_in_subject" in values:
+        # spam_subject_tag2: prepended at tag2 level ("spam detected"); '' is a defined empty tag.
+        columns["spam_subject_tag2"] = subject_prefix if values["prefix_spam_in_subject"] else ""
+    if "always_insert_x_spam_headers" in values:
+        # "no" clears the account's own tag level: the broader policy's (or amavisd.conf's) applies.
+        columns["spam_tag_level"] = ALWAYS_TAG_LEVEL if values["always_insert_x_spam_headers"] else None
+    if "spam_score" in values:
+        # The score from which mail is spam: the "spam detected" headers (tag2) and the spam
+        # action (kill: quarantine/discard per the lover and quarantine columns).  None: amavisd.conf's.
+        columns["spam_tag2_level"] = columns["spam_kill_level"] = values["spam_score"]
+    if "banned_rulenames" in values:
+        # Names of amavisd.conf's %banned_rules (e.g. ALLOW_MS_WORD), comma-separated; None: inherit.
+        columns["banned_rulenames"] = ",".join(values["banned_rulenames"]) or None
+    return columns
+
+
+def parse_score(text):
+    text = text.strip()
+    if text == "":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise errors.InvalidInput(errors.INVALID_NUMBER, detail=f"{text!r} is not a number") from None
+    if not math.isfinite(value) or not -MAX_SCORE <= value <= MAX_SCORE:
+        raise errors.InvalidInput(errors.INVALID_NUMBER, detail=f"a number from {-MAX_SCORE:g} to {MAX_SCORE:g}")
+    return value
+
+
+def parse_rulenames(text):
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    for name in names:
+        if not re.fullmatch(r"[A-Za-z0-9_]{1,64}", name):
+            raise errors.InvalidInput(
+                errors.INVALID_PARAMETER,
+                detail=f"{name!r}: rule names are letters, digits and _ (amavisd.conf's %banned_rules)")
+    names = list(dict.fromkeys(names))
+    if len(",".join(names)) > 64:
+        raise errors.InvalidInput(errors.INVALID_PARAMETER, detail="at most 64 characters (policy.banned_rulenames)")
+    return names
+
+
+def _yes_no(flag):
+    # Amavisd: N, n, F, f, 0, NUL and space are false, any other character true; NULL is not set.
+    if flag is None:
+        return None
+    return "yes" if flag.strip(" \0") not in ("", "N", "n", "F", "f", "0") else "no"
+
+
+def policy_parameters(row):
+    """The parameters a policy row holds (None: not set here, inherited)."""
+    row = row or {}
+    data = {name: _yes_no(row.get(name)) for name in BYPASS_PARAMS}
+    for name, (_lover, quarantine_to, _target, _no) in QUARANTINE_PARAMS.items():
+        value = row.get(quarantine_to)
+        data[name] = None if value is None else ("yes" if value.strip() else "no")
+    tag2 = row.get("spam_subject_tag2")
+    data["prefix_spam_in_subject"] = None if tag2 is None else ("yes" if tag2 else "no")
+    tag_level = row.get("spam_tag_level")
+    data["always_insert_x_spam_headers"] = "yes" if tag_level is not None and tag_level <= ALWAYS_TAG_LEVEL else "no"
+    score = row.get("spam_kill_level")
+    if score is None:
+        score = row.get("spam_tag2_level")
+    data["spam_score"] = score
+    data["banned_rulenames"] = row.get("banned_rulenames")
+    return data
+
+
+def get_policy(store, account):
+    """The account's own policy row as a dict ({} when it has none)."""
+    query = (sa.select(policy).select_from(users.join(policy, policy.c.id == users.c.policy_id))
+             .where(users.c.email == account))
+    with store.transaction(read_only=True) as conn:
+        row = conn.execute(query).mappings().first()
+    return dict(row) if row else {}
+
+
+def set_policy(store, account, columns):
+    """Write ``columns`` into the account's own policy row, creating the users row and the policy
+    row (named after the account) when missing.  A users row linked to a policy of another name
+    (shared by hand-made set-ups) is re-linked to the account's own, so that others keep theirs."""
+
+    def work(conn):
+        user = _user_row(conn, account, create=True)
+        own = conn.execute(sa.select(policy.c.id).where(policy.c.policy_name == account)).scalar()
+        if own is None:
+            own = conn.execute(policy.insert().values(policy_name=account, **columns)).inserted_primary_key[0]
+        elif columns:
+            conn.execute(policy.update().where(policy.c.id == own).values(**columns))
+        if user.policy_id != own:
+            conn.execute(users.update().where(users.c.id == user.id).values(policy_id=own))
+
+    _retrying(store, work)
+
+
+def delete_policy(store, account):
+    """Remove the account's own policy: Amavisd then applies the broader ones.  The users row stays
+    (white/blacklists hang on it), unlinked (policy_id 0), as iRedAPD leaves rows it creates.
+    Returns whether there was a policy."""
+    with store.transaction() as conn:
+        user = _user_row(conn, account, create=False)
+        if user is not None and user.policy_id:
+            conn.execute(users.update().where(users.c.id == user.id).values(policy_id=0))
+        return bool(conn.execute(policy.delete().where(policy.c.policy_name == account)).rowcount)
+
+
+# -- life-cycle -----------------------------------------------------------------------------------
+
+_BATCH = 500
+
+
+def delete_accounts(store, accounts):
+    """Delete the Amavisd rows of ``accounts``: their users rows with their policies and their
+    inbound and outbound list rows.  Shared mailaddr rows stay."""
+    accounts = list(accounts)
+    if not accounts:
+        return 0
+    with store.transaction() as conn:
+        ids = conn.execute(sa.select(users.c.id).where(users.c.email.in_(accounts))).scalars().all()
+        return _delete_rows(conn, ids, policy.c.policy_name.in_(accounts))
+
+
+def delete_domain(store, domain):
+    """Delete the Amavisd rows of "@domain" and of every "user@domain", in batches; a repeat
+    finishes an interrupted run."""
+    if not re.fullmatch(r"[a-z0-9.-]+", domain):  # validated names: nothing LIKE would read as a pattern
+        raise ValueError(f"not a domain name: {domain!r}")
+    in_domain_users = sa.or_(users.c.email == "@" + domain, users.c.email.like("%@" + domain))
+    in_domain_policies = sa.or_(policy.c.policy_name == "@" + domain, policy.c.policy_name.like("%@" + domain))
+    total = 0
+    while True:
+        with store.transaction() as conn:
+            ids = conn.execute(sa.select(users.c.id).where(in_domain_users).limit(_BATCH)).scalars().all()
+            total += _delete_rows(conn, ids, None)
+        if len(ids) < _BATCH:
+            break
+    with store.transaction() as conn:
+        conn.execute(policy.delete().where(in_domain_policies))
+    return total
+
+
+def _delete_rows(conn, user_ids, own_policies):
+    if user_ids:
+        conn.execute(wblist.delete().where(wblist.c.rid.in_(user_ids)))
+        conn.execute(outbound_wblist.delete().where(outbound_wblist.c.sid.in_(user_ids)))
+        # Their own policies, named after the account; shared ones stay.
+        accounts = conn.execute(sa.select(users.c.email).where(users.c.id.in_(user_ids))).scalars().all()
+        conn.execute(policy.delete().where(policy.c.policy_name.in_(accounts)))
+    if own_policies is not None:
+        conn.execute(policy.delete().where(own_policies))
+    if user_ids:
+        conn.execute(users.delete().where(users.c.id.in_(user_ids)))
+    return len(user_ids)

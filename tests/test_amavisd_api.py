@@ -1,0 +1,240 @@
+"""/api/spampolicy/... and /api/wblist/... end to end, on SQLite, MariaDB and PostgreSQL.
+
+The store is tested in test_store_amavisd.py (rows, Amavisd's lookup, races); here: URLs, scope,
+parameters, refusals that write nothing, permissions and the clean-up on account deletes."""
+
+import time
+
+import pytest
+
+from tests.conftest import ApiClient
+from tests.sql_backends import amavisd_database, amavisd_store_fixture  # noqa: F401 (fixtures)
+from tests.test_store_amavisd import inbound_rows, outbound_rows, query, users_rows
+
+PASSWORD = "Secret-pw1!"
+
+
+@pytest.fixture
+def url(amavisd_store):
+    return amavisd_store.url.render_as_string(hide_password=False)
+
+
+@pytest.fixture
+def client(make_app, url):
+    return ApiClient(make_app(amavisd_db_url=url)).login()
+
+
+@pytest.fixture
+def domain(client, new_domain):
+    name = new_domain()
+    assert client.post(f"/api/domain/{name}").status_code == 201
+    assert client.post(f"/api/user/user@{name}", {"password": PASSWORD}).status_code == 201
+    return name
+
+
+def listed(client, path):
+    result = client.get(path)
+    assert result.status_code == 200, result.text
+    return result.json["_data"]
+
+
+# -- white/blacklists -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("direction", ["inbound", "outbound"])
+@pytest.mark.parametrize("listname", ["whitelist", "blacklist"])
+def test_wblist_each_scope(client, amavisd_store, domain, direction, listname):
+    mail = f"user@{domain}"
+    for target, account in (("global", "@."), (domain, f"@{domain}"), (mail, mail)):
+        path = f"/api/wblist/{direction}/{listname}/{target}"
+        assert listed(client, path) == []
+        result = client.post(path, {"addresses": "1.2.3.4, 10.0.0.0/8,Friend@Other.org,@other.org,@.other.org,@."})
+        assert result.status_code == 200, result.text
+        everything = sorted(["1.2.3.4", "10.0.0.0/8", "friend@other.org", "@other.org", "@.other.org", "@."])
+        assert listed(client, path) == everything
+        assert client.post(path, {"addresses": "1.2.3.4"}).status_code == 200  # twice: no error
+        assert client.put(path, {"addresses": "1.2.3.4,absent@other.org"}).status_code == 200
+        assert listed(client, path) == [e for e in everything if e != "1.2.3.4"]
+        rows = inbound_rows(amavisd_store) if direction == "inbound" else outbound_rows(amavisd_store)
+        assert {(u, wb) for u, _, wb in rows if u == account} == {(account, listname[0].upper())}
+        assert client.delete(path).status_code == 200
+        assert listed(client, path) == []
+    assert {e for e, _, _ in users_rows(amavisd_store)} == {"@.", f"@{domain}", mail}
+
+
+def test_wblist_invalid_entries_are_refused_and_nothing_is_written(client, amavisd_store, domain):
+    path = f"/api/wblist/inbound/blacklist/{domain}"
+    result = client.post(path, {"addresses": "good@x.org,not-an-address,192.168.1.*"})
+    assert result.status_code == 400
+    assert result.json["msg"] == "INVALID_PARAMETER" and result.json["param"] == "addresses"
+    assert "not-an-address, 192.168.1.*" in result.json["detail"]
+    assert client.post(path, {}).json["param"] == "addresses"
+    assert users_rows(amavisd_store) == [] and query(amavisd_store, "SELECT COUNT(*) FROM mailaddr") == [(0,)]
+
+
+def test_wblist_urls_and_targets(client, amavisd_store, domain, new_domain):
+    assert client.get(f"/api/wblist/sideways/whitelist/{domain}").status_code == 404
+    assert client.get(f"/api/wblist/inbound/greylist/{domain}").status_code == 404
+    assert client.post(f"/api/wblist/inbound/whitelist/{new_domain()}", {"addresses": "1.2.3.4"}).status_code == 404
+    result = client.post(f"/api/wblist/inbound/whitelist/ghost@{domain}", {"addresses": "1.2.3.4"})
+    assert result.json["msg"] == "NO_SUCH_ACCOUNT"
+    assert client.post("/api/wblist/inbound/whitelist/bad_domain", {"addresses": "1.2.3.4"}).status_code == 400
+    assert users_rows(amavisd_store) == []
+    # A JSON list, as current clients send lists.
+    path = f"/api/wblist/outbound/whitelist/user@{domain}"
+    assert client.post(path, json={"addresses": ["a@x.org", "192.0.2.1"]}).status_code == 200
+    assert listed(client, path) == ["192.0.2.1", "a@x.org"]
+    # Also under iRedAdmin-Pro's mount point.
+    assert client.post(f"/iredadmin/api/wblist/inbound/whitelist/{domain}", {"addresses": "1.2.3.4"}).status_code == 200
+
+
+# -- spam policy ----------------------------------------------------------------------------------
+
+FULL = {"bypass_spam_checks": "no", "bypass_virus_checks": "no", "bypass_banned_checks": "yes",
+        "bypass_header_checks": "no", "quarantine_spam": "yes", "quarantine_virus": "yes",
+        "quarantine_banned": "no", "quarantine_bad_header": "no", "prefix_spam_in_subject": "yes",
+        "always_insert_x_spam_headers": "no", "spam_score": "4.5", "banned_rulenames": "ALLOW_MS_WORD,ALLOW_MS_EXCEL"}
+
+
+def test_spampolicy_each_scope(client, amavisd_store, domain):
+    for path in ("global", f"domain/{domain}", f"user/user@{domain}"):
+        assert listed(client, f"/api/spampolicy/{path}")["spam_score"] is None
+        assert client.put(f"/api/spampolicy/{path}", FULL).status_code == 200
+        data = listed(client, f"/api/spampolicy/{path}")
+        assert data == {**FULL, "spam_score": 4.5}
+        assert client.put(f"/api/spampolicy/{path}", {"spam_score": "6.2"}).status_code == 200
+        # Amavisd's levels are single-precision (FLOAT, REAL): 6.2 comes back as 6.2.
+        assert listed(client, f"/api/spampolicy/{path}") == {**FULL, "spam_score": 6.2}
+    assert sorted(n for (n,) in query(amavisd_store, "SELECT policy_name FROM policy")) == sorted(
+        ["@.", f"@{domain}", f"user@{domain}"])
+    assert client.delete(f"/api/spampolicy/domain/{domain}").status_code == 200
+    assert client.delete(f"/api/spampolicy/domain/{domain}").status_code == 200  # nothing left: no error
+    assert set(listed(client, f"/api/spampolicy/domain/{domain}").values()) == {None, "no"}
+    assert sorted(n for (n,) in query(amavisd_store, "SELECT policy_name FROM policy")) == sorted(
+        ["@.", f"user@{domain}"])
+
+
+@pytest.mark.parametrize(("form", "code", "param"), [
+    ({"spam_score": "lots"}, "INVALID_NUMBER", "spam_score"),
+    ({"spam_score": "nan"}, "INVALID_NUMBER", "spam_score"),
+    ({"spam_score": "1e6"}, "INVALID_NUMBER", "spam_score"),
+    ({"quarantine_spam": "maybe"}, "INVALID_PARAMETER", "quarantine_spam"),
+    ({"banned_rulenames": "ALLOW MS WORD"}, "INVALID_PARAMETER", "banned_rulenames"),
+    ({"banned_rulenames": ",".join(["ALLOW_MS_OFFICE"] * 1 + [f"R{i:02}" for i in range(20)])},
+     "INVALID_PARAMETER", "banned_rulenames"),
+    ({"bypass_spam_checks": "yes", "spam_score": "x"}, "INVALID_NUMBER", "spam_score"),
+])
+def test_spampolicy_bad_parameters_write_nothing(client, amavisd_store, domain, form, code, param):
+    result = client.put(f"/api/spampolicy/domain/{domain}", form)
+    assert result.status_code == 400 and result.json["msg"] == code and result.json["param"] == param, result.text
+    assert query(amavisd_store, "SELECT COUNT(*) FROM policy") == [(0,)] and users_rows(amavisd_store) == []
+
+
+def test_spampolicy_put_needs_a_parameter(client, amavisd_store, domain):
+    result = client.put(f"/api/spampolicy/domain/{domain}", {})
+    assert result.status_code == 400 and result.json["msg"] == "INVALID_PARAMETER"
+    assert users_rows(amavisd_store) == []
+
+
+# -- life-cycle, permissions, outages --------------------------------------------------------------
+
+
+def fill(client, target, scope):
+    assert client.put(f"/api/spampolicy/{scope}/{target}", {"spam_score": "5"}).status_code == 200
+    assert client.post(f"/api/wblist/inbound/blacklist/{target}", {"addresses": "bad@spam.org"}).status_code == 200
+    assert client.post(f"/api/wblist/outbound/whitelist/{target}", {"addresses": "ok@x.org"}).status_code == 200
+
+
+def test_deleting_a_user_or_domain_removes_its_rows(client, amavisd_store, domain):
+    mail = f"user@{domain}"
+    fill(client, mail, "user")
+    fill(client, domain, "domain")
+    assert client.put("/api/spampolicy/global", {"spam_score": "8"}).status_code == 200
+    assert client.delete(f"/api/user/{mail}").status_code == 200
+    assert {e for e, _, _ in users_rows(amavisd_store)} == {"@.", f"@{domain}"}
+    assert {u for u, _, _ in inbound_rows(amavisd_store) + outbound_rows(amavisd_store)} == {f"@{domain}"}
+    assert client.post(f"/api/user/{mail}", {"password": PASSWORD}).status_code == 201
+    fill(client, mail, "user")
+    assert client.delete(f"/api/domain/{domain}").status_code == 200
+    assert [e for e, _, _ in users_rows(amavisd_store)] == ["@."]
+    assert query(amavisd_store, "SELECT policy_name FROM policy") == [("@.",)]
+    assert inbound_rows(amavisd_store) == [] and outbound_rows(amavisd_store) == []
+    assert ("bad@spam.org",) in [(e.decode() if isinstance(e, bytes) else e,)
+                                 for (e,) in query(amavisd_store, "SELECT email FROM mailaddr")]
+
+
+@pytest.fixture
+def scoped(client, make_app, url, domain, root_connection):
+    """A domain admin of ``domain``; a global admin's mailbox in it; another domain."""
+    from tests.test_access import add_mail_user, add_standalone_admin
+
+    other = f"o{domain}"
+    assert client.post(f"/api/domain/{other}").status_code == 201
+    chief, _ = add_mail_user(root_connection, domain, "chief", PASSWORD, domainGlobalAdmin=["yes"])
+    admin = f"tadmin@{domain}"
+    add_standalone_admin(root_connection, admin, "Admin-Pw-9", domains=[domain])
+    return {"da": ApiClient(make_app(amavisd_db_url=url)).login(admin, "Admin-Pw-9"), "other": other,
+            "chief": chief, "user": f"user@{domain}"}
+
+
+def test_domain_admin_scope(client, amavisd_store, domain, scoped):
+    da, user = scoped["da"], scoped["user"]
+    fill(da, domain, "domain")
+    fill(da, user, "user")
+    for path in ("/api/spampolicy/global", f"/api/spampolicy/domain/{scoped['other']}",
+                 f"/api/spampolicy/user/user@{scoped['other']}"):
+        for result in (da.get(path), da.put(path, {"spam_score": "1"}), da.delete(path)):
+            assert result.status_code == 403, (path, result.text)
+    for target in ("global", scoped["other"]):
+        path = f"/api/wblist/inbound/whitelist/{target}"
+        for result in (da.get(path), da.post(path, {"addresses": "1.2.3.4"}), da.put(path, {"addresses": "1.2.3.4"}),
+                       da.delete(path)):
+            assert result.status_code == 403, (path, result.text)
+    # A global admin's mailbox in its domain is as protected as the rest of that entry.
+    result = da.post(f"/api/wblist/inbound/whitelist/{scoped['chief']}", {"addresses": "1.2.3.4"})
+    assert result.status_code == 403 and result.json["msg"] == "PERMISSION_DENIED_UPDATE_GLOBAL_ADMIN_PROFILE"
+    assert {e for e, _, _ in users_rows(amavisd_store)} == {f"@{domain}", user}
+
+
+@pytest.mark.parametrize("part", ["spampolicy", "wblist"])
+@pytest.mark.parametrize("switch", ["disabledDomainProfile", "disabledUserProfile"])
+def test_global_admin_can_reserve_parts(client, amavisd_store, domain, scoped, root_connection, part, switch):
+    import ldap3
+
+    from tests.conftest import SUFFIX
+
+    root_connection.modify(f"domainName={domain},o=domains,{SUFFIX}",
+                           {"accountSetting": [(ldap3.MODIFY_ADD, [f"{switch}:{part}"])]})
+    da = scoped["da"]
+    reserved, open_ = (domain, scoped["user"]) if switch == "disabledDomainProfile" else (scoped["user"], domain)
+
+    def requests(target):
+        if part == "spampolicy":
+            path = f"/api/spampolicy/{'user' if '@' in target else 'domain'}/{target}"
+            return [lambda: da.put(path, {"spam_score": "3"}), lambda: da.delete(path)]
+        path = f"/api/wblist/inbound/blacklist/{target}"
+        return [lambda: da.post(path, {"addresses": "1.2.3.4"}), lambda: da.put(path, {"addresses": "1.2.3.4"}),
+                lambda: da.delete(path)]
+
+    for send in requests(reserved):
+        result = send()
+        assert result.status_code == 403 and result.json["msg"] == "PERMISSION_DENIED", result.text
+    assert users_rows(amavisd_store) == []
+    for send in requests(open_):
+        assert send().status_code == 200
+    assert client.post(f"/api/wblist/inbound/blacklist/{reserved}", {"addresses": "1.2.3.4"}).status_code == 200
+
+
+def test_unreachable_database_is_503_and_other_endpoints_work(make_app, new_domain):
+    from iredapi_ldap.localslapd import free_port
+
+    app = make_app(amavisd_db_url=f"mysql+pymysql://root@127.0.0.1:{free_port()}/amavisd", SQL_TIMEOUT=2)
+    client = ApiClient(app).login()
+    name = new_domain()
+    assert client.post(f"/api/domain/{name}").status_code == 201
+    started = time.monotonic()
+    for result in (client.get(f"/api/spampolicy/domain/{name}"), client.get(f"/api/wblist/inbound/whitelist/{name}")):
+        assert result.status_code == 503 and result.json["msg"] == "SQL_SERVER_DOWN"
+    assert time.monotonic() - started < 10
+    assert client.get(f"/api/domain/{name}").status_code == 200
+    assert client.get(f"/api/throttle/{name}/inbound").status_code == 200
