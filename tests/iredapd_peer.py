@@ -137,7 +137,7 @@ class IredapdPeer:
             return "(no log)"
 
 
-def _settings_py(ldap_server, ports, pid_file, db_user, db_password, iredapd_db, amavisd_db):
+def _settings_py(ldap_server, ports, pid_file, db_url, iredapd_db, amavisd_db):
     values = {
         "listen_address": "127.0.0.1", "listen_port": ports[0], "srs_forward_port": ports[1],
         "srs_reverse_port": ports[2], "srs_secrets": [], "srs_domain": "",
@@ -150,9 +150,9 @@ def _settings_py(ldap_server, ports, pid_file, db_user, db_password, iredapd_db,
         "GREYLISTING_BYPASS_SPF": False,
     }
     for prefix, name in (("iredapd", iredapd_db), ("amavisd", amavisd_db)):
-        values.update({f"{prefix}_db_server": "127.0.0.1", f"{prefix}_db_port": "3306",
-                       f"{prefix}_db_name": name, f"{prefix}_db_user": db_user,
-                       f"{prefix}_db_password": db_password})
+        values.update({f"{prefix}_db_server": db_url.host or "127.0.0.1", f"{prefix}_db_port": str(db_url.port or 3306),
+                       f"{prefix}_db_name": name, f"{prefix}_db_user": db_url.username,
+                       f"{prefix}_db_password": db_url.password})
     lines = ["from libs.default_settings import *  # noqa"] + [f"{name} = {value!r}" for name, value in values.items()]
     return "\n".join(lines) + "\n"
 
@@ -178,7 +178,7 @@ def iredapd_peer(ldap_server):
                              {"password": db_password})
                 for name in (iredapd_db, amavisd_db):
                     conn.execute(sa.text(f"GRANT ALL ON {name}.* TO '{db_user}'@'{host}'"))
-        base = sa.make_url(admin.url).set(username=db_user, password=db_password, host="127.0.0.1", port=3306)
+        base = sa.make_url(admin.url).set(username=db_user, password=db_password)  # the server tests use
         iredapd_url = base.set(database=iredapd_db).render_as_string(hide_password=False)
         amavisd_url = base.set(database=amavisd_db).render_as_string(hide_password=False)
         run_mysql_script(iredapd_url, IREDAPD_DDL)
@@ -190,8 +190,8 @@ def iredapd_peer(ldap_server):
         tree = workdir / "iRedAPD"
         shutil.copytree(IREDAPD_DIR, tree)
         ports = free_ports(3)
-        (tree / "settings.py").write_text(_settings_py(ldap_server, ports, str(workdir / "iredapd.pid"), db_user,
-                                                       db_password, iredapd_db, amavisd_db))
+        (tree / "settings.py").write_text(_settings_py(ldap_server, ports, str(workdir / "iredapd.pid"), base,
+                                                       iredapd_db, amavisd_db))
         log_path = workdir / "iredapd.log"
         log = open(log_path, "wb")  # noqa: SIM115 (open while the daemon runs)
         process = subprocess.Popen([sys.executable, "iredapd.py", "--foreground"], cwd=tree, stdout=log,
