@@ -6,7 +6,8 @@ A private slapd (as `iredapi-ldap dev` sets it up), the API under real gunicorn 
 threads), Amavisd's tables in a throwaway SQLite file, MariaDB database or PostgreSQL database (the
 servers' admin URLs as the tests take them: IREDAPI_TEST_MARIADB_URL, IREDAPI_TEST_POSTGRESQL_URL).
 One client sends the requests one after another over a keep-alive connection; each POST adds a new
-sender (a new mailaddr row and a wblist row), each PUT changes the user's spam score.  Prints the
+sender (a new mailaddr row and a wblist row), each PUT changes the user's spam score; the GET of
+the list (same LDAP reads, one SELECT) is the baseline.  Prints the
 median and 95th percentile per backend.  Not a test; everything is removed afterwards.
 """
 
@@ -90,8 +91,10 @@ def run_backend(backend, data, slapd, requests):
         posts = [timed(api, "POST", path, {"addresses": f"s{n}@sender.example"}) for n in range(requests)]
         puts = [timed(api, "PUT", f"/api/spampolicy/user/u@{domain}", {"spam_score": str(n % 10)})
                 for n in range(requests)]
+        gets = [timed(api, "GET", path, None) for _ in range(requests)]  # the same LDAP reads, one SELECT
         api.close()
-        return {"wblist POST": percentiles(posts), "spampolicy PUT": percentiles(puts)}
+        return {"wblist POST": percentiles(posts), "spampolicy PUT": percentiles(puts),
+                "wblist GET (baseline)": percentiles(gets)}
     finally:
         gunicorn.stop()
         drop()

@@ -7,9 +7,12 @@ each field is taken from the first row (by users.priority) where it is not NULL,
 lookup_sql_field does (README.lookups).
 """
 
+import contextlib
 import os
 import re
+import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -17,23 +20,28 @@ import sqlalchemy as sa
 from tests.sql_backends import skip_unless_required
 
 CONF_PM = "usr/share/perl5/Amavis/Conf.pm"
-_CACHE = Path("/tmp/iredapi-amavisd-package")
+_CACHE = Path("/tmp/iredapi-amavisd-package-root")
 
 
 def _conf_pm():
-    for root in (os.environ.get("IREDAPI_TEST_AMAVISD_ROOT"), "/", str(_CACHE / "root")):
+    for root in (os.environ.get("IREDAPI_TEST_AMAVISD_ROOT"), "/", str(_CACHE)):
         if root and (Path(root) / CONF_PM).is_file():
             return Path(root) / CONF_PM
-    _CACHE.mkdir(parents=True, exist_ok=True)
+    # Fetched into a private folder, then renamed into place: pytest-xdist workers may race here.
+    work = Path(tempfile.mkdtemp(prefix="iredapi-amavisd-download-"))
     try:
-        subprocess.run(["apt-get", "download", "amavisd-new"], cwd=_CACHE, check=True, capture_output=True,
+        subprocess.run(["apt-get", "download", "amavisd-new"], cwd=work, check=True, capture_output=True,
                        timeout=120)
-        deb = sorted(_CACHE.glob("amavisd-new_*.deb"))[-1]
-        subprocess.run(["dpkg-deb", "-x", str(deb), str(_CACHE / "root")], check=True, capture_output=True,
+        deb = sorted(work.glob("amavisd-new_*.deb"))[-1]
+        subprocess.run(["dpkg-deb", "-x", str(deb), str(work / "root")], check=True, capture_output=True,
                        timeout=120)
+        with contextlib.suppress(OSError):  # another worker was first: use its copy
+            os.rename(work / "root", _CACHE)
     except (OSError, subprocess.SubprocessError, IndexError) as exc:
         skip_unless_required(f"Amavisd's package (amavisd-new) not available: {exc}")
-    return _CACHE / "root" / CONF_PM
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return _CACHE / CONF_PM
 
 
 def policy_select():

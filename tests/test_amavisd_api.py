@@ -238,3 +238,26 @@ def test_unreachable_database_is_503_and_other_endpoints_work(make_app, new_doma
     assert time.monotonic() - started < 10
     assert client.get(f"/api/domain/{name}").status_code == 200
     assert client.get(f"/api/throttle/{name}/inbound").status_code == 200
+
+
+def test_concurrent_posts_of_the_same_new_entries(client, make_app, url, amavisd_store, domain):
+    """Requests in several threads (each its own app, so its own SQL connections) creating the same
+    users and mailaddr rows at once: all succeed, one row each."""
+    import threading
+
+    clients = [ApiClient(make_app(amavisd_db_url=url)).login() for _ in range(4)]
+    barrier, results = threading.Barrier(len(clients)), []
+    path = f"/api/wblist/inbound/whitelist/user@{domain}"
+
+    def run(api):
+        barrier.wait()
+        results.append(api.post(path, {"addresses": "r1@race.org,r2@race.org,192.0.2.7"}).status_code)
+
+    threads = [threading.Thread(target=run, args=(api,)) for api in clients]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert results == [200] * len(clients)
+    assert listed(client, path) == ["192.0.2.7", "r1@race.org", "r2@race.org"]
+    assert [e for e, _, _ in users_rows(amavisd_store)] == [f"user@{domain}"]

@@ -83,6 +83,9 @@ def test_parse_entries_names_every_invalid_one():
     assert info.value.param == "addresses"
     assert "bad, user@*" in info.value.detail
     assert amavisd.parse_entries("1.2.3.4,,@x.com, 1.2.3.4") == {"1.2.3.4": "ip", "@x.com": "domain"}
+    assert len(amavisd.parse_entries(",".join(f"10.0.{i // 250}.{i % 250}" for i in range(1000)))) == 1000
+    with pytest.raises(errors.InvalidInput, match="at most 1000"):
+        amavisd.parse_entries(",".join(f"10.0.{i // 250}.{i % 250}" for i in range(1001)))
 
 
 # -- white/blacklists -----------------------------------------------------------------------------
@@ -212,13 +215,13 @@ def test_shared_policy_is_left_to_the_others(amavisd_store):
     with amavisd_store.engine.begin() as conn:
         conn.execute(sa.text("INSERT INTO policy (policy_name, spam_lover) VALUES ('shared', 'Y')"))
         shared = conn.execute(sa.text("SELECT id FROM policy WHERE policy_name = 'shared'")).scalar()
-    put(amavisd_store, USER, quarantine_spam=True)  # creates the users row on our own policy
     with amavisd_store.engine.begin() as conn:
-        conn.execute(amavisd_metadata.tables["users"].update().values(policy_id=shared))
+        conn.execute(amavisd_metadata.tables["users"].insert().values(email=USER, priority=10, policy_id=shared))
     put(amavisd_store, USER, spam_score=3.0)
     assert query(amavisd_store, "SELECT spam_lover, spam_kill_level FROM policy WHERE policy_name = 'shared'") == [
         ("Y", None)]
-    assert amavisd.get_policy(amavisd_store, USER)["spam_kill_level"] == 3.0
+    own = amavisd.get_policy(amavisd_store, USER)
+    assert (own["policy_name"], own["spam_kill_level"], own["spam_lover"]) == (USER, 3.0, "Y")  # a copy, changed
 
 
 def test_amavisd_lookup_user_beats_domain_beats_global(amavisd_store):
@@ -316,3 +319,9 @@ def test_sql_setup_creates_amavisds_tables(tmp_path):
                                                               "outbound_wblist"}
     finally:
         engine.dispose()
+
+
+def test_a_full_request_of_entries(amavisd_store):
+    entries = amavisd.parse_entries(",".join(f"s{i}@many.org" for i in range(amavisd.MAX_ENTRIES)))
+    assert amavisd.add_entries(amavisd_store, USER, "outbound", "blacklist", entries) == amavisd.MAX_ENTRIES
+    assert amavisd.remove_entries(amavisd_store, USER, "outbound", "blacklist", entries) == amavisd.MAX_ENTRIES

@@ -45,6 +45,9 @@ DIRECTIONS = ("inbound", "outbound")
 LISTS = {"whitelist": "W", "blacklist": "B"}
 
 _RETRIES = 5
+# Entries per request: each is a bound parameter of one IN (...), and SQLite and PostgreSQL cap
+# a statement's parameters (32766, 65535).
+MAX_ENTRIES = 1000
 
 
 def account_of(target):
@@ -121,6 +124,9 @@ def parse_entries(text):
                                          + ", ".join(invalid))
     if not found:
         raise errors.InvalidInput(errors.INVALID_PARAMETER, param="addresses", detail="no address given")
+    if len(found) > MAX_ENTRIES:
+        raise errors.InvalidInput(errors.INVALID_PARAMETER, param="addresses",
+                                  detail=f"at most {MAX_ENTRIES} addresses per request")
     return found
 
 
@@ -366,13 +372,18 @@ def get_policy(store, account):
 def set_policy(store, account, columns):
     """Write ``columns`` into the account's own policy row, creating the users row and the policy
     row (named after the account) when missing.  A users row linked to a policy of another name
-    (shared by hand-made set-ups) is re-linked to the account's own, so that others keep theirs."""
+    (shared by hand-made set-ups) is re-linked to a copy of it named after the account, so that
+    the others keep theirs and the account keeps what it is not asked to change."""
 
     def work(conn):
         user = _user_row(conn, account, create=True)
         own = conn.execute(sa.select(policy.c.id).where(policy.c.policy_name == account)).scalar()
         if own is None:
-            own = conn.execute(policy.insert().values(policy_name=account, **columns)).inserted_primary_key[0]
+            # Start from the policy the account is linked to now, so that only what is given changes.
+            linked = conn.execute(sa.select(policy).where(policy.c.id == user.policy_id)).mappings().first()
+            start = {k: v for k, v in (linked or {}).items() if k not in ("id", "policy_name")}
+            own = conn.execute(policy.insert().values(**{**start, **columns, "policy_name": account})
+                               ).inserted_primary_key[0]
         elif columns:
             conn.execute(policy.update().where(policy.c.id == own).values(**columns))
         if user.policy_id != own:
