@@ -182,8 +182,10 @@ def iredapd_peer(ldap_server):
         iredapd_url = base.set(database=iredapd_db).render_as_string(hide_password=False)
         amavisd_url = base.set(database=amavisd_db).render_as_string(hide_password=False)
         run_mysql_script(iredapd_url, IREDAPD_DDL)
-        columns = sa.inspect(sa.create_engine(iredapd_url)).get_columns("throttle")
-        if "max_rcpts" not in {c["name"] for c in columns}:
+        engine = sa.create_engine(iredapd_url)
+        columns = {c["name"] for c in sa.inspect(engine).get_columns("throttle")}
+        engine.dispose()
+        if "max_rcpts" not in columns:
             run_mysql_script(iredapd_url, MAX_RCPTS_DDL)
         run_mysql_script(amavisd_url, AMAVISD_DDL)
 
