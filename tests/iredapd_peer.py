@@ -94,6 +94,7 @@ class IredapdPeer:
     amavisd_url: str
     log_path: Path
     process: subprocess.Popen = field(repr=False)
+    tree: Path = None  # the daemon's folder (its tools/ run from there)
 
     @property
     def app_settings(self):
@@ -129,6 +130,20 @@ class IredapdPeer:
             if line.startswith("action="):
                 return line[len("action="):]
         raise AssertionError(f"no action in iRedAPD's answer {answer!r}; log: {self.log_tail()}")
+
+    def tool(self, script, *args):
+        """Run one of iRedAPD's own admin tools (e.g. "greylisting_admin.py") on its databases;
+        its output."""
+        return self._run(f"tools/{script}", *args)
+
+    def python(self, code):
+        """Run ``code`` in iRedAPD's folder (its ``libs`` importable, its settings loaded)."""
+        return self._run("-c", code)
+
+    def _run(self, *args):
+        result = subprocess.run([sys.executable, *args], cwd=self.tree, capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, f"{args}: {result.returncode}\n{result.stdout}\n{result.stderr}"
+        return result.stdout + result.stderr
 
     def log_tail(self, lines=40):
         try:
@@ -198,7 +213,7 @@ def iredapd_peer(ldap_server):
         log = open(log_path, "wb")  # noqa: SIM115 (open while the daemon runs)
         process = subprocess.Popen([sys.executable, "iredapd.py", "--foreground"], cwd=tree, stdout=log,
                                    stderr=subprocess.STDOUT, env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
-        peer = IredapdPeer(ports[0], iredapd_url, amavisd_url, log_path, process)
+        peer = IredapdPeer(ports[0], iredapd_url, amavisd_url, log_path, process, tree)
         deadline = time.monotonic() + 30
         while True:
             if process.poll() is not None:

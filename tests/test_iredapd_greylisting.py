@@ -111,3 +111,53 @@ def test_deleted_users_setting_goes_with_it(client, iredapd_peer, domain):
     assert client.delete(f"/api/user/{alice}").status_code == 200
     assert client.post(f"/api/user/{alice}", {"password": PASSWORD}).status_code == 201
     assert ask(iredapd_peer, alice) == "DUNNO"  # the new alice does not inherit the old one's setting
+
+
+def test_rows_are_those_iredapds_own_tool_writes(client, iredapd_peer, domain):
+    """Each setting and whitelist entry written by iRedAPD (tools/greylisting_admin.py,
+    libs/greylisting.py), then by our API: the same row (less its id)."""
+    import sqlalchemy as sa
+
+    from iredapi_ldap.store.tables import greylisting, greylisting_whitelist_domains, greylisting_whitelists
+
+    engine = sa.create_engine(iredapd_peer.iredapd_url)
+
+    def rows(table, **match):
+        with engine.connect() as conn:
+            query = sa.select(table).where(*(table.c[k] == v for k, v in match.items()))
+            return [{k: v for k, v in r.items() if k != "id"} for r in conn.execute(query).mappings()]
+
+    def delete(table, **match):
+        with engine.begin() as conn:
+            conn.execute(table.delete().where(*(table.c[k] == v for k, v in match.items())))
+
+    alice = f"alice@{domain}"
+    try:
+        for target, account in ((domain, f"@{domain}"), (alice, alice), ("global", "@.")):
+            for status in ("enable", "disable"):
+                iredapd_peer.tool("greylisting_admin.py", f"--{status}", "--to", account)
+                theirs = rows(greylisting, account=account)
+                delete(greylisting, account=account)
+                assert client.post(f"/api/greylisting/{target}", {"status": status}).status_code == 200
+                assert rows(greylisting, account=account) == theirs and len(theirs) == 1
+            delete(greylisting, account=account)
+        for sender in ("192.0.2.9", "198.51.100.0/24", "friend@example.org", "@example.org", "@.example.org"):
+            # greylisting_admin.py --add-whitelist goes through web.py, whose MySQL connection
+            # insists on TLS with PyMySQL; its library function is what iRedAdmin calls anyway.
+            out = iredapd_peer.python("from libs import utils, greylisting as g; "
+                                      "print(g.add_whitelist_sender(utils.create_db_engine('iredapd'), "
+                                      f"{alice!r}, {sender!r}))")
+            assert "(True,)" in out, out
+            theirs = rows(greylisting_whitelists, account=alice)
+            delete(greylisting_whitelists, account=alice)
+            assert client.post(f"/api/greylisting/{alice}/whitelists", {"senders": sender}).status_code == 200
+            assert rows(greylisting_whitelists, account=alice) == theirs and len(theirs) == 1
+            delete(greylisting_whitelists, account=alice)
+        iredapd_peer.tool("greylisting_admin.py", "--whitelist-domain", "--from", "@spf.example.org")
+        theirs = rows(greylisting_whitelist_domains)
+        delete(greylisting_whitelist_domains)
+        assert client.post("/api/greylisting/whitelist_spf_domains", {"domains": "spf.example.org"}).status_code == 200
+        assert rows(greylisting_whitelist_domains) == theirs == [{"domain": "spf.example.org"}]
+    finally:
+        delete(greylisting_whitelist_domains)
+        engine.dispose()
