@@ -236,9 +236,9 @@ def iredapd_peer(ldap_server):
                 process.wait()
         if log is not None:
             log.close()
+        shutil.rmtree(workdir, ignore_errors=True)
         with admin.connect() as conn:
             for name in (iredapd_db, amavisd_db):
                 conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name}")
             for host in ("%", "localhost"):
                 conn.execute(sa.text(f"DROP USER IF EXISTS '{db_user}'@'{host}'"))
-        shutil.rmtree(workdir, ignore_errors=True)
