@@ -8,7 +8,20 @@ import falcon
 from . import access, errors
 from .directory.base import Directory
 from .directory.connection import LdapOperationError
-from .resources import alias, domain, greylisting, login, maillist, spampolicy, throttle, user, wblist
+from .resources import (
+    admin,
+    alias,
+    domain,
+    domain_admins,
+    greylisting,
+    login,
+    maillist,
+    spampolicy,
+    throttle,
+    user,
+    verify_password,
+    wblist,
+)
 from .resources.common import UrlParts
 from .sessions import LoginThrottle, SessionStore
 from .settings import load_settings, sql_url
@@ -83,6 +96,12 @@ def add_routes(app, services):
         ("/aliases/{domain}", alias.AliasCollection(services)),
         ("/alias/{mail}", alias.AliasItem(services)),
         ("/throttle/{target}/{kind}", throttle.ThrottleSetting(services)),
+        # Admins: standalone admins, a domain's admins, password checks
+        ("/admins", admin.AdminCollection(services)),
+        ("/admin/{mail}", admin.AdminItem(services)),
+        ("/domain/admins/{domain}", domain_admins.DomainAdmins(services)),
+        ("/verify_password/user/{mail}", verify_password.VerifyPassword(services, "user")),
+        ("/verify_password/admin/{mail}", verify_password.VerifyPassword(services, "admin")),
         # Amavisd: spam policy, white/blacklists
         ("/spampolicy/global", spam_policy, "global"),
         ("/spampolicy/domain/{domain}", spam_policy, "domain"),

@@ -10,6 +10,7 @@ knows HTTP; refusals are ``errors.NotPermitted``.
 """
 
 from . import errors
+from .directory import admin_limits
 from .directory import dn as dnlib
 from .directory import domains as domain_directory
 from .directory import limits as limitlib
@@ -21,8 +22,7 @@ DOMAIN_ADMIN_MAY_CHANGE = frozenset({"cn", "preferredLanguage", "defaultQuota", 
                                      "maxPasswordLength"})
 # User parameters only global admins may set: a maildir path can point into another domain's
 # mail on the same disk, so domain admins get the hashed default.  isGlobalAdmin (iRedAdmin-Pro's
-# name for domainGlobalAdmin) is not a parameter we take; listed so that it stays global-only
-# should it become one.
+# name for domainGlobalAdmin) makes a mail user a global admin.
 GLOBAL_ONLY_USER_PARAMETERS = frozenset({"maildir", "isGlobalAdmin", "domainGlobalAdmin"})
 # The enabledService that makes a mail user an admin (of the domains whose domainAdmin names it).
 ADMIN_SERVICE = "domainadmin"
@@ -249,6 +249,58 @@ def check_greylisting_change(directory, admin, domain_entry, user_entry=None):
     check_profile_part_change(directory, admin, "greylisting", domain_entry, user_entry)
 
 
+# -- admins ------------------------------------------------------------------------------------
+
+# What a global admin may not do to its own account: it would lock itself out (the last global
+# admin could not be restored through the API).
+_OWN_ACCOUNT_CHANGES = {"accountStatus": "disabled", "isGlobalAdmin": False}
+
+
+def check_own_admin_account(admin, mail, values=None):
+    """Refuse a global admin disabling, demoting (``values``) or deleting (``values`` None) the
+    account it is logged in with."""
+    if mail.lower() != admin.username.lower():
+        return
+    if values is None:
+        raise errors.NotPermitted(errors.PERMISSION_DENIED, detail="you cannot delete your own admin account")
+    for name, value in _OWN_ACCOUNT_CHANGES.items():
+        if name in values and values[name] == value:
+            raise errors.NotPermitted(errors.PERMISSION_DENIED, param=name,
+                                      detail="you cannot disable or demote your own admin account")
+
+
+def check_domain_admin_changes(directory, admin, found, add, remove, remove_all):
+    """What a domain admin may change in the admins of a domain it manages (Pro: "normal domain
+    admin can only promote mail users under managed domains"): add or remove mail users of
+    domains it manages; standalone admins and removeAllAdmins (which would take them out too)
+    are the global admins'.  ``found``: domain_admins.find_accounts of the addresses."""
+    if admin.is_global:
+        return
+    if remove_all:
+        raise errors.NotPermitted(errors.PERMISSION_DENIED, param="removeAllAdmins",
+                                  detail="only global admins may remove all admins of a domain")
+    for param, addresses in (("addAdmin", add), ("removeAdmin", remove)):
+        for address in addresses:
+            if address not in found.users or address in found.standalone:
+                raise errors.NotPermitted(errors.PERMISSION_DENIED, param=param,
+                                          detail=f"{address}: domain admins may name mail users of their domains only")
+            try:
+                managed_domain(directory, admin, address.split("@", 1)[1], ["domainAdmin"])
+            except errors.NotPermitted as exc:
+                exc.param = param
+                raise
+
+
+def require_domain_creator(directory, admin):
+    """Global admins create domains, and normal standalone admins whose profile allows it
+    (``create_new_domains:yes``, written with maxDomains; iRedAdmin-Pro's "create new domains"
+    right).  One base read, for normal admins only."""
+    if admin.is_global:
+        return
+    entry = admin_limits.read_admin(directory, admin)
+    if entry is None or not admin_limits.AdminLimits.of(entry).may_create_domains:
+        raise errors.NotPermitted(errors.PERMISSION_DENIED,
+                                  detail="only global admins and admins given maxDomains may create domains")
 # -- Amavisd: spam policy, white/blacklists ---------------------------------------------------
 
 

@@ -284,3 +284,11 @@ quota_mb = integer(0, MAX_QUOTA_MB)
 # and within a signed 32-bit integer for any tool that reads the setting.
 MAX_ACCOUNTS = 2 ** 31 - 1
 account_limit = integer(-1, MAX_ACCOUNTS)
+
+# Standalone admins' limits (maxDomains, maxUsers …; 0 = unlimited, or no domain creation for
+# maxDomains) and maxQuota's unit.
+admin_limit = integer(0, MAX_ACCOUNTS)
+
+
+def quota_unit(value):
+    return choice("tb", "gb", "mb")(value).upper()

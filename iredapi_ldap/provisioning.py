@@ -7,8 +7,8 @@ references and records first, the directory entry last.
 import posixpath
 
 from . import authorization
+from .directory import domain_admins, references
 from .directory import domains as domain_directory
-from .directory import references
 from .directory import users as user_directory
 from .store import amavisd, deleted_mailboxes, greylisting, throttle
 
@@ -48,7 +48,7 @@ def delete_domain(services, domain, admin, keep_days):
                                                      admin.username, keep_days)
 
     directory = services.directory
-    entry = domain_directory.get_domain(directory, domain, ["domainAliasName"])
+    entry = domain_directory.get_domain(directory, domain, ["domainAliasName", "domainAdmin"])
     names = [domain, *entry.values("domainAliasName")]
     references.remove_domain_references(directory, domain, names)
     throttle.delete_settings_for_domain(services.iredapd_store, domain)
@@ -57,6 +57,9 @@ def delete_domain(services, domain, admin, keep_days):
     domain_directory.delete_accounts(directory, domain, before_delete=record_mailbox)
     references.remove_domain_references(directory, domain, names)
     domain_directory.delete_domain(directory, domain, before_delete=record_mailbox)
+    # issue 14: mail users of other domains that administered only this one are admins no more
+    for mail in domain_admins.unmark_idle_users(directory, entry.values("domainAdmin")):
+        services.sessions.end_sessions(mail)
 
 
 def delete_user(services, mail, admin, keep_days, domain_entry=None):

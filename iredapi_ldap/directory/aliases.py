@@ -10,6 +10,7 @@ enforces access policies on mailing lists only.
 """
 
 from .. import errors
+from . import admin_limits
 from . import dn as dnlib
 from . import limits as limitlib
 from .connection import MODIFY_REPLACE, NO_SUCH_OBJECT, LdapOperationError
@@ -38,7 +39,7 @@ def _check_members(lookup, mail, values, check_members):
             classify_members(lookup, mail, values[param], param, check_members)
 
 
-def create_alias(directory, mail, values, domain_entry, check_members=None):
+def create_alias(directory, mail, values, domain_entry, check_members=None, admin_limit=admin_limits.no_limit):
     """Add the alias ``mail`` from the API's parameters (``cn``, ``accessPolicy``, ``members``)
     within the domain's numberOfAliases (reserved first, given back on failure).
     ``check_members(lookup, address)``: whether a member address is within the caller's scope
@@ -62,7 +63,7 @@ def create_alias(directory, mail, values, domain_entry, check_members=None):
         attributes["accessPolicy"] = [values["accessPolicy"]]
     if limitlib.DomainLimits.of(domain_entry).disabled:
         attributes["domainStatus"] = ["disabled"]
-    with limitlib.reserved(directory, domain, {limitlib.ALIASES: 1}, domain_entry):
+    with admin_limit({limitlib.ALIASES: 1}), limitlib.reserved(directory, domain, {limitlib.ALIASES: 1}, domain_entry):
         add_account_entry(directory, domain, directory.names.alias(mail), attributes)
     settle_domain_status(directory, domain, [directory.names.alias(mail)], "domainStatus" in attributes)
 

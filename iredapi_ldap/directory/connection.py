@@ -315,6 +315,26 @@ class LdapClient:
                 return False  # wrong password, no such entry, a DN slapd will not take
         return False
 
+    def bind_once(self, dn, password):
+        """Whether slapd accepts ``password`` for ``dn``: a simple bind on a connection opened for
+        it and closed after it, so that no connection of ours keeps that identity (issue 14's
+        verify_password; the request's connection is never rebound)."""
+        if not password:
+            return False  # an empty password would be an unauthenticated bind
+        self._fresh_state().round_trips += 1
+        conn = None
+        try:
+            conn = self._open(bind=False)
+            conn.simple_bind_s(dn, password)
+            return True
+        except _DISCONNECTS + (ldap.TIMEOUT,) as exc:
+            raise errors.BackendUnavailable(errors.SERVER_DOWN, detail=_message(exc)) from exc
+        except ldap.LDAPError:
+            return False  # wrong password, no such entry, an entry without a password
+        finally:
+            if conn is not None:
+                _unbind_quietly(conn)
+
 
 def _search_page(conn, base, scope, filter_, attributes, paging, timeout):
     msgid = conn.search_ext(base, scope, filter_, attributes, serverctrls=[paging], timeout=timeout)

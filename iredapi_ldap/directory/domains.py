@@ -83,8 +83,9 @@ def get_domain(directory, domain, attributes=("*",)):
     return entry
 
 
-def create_domain(directory, domain, values):
+def create_domain(directory, domain, values, domain_admins=()):
     """Add the domain entry (from the API's parameters ``values``) and its four containers.
+    ``domain_admins``: its domainAdmin values (a normal admin that creates a domain manages it).
 
     If a container cannot be added, the domain entry is removed again, so a
     failed create leaves nothing behind.
@@ -101,6 +102,8 @@ def create_domain(directory, domain, values):
     }
     if changes.cn:
         attributes["cn"] = [changes.cn]
+    if domain_admins:
+        attributes["domainAdmin"] = list(domain_admins)
     settings = [keys.encode(k, v) for k, v in changes.settings.items() if v is not None]
     if settings:
         attributes["accountSetting"] = settings

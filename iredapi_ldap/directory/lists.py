@@ -29,6 +29,7 @@ members, never to the domain's size.
 from dataclasses import dataclass, field
 
 from .. import errors
+from . import admin_limits
 from . import dn as dnlib
 from . import limits as limitlib
 from .connection import (
@@ -186,7 +187,7 @@ def _classified(lookup, mail, values, param, check_members):
     return classify_members(lookup, mail, values[param], param, check_members)
 
 
-def create_list(directory, mail, values, domain_entry, check_members=None):
+def create_list(directory, mail, values, domain_entry, check_members=None, admin_limit=admin_limits.no_limit):
     """Add the list ``mail`` from the API's parameters (``cn``, ``accessPolicy``, ``members``,
     ``moderators``) within the domain's numberOfLists, then enrol its members.
     ``check_members(lookup, address)``: whether a member address is within the caller's scope
@@ -218,7 +219,7 @@ def create_list(directory, mail, values, domain_entry, check_members=None):
         attributes["member"] = [entry.dn for entry in internal.values()]
     if limits.disabled:
         attributes["domainStatus"] = ["disabled"]
-    with limitlib.reserved(directory, domain, {limitlib.LISTS: 1}, domain_entry):
+    with admin_limit({limitlib.LISTS: 1}), limitlib.reserved(directory, domain, {limitlib.LISTS: 1}, domain_entry):
         add_account_entry(directory, domain, directory.names.mail_list(mail), attributes)
     for entry in internal.values():
         modify_quietly(directory, entry.dn, {"memberOfGroup": [(MODIFY_ADD, [mail])]})

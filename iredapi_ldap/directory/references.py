@@ -290,3 +290,26 @@ def _remove_from_external(directory, entry, gone):
         return
     removed = [v for v in entry.values("mail") if gone(v)]
     modify_quietly(directory, entry.dn, {"mail": [(MODIFY_DELETE, removed)]})
+
+
+# -- admins ----------------------------------------------------------------------------------
+
+
+def remove_domain_admin(directory, addresses):
+    """Take ``addresses`` (admins' login addresses) out of every domain's ``domainAdmin``, and
+    nothing else: a standalone admin's address may be anyone's forwarding target.  One paged
+    search of the domains (domainAdmin is indexed), one write per domain found; harmless to
+    repeat.  Returns the names of the domains changed."""
+    addresses = list(dict.fromkeys(a.lower() for a in addresses))
+    if not addresses:
+        return []
+    filter_ = dnlib.all_of(dnlib.eq("objectClass", "mailDomain"),
+                           dnlib.any_of(*(dnlib.eq("domainAdmin", a) for a in addresses)))
+    wanted = set(addresses)
+    changed = []
+    for entry in directory.paged_search(directory.names.basedn, filter_, ["domainName", "domainAdmin"], scope="one"):
+        gone = [v for v in entry.values("domainAdmin") if v.lower() in wanted]
+        if gone:
+            modify_quietly(directory, entry.dn, {"domainAdmin": [(MODIFY_DELETE, gone)]})
+            changed.append(entry.first("domainName").lower())
+    return changed

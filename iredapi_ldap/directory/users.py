@@ -10,6 +10,7 @@ concurrency at a constant number of round trips.  Nothing here knows HTTP.
 import time
 
 from .. import errors
+from . import admin_limits
 from . import dn as dnlib
 from . import limits as limitlib
 from .connection import MODIFY_ADD, MODIFY_DELETE, MODIFY_REPLACE, NO_SUCH_OBJECT, LdapOperationError
@@ -99,14 +100,17 @@ def password_hash(directory, values, limits):
 # -- create -------------------------------------------------------------------------------------
 
 
-def create_user(directory, mail, values, domain_entry):
+def create_user(directory, mail, values, domain_entry, admin_limit=admin_limits.no_limit):
     """Add the user ``mail`` from the API's parameters ``values`` under its domain, whose
-    entry (with ``limits.DOMAIN_ATTRIBUTES``) was just read, within the domain's limits."""
+    entry (with ``limits.DOMAIN_ATTRIBUTES``) was just read, within the domain's limits and
+    the creating admin's (``admin_limit``: ``admin_limits.for_admin``)."""
     attributes = new_user_attributes(directory, mail, values, domain_entry)
     quota_bytes = int(attributes.get("mailQuota", ["0"])[0])
     require_free(directory, [mail])
     domain = mail.split("@", 1)[1]
-    with limitlib.reserved(directory, domain, {limitlib.USERS: 1, limitlib.QUOTA_BYTES: quota_bytes}, domain_entry):
+    deltas = {limitlib.USERS: 1, limitlib.QUOTA_BYTES: quota_bytes}
+    with admin_limit(deltas, unlimited_quota=not quota_bytes), limitlib.reserved(directory, domain, deltas,
+                                                                                 domain_entry):
         add_account_entry(directory, domain, directory.names.user(mail), attributes)
     settle_domain_status(directory, domain, [directory.names.user(mail)], "domainStatus" in attributes)
 
@@ -172,7 +176,7 @@ def check_alias_addresses(mail, values, domain_entry):
                                           detail=f"{address} is not in the user's domain or its alias domains")
 
 
-def update_user(directory, current, values, domain_entry):
+def update_user(directory, current, values, domain_entry, admin_limit=admin_limits.no_limit):
     """Apply the API's parameters ``values`` to the user whose entry (as read) is ``current``.
 
     Everything that can be refused is checked before the first write.  A quota change
@@ -180,6 +184,7 @@ def update_user(directory, current, values, domain_entry):
     own mailQuota in the same modify as the other changes; if another request changed the
     quota meanwhile, the reservation is given back and the change is retried against the new
     value.  ``domain_entry``: the domain as the caller just read it (with its counters).
+    ``admin_limit``: the changing admin's limits (``admin_limits.for_admin``), for a quota change.
     """
     mail = current.first("mail").lower()
     domain = mail.split("@", 1)[1]
@@ -217,7 +222,8 @@ def update_user(directory, current, values, domain_entry):
         if not delta:
             _modify_user(directory, entry, modification)
             return
-        with limitlib.reserved(directory, domain, {limitlib.QUOTA_BYTES: delta}, domain_entry if n == 0 else None):
+        with (admin_limit({limitlib.QUOTA_BYTES: delta}, unlimited_quota=not quota_bytes),
+              limitlib.reserved(directory, domain, {limitlib.QUOTA_BYTES: delta}, domain_entry if n == 0 else None)):
             _modify_user(directory, entry, modification)
 
     # A vanished mailQuota value, or a forwarding, alias or service another request added or

@@ -17,6 +17,7 @@ policy is recorded, not enforced.  Use a mailing list (/api/maillist) to restric
 """
 
 from .. import addresses, authorization, params
+from ..directory import admin_limits
 from ..directory import aliases as alias_directory
 from ..params import Param, forbid_overlap, forbid_together
 from .common import ACCOUNT_LIST_PARAMS, CREATED, Resource, stream_accounts
@@ -45,7 +46,8 @@ class AliasItem(Resource):
         values = self.params(req, CREATE_PARAMS)
         admin = req.context.admin
         domain_entry = authorization.managed_account_domain(self.directory, admin, mail)
-        alias_directory.create_alias(self.directory, mail, values, domain_entry, authorization.member_check(admin))
+        alias_directory.create_alias(self.directory, mail, values, domain_entry, authorization.member_check(admin),
+                                     admin_limits.for_admin(self.directory, admin))
         self.ok(resp, status=CREATED)
 
     def on_put(self, req, resp, mail):

@@ -1,6 +1,7 @@
 """/api/domain/<domain> and /api/domains."""
 
 from .. import authorization, params, provisioning
+from ..directory import admin_limits
 from ..directory import domains as domain_directory
 from ..params import Param
 from .common import CREATED, Resource
@@ -30,9 +31,14 @@ class DomainItem(Resource):
         self.ok(resp, entry.as_dict())
 
     def on_post(self, req, resp, domain):
-        authorization.require_global(req.context.admin)
+        admin = req.context.admin
+        authorization.require_domain_creator(self.directory, admin)
         values = self.params(req, DOMAIN_PARAMS)
-        domain_directory.create_domain(self.directory, domain, values)
+        authorization.check_domain_parameters(admin, values)
+        # issue 14: a normal admin with maxDomains creates domains it then manages, within its limits
+        with admin_limits.within(self.directory, admin, {admin_limits.DOMAINS: 1}):
+            domain_directory.create_domain(self.directory, domain, values,
+                                           domain_admins=() if admin.is_global else (admin.username,))
         self.ok(resp, status=CREATED)
 
     def on_put(self, req, resp, domain):

@@ -22,6 +22,7 @@ A disabled list keeps its members, but Postfix stops expanding it (see directory
 """
 
 from .. import addresses, authorization, errors, params
+from ..directory import admin_limits
 from ..directory import lists as list_directory
 from ..params import Param, forbid_overlap, forbid_together
 from .common import ACCOUNT_LIST_PARAMS, CREATED, Resource, stream_accounts
@@ -60,7 +61,8 @@ class MailListItem(Resource):
         values = self.params(req, CREATE_PARAMS)
         admin = req.context.admin
         domain_entry = authorization.managed_account_domain(self.directory, admin, mail)
-        list_directory.create_list(self.directory, mail, values, domain_entry, authorization.member_check(admin))
+        list_directory.create_list(self.directory, mail, values, domain_entry, authorization.member_check(admin),
+                                   admin_limits.for_admin(self.directory, admin))
         self.ok(resp, status=CREATED)
 
     def on_put(self, req, resp, mail):

@@ -3,6 +3,8 @@
 import re
 
 from .. import addresses, authorization, errors, params, provisioning
+from ..directory import admin_limits
+from ..directory import domain_admins as admin_directory
 from ..directory import users as user_directory
 from ..directory.maildir import check_custom_maildir
 from ..directory.passwords import check_password_hash
@@ -86,6 +88,8 @@ UPDATE_PARAMS = _PROFILE + (
     Param("services", _service_names),
     Param("addService", _service_names),
     Param("removeService", _service_names),
+    # issue 14: a mail user as global admin (global admins only: GLOBAL_ONLY_USER_PARAMETERS)
+    Param("isGlobalAdmin", params.yes_no),
 )
 
 
@@ -118,20 +122,26 @@ class UserItem(Resource):
         admin = req.context.admin
         authorization.check_user_parameters(admin, values)
         domain_entry = authorization.managed_account_domain(self.directory, admin, mail)
-        user_directory.create_user(self.directory, mail, values, domain_entry)
+        user_directory.create_user(self.directory, mail, values, domain_entry,
+                                   admin_limits.for_admin(self.directory, admin))
         self.ok(resp, status=CREATED)
 
     def on_put(self, req, resp, mail):
         values = self.params(req, UPDATE_PARAMS)
         admin = req.context.admin
         authorization.check_user_parameters(admin, values)
+        authorization.check_own_admin_account(admin, mail, {"isGlobalAdmin": values.get("isGlobalAdmin")})
         for reset, add, remove, _ in user_directory.MULTI_VALUED:
             forbid_together(values, reset, add, remove)
         domain_entry = authorization.managed_account_domain(self.directory, admin, mail)
         current = user_directory.get_user(self.directory, mail)
         authorization.check_admin_service(admin, current, values)
         authorization.require_manageable_account(self.directory, admin, current)
-        user_directory.update_user(self.directory, current, values, domain_entry)
+        user_directory.update_user(self.directory, current, values, domain_entry,
+                                   admin_limits.for_admin(self.directory, admin))
+        if "isGlobalAdmin" in values and admin_directory.set_global_admin(
+                self.directory, user_directory.get_user(self.directory, mail), values["isGlobalAdmin"]):
+            self.services.sessions.end_sessions(mail)  # it logs in again with its new rights
         if "password" in values or "password_hash" in values or values.get("accountStatus") == "disabled":
             # Sessions of an admin whose password changed or who was disabled end now, not at
             # the next recheck; an admin changing its own password keeps the session it used.

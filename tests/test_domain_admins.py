@@ -1,0 +1,168 @@
+"""Domain admins: PUT/GET /api/domain/admins/<domain>, and PUT /api/user/<mail> isGlobalAdmin
+(issue 14), on the real slapd."""
+
+import uuid
+
+import pytest
+
+from tests.conftest import GLOBAL_ADMIN, SUFFIX, ApiClient, domain_dn, failed, read_entry, user_dn
+
+PASSWORD = "Admin-Secret-2!"
+
+
+def admin_dn(mail):
+    return f"mail={mail},o=domainAdmins,{SUFFIX}"
+
+
+@pytest.fixture
+def setup(api, new_domain):
+    """Two domains with two users each, and a standalone admin."""
+    domains = [new_domain(), new_domain()]
+    for domain in domains:
+        assert api.post(f"/api/domain/{domain}").status_code == 201
+        for user in ("u1", "u2"):
+            assert api.post(f"/api/user/{user}@{domain}", {"password": PASSWORD}).status_code == 201
+    standalone = f"s{uuid.uuid4().hex[:8]}@admins.test"
+    assert api.post(f"/api/admin/{standalone}", {"password": PASSWORD}).status_code == 201
+    return domains, standalone
+
+
+def admins_of(conn, domain):
+    return sorted(read_entry(conn, domain_dn(domain)).get("domainAdmin", []))
+
+
+def services(conn, mail):
+    return read_entry(conn, user_dn(mail))["enabledService"]
+
+
+def test_add_list_and_remove_admins(api, setup, root_connection):
+    (one, two), standalone = setup
+    user = f"u1@{one}"
+    result = api.put(f"/api/domain/admins/{one}", {"addAdmin": f"{standalone},{user}"})
+    assert result.status_code == 200, result.text
+    assert admins_of(root_connection, one) == sorted([standalone, user])
+    assert api.get(f"/api/domain/admins/{one}").json["_data"] == sorted([standalone, user])
+    assert "domainadmin" in services(root_connection, user)
+    # the mail user logs in as an admin of that domain
+    admin = ApiClient(api.app).login(user, PASSWORD)
+    assert admin.get("/api/domains", params={"name_only": "yes"}).json["_data"] == [one]
+    # admin of a second domain; removed from the first it keeps the service
+    assert api.put(f"/api/domain/admins/{two}", {"addAdmin": user}).status_code == 200
+    assert api.put(f"/api/domain/admins/{one}", {"removeAdmin": user}).status_code == 200
+    assert admins_of(root_connection, one) == [standalone]
+    assert "domainadmin" in services(root_connection, user)
+    # removed from the last one, it loses it, and its session ends
+    assert api.put(f"/api/domain/admins/{two}", {"removeAllAdmins": ""}).status_code == 200
+    assert admins_of(root_connection, two) == []
+    assert "domainadmin" not in services(root_connection, user)
+    assert admin.get("/api/domains").status_code == 401
+    assert ApiClient(api.app).post("/api/login", {"username": user, "password": PASSWORD}).status_code == 401
+    # removeAllAdmins with addAdmin: those named only
+    assert api.put(f"/api/domain/admins/{one}", {"removeAllAdmins": "", "addAdmin": f"u2@{one}"}).status_code == 200
+    assert admins_of(root_connection, one) == [f"u2@{one}"]
+
+
+def test_a_stale_value_can_be_removed(api, setup, root_connection):
+    import ldap3
+
+    (one, _), _ = setup
+    root_connection.modify(domain_dn(one), {"domainAdmin": [(ldap3.MODIFY_ADD, ["gone@nowhere.test"])]})
+    assert api.put(f"/api/domain/admins/{one}", {"removeAdmin": "gone@nowhere.test"}).status_code == 200
+    assert admins_of(root_connection, one) == []
+
+
+@pytest.mark.parametrize("form, param, code", [
+    ({"addAdmin": "nobody@{one}"}, "addAdmin", "NO_SUCH_ACCOUNT"),
+    ({"addAdmin": "u1@{one},nobody@{one}"}, "addAdmin", "NO_SUCH_ACCOUNT"),
+    ({"removeAdmin": "nobody@{one}"}, "removeAdmin", "NO_SUCH_ACCOUNT"),
+    ({"addAdmin": "not-an-address"}, "addAdmin", "INVALID_MAIL"),
+    ({"addAdmin": "u1@{one}", "removeAdmin": "u1@{one}"}, "removeAdmin", "CONFLICTING_PARAMETERS"),
+    ({}, "addAdmin", "INVALID_PARAMETER"),
+])
+def test_bad_input_changes_nothing(api, setup, root_connection, form, param, code):
+    (one, _), _ = setup
+    form = {k: v.format(one=one) for k, v in form.items()}
+    before = read_entry(root_connection, domain_dn(one)), read_entry(root_connection, user_dn(f"u1@{one}"))
+    result = api.put(f"/api/domain/admins/{one}", form)
+    assert result.status_code == 400 and result.json["_msg"] == code and result.json["param"] == param, result.text
+    if code == "NO_SUCH_ACCOUNT":
+        assert "nobody@" in result.json["detail"]
+    assert (read_entry(root_connection, domain_dn(one)), read_entry(root_connection, user_dn(f"u1@{one}"))) == before
+
+
+def test_missing_domain(api):
+    assert api.put("/api/domain/admins/missing.test", {"addAdmin": GLOBAL_ADMIN}).json == failed(
+        "NO_SUCH_DOMAIN", detail="missing.test")
+    assert api.get("/api/domain/admins/missing.test").status_code == 404
+
+
+def test_what_a_domain_admin_may_do(api, setup, root_connection):
+    (one, two), standalone = setup
+    assert api.put(f"/api/domain/admins/{one}", {"addAdmin": f"u1@{one}"}).status_code == 200
+    admin = ApiClient(api.app).login(f"u1@{one}", PASSWORD)
+    # its own domain's users: yes
+    assert admin.put(f"/api/domain/admins/{one}", {"addAdmin": f"u2@{one}"}).status_code == 200
+    assert admin.get(f"/api/domain/admins/{one}").json["_data"] == [f"u1@{one}", f"u2@{one}"]
+    assert admin.put(f"/api/domain/admins/{one}", {"removeAdmin": f"u2@{one}"}).status_code == 200
+    before = [read_entry(root_connection, domain_dn(d)) for d in (one, two)]
+    for path, form, param in [
+        (f"/api/domain/admins/{two}", {"addAdmin": f"u1@{two}"}, None),  # another domain
+        (f"/api/domain/admins/{one}", {"addAdmin": f"u1@{two}"}, "addAdmin"),  # a user of another domain
+        (f"/api/domain/admins/{one}", {"addAdmin": standalone}, "addAdmin"),  # a standalone admin
+        (f"/api/domain/admins/{one}", {"removeAllAdmins": ""}, "removeAllAdmins"),
+    ]:
+        result = admin.put(path, form)
+        assert result.status_code == 403 and result.json["_msg"] == "PERMISSION_DENIED", (path, form, result.text)
+        assert result.json.get("param") == param
+    assert admin.get(f"/api/domain/admins/{two}").status_code == 403
+    assert [read_entry(root_connection, domain_dn(d)) for d in (one, two)] == before
+
+
+def test_is_global_admin_on_a_mail_user(api, setup, root_connection):
+    (one, _), _ = setup
+    user = f"u1@{one}"
+    assert api.put(f"/api/user/{user}", {"isGlobalAdmin": "yes"}).status_code == 200
+    entry = read_entry(root_connection, user_dn(user))
+    assert entry["domainGlobalAdmin"] == ["yes"] and "domainadmin" in entry["enabledService"]
+    boss = ApiClient(api.app).login(user, PASSWORD)
+    assert boss.get("/api/admins").status_code == 200
+    assert api.put(f"/api/user/{user}", {"isGlobalAdmin": "no"}).status_code == 200
+    entry = read_entry(root_connection, user_dn(user))
+    assert "domainGlobalAdmin" not in entry and "domainadmin" not in entry["enabledService"]
+    assert boss.get("/api/admins").status_code == 401  # its session ended
+    # demoted while it administers a domain: it keeps the service
+    assert api.put(f"/api/user/{user}", {"isGlobalAdmin": "yes"}).status_code == 200
+    assert api.put(f"/api/domain/admins/{one}", {"addAdmin": user}).status_code == 200
+    assert api.put(f"/api/user/{user}", {"isGlobalAdmin": "no"}).status_code == 200
+    assert "domainadmin" in services(root_connection, user)
+    assert ApiClient(api.app).login(user, PASSWORD).get("/api/admins").status_code == 403
+
+
+def test_is_global_admin_refusals(api, setup, root_connection):
+    (one, _), _ = setup
+    user = f"u2@{one}"
+    before = read_entry(root_connection, user_dn(user))
+    result = api.put(f"/api/user/{user}", {"isGlobalAdmin": "maybe"})
+    assert result.status_code == 400 and result.json["param"] == "isGlobalAdmin"
+    # a global mail user cannot demote itself
+    assert api.put(f"/api/user/{user}", {"isGlobalAdmin": "yes"}).status_code == 200
+    boss = ApiClient(api.app).login(user, PASSWORD)
+    result = boss.put(f"/api/user/{user}", {"isGlobalAdmin": "no"})
+    assert result.status_code == 403 and result.json["param"] == "isGlobalAdmin"
+    assert api.put(f"/api/user/{user}", {"isGlobalAdmin": "no"}).status_code == 200
+    assert api.put(f"/api/domain/admins/{one}", {"addAdmin": f"u1@{one}"}).status_code == 200
+    admin = ApiClient(api.app).login(f"u1@{one}", PASSWORD)
+    result = admin.put(f"/api/user/{user}", {"isGlobalAdmin": "yes"})
+    assert result.status_code == 403 and result.json["param"] == "isGlobalAdmin"
+    assert read_entry(root_connection, user_dn(user)) == before
+
+
+def test_deleting_the_last_domain_it_manages_unmarks_a_mail_user(api, setup, root_connection):
+    (one, two), _ = setup
+    user = f"u1@{two}"
+    assert api.put(f"/api/domain/admins/{one}", {"addAdmin": user}).status_code == 200
+    admin = ApiClient(api.app).login(user, PASSWORD)
+    assert "domainadmin" in services(root_connection, user)
+    assert api.delete(f"/api/domain/{one}").status_code == 200
+    assert "domainadmin" not in services(root_connection, user)
+    assert admin.get("/api/domains").status_code == 401
