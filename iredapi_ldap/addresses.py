@@ -7,6 +7,7 @@ as registries and browsers do.  Python's own "idna" codec is IDNA 2003, which ma
 ``straße.de`` to ``strasse.de``: a different domain.
 """
 
+import ipaddress
 import re
 
 import idna
@@ -94,3 +95,63 @@ def list_address(text):
     if "+" in mail.split("@", 1)[0]:
         raise InvalidInput(errors.INVALID_MAIL, detail="a list's name cannot hold '+' (mlmmj's delimiter)")
     return mail
+
+
+# -- policy senders (iRedAPD's greylisting whitelists) ----------------------------------------
+
+# iRedAPD's MySQL greylisting tables hold account and sender in VARCHAR(100).
+POLICY_ADDRESS_MAX = 100
+
+
+def policy_sender(text):
+    """A sender as iRedAPD matches it in greylisting whitelists: an IPv4/IPv6 address, a CIDR
+    network (host bits clear: iRedAPD's ipaddress.ip_network() refuses others, so such a row
+    would never match), ``user@domain``, ``@domain``, ``@.domain`` (the domain and its
+    subdomains) or ``@.`` (anyone).  Normalised (lower case, punycode, compressed IPv6)."""
+    if not isinstance(text, str) or not text or any(ch.isspace() for ch in text):
+        raise InvalidInput(errors.INVALID_SENDER, detail="empty or contains white space")
+    if len(text) > POLICY_ADDRESS_MAX:
+        raise InvalidInput(errors.INVALID_SENDER, detail=f"longer than {POLICY_ADDRESS_MAX} characters")
+    if text == "@.":
+        return text
+    if text.startswith("@."):
+        return "@." + domain_name(text[2:])
+    if text.startswith("@"):
+        return "@" + domain_name(text[1:])
+    if "@" in text:
+        return email(text, errors.INVALID_SENDER)
+    try:
+        if "/" in text:
+            return str(ipaddress.ip_network(text, strict=True))
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        raise InvalidInput(errors.INVALID_SENDER, detail="not an IP address or network") from None
+
+
+def _checked_list(text, check, code, what):
+    """Comma-separated values -> list (order kept, duplicates dropped); every invalid value is
+    named in one refusal."""
+    result, bad = [], []
+    for item in text.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        try:
+            value = check(item)
+        except InvalidInput:
+            bad.append(item)
+            continue
+        if value not in result:
+            result.append(value)
+    if bad:
+        raise InvalidInput(code, detail=f"not {what}: {', '.join(bad)}")
+    return result
+
+
+def policy_sender_list(text):
+    return _checked_list(text, policy_sender, errors.INVALID_SENDER,
+                         "an IP address, CIDR network, user@domain, @domain, @.domain or @.")
+
+
+def domain_list(text):
+    return _checked_list(text, domain_name, errors.INVALID_DOMAIN_NAME, "a domain name")

@@ -13,6 +13,7 @@ from .resources import (
     alias,
     domain,
     domain_admins,
+    greylisting,
     ldif,
     login,
     maillist,
@@ -127,6 +128,10 @@ def add_routes(app, services):
         ("/ldif/user/{mail}", ldif.LdifExport(services, "user")),
         ("/ldif/maillist/{mail}", ldif.LdifExport(services, "maillist")),
         ("/ldif/alias/{mail}", ldif.LdifExport(services, "alias")),
+        # greylisting (iRedAPD's tables)
+        ("/greylisting/whitelist_spf_domains", greylisting.GreylistingSpfDomains(services)),
+        ("/greylisting/{target}", greylisting.GreylistingSetting(services)),
+        ("/greylisting/{target}/whitelists", greylisting.GreylistingWhitelists(services)),
     ]
     for mount_point in MOUNT_POINTS:
         for template, resource, *suffix in routes:

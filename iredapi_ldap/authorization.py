@@ -274,6 +274,16 @@ def _describe(rule, limit):
     return f"{value} per {period} s" if rule in throttle_store.PERIODIC_RULES else str(value)
 
 
+# -- greylisting ------------------------------------------------------------------------------
+
+
+def check_greylisting_change(directory, admin, domain_entry, user_entry=None):
+    """May ``admin`` change the greylisting setting or whitelists of the domain (``user_entry``
+    None) or of the user ``user_entry`` in it?  The profile part ``greylisting`` of
+    ``disabledDomainProfile`` / ``disabledUserProfile``, as for the Amavisd parts below."""
+    check_profile_part_change(directory, admin, "greylisting", domain_entry, user_entry)
+
+
 # -- admins ------------------------------------------------------------------------------------
 
 # What a global admin may not do to its own account: it would lock itself out (the last global

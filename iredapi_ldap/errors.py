@@ -158,3 +158,5 @@ PW_NO_SPECIAL_CHAR = "PW_NO_SPECIAL_CHAR"
 # Subscribable (mlmmj) lists, /api/ml and /api/mls
 SERVICE_UNAVAILABLE = "SERVICE_UNAVAILABLE"  # ours: mlmmjadmin unreachable, timing out or failing
 MLMMJADMIN_ERROR = "MLMMJADMIN_ERROR"  # ours: mlmmjadmin failed with a message that is no code
+# Greylisting (iRedAPD's libs/greylisting.py names its refusal INVALID_SENDER).
+INVALID_SENDER = "INVALID_SENDER"

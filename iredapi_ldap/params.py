@@ -376,6 +376,7 @@ def quota_unit(value):
 
 # -- subscribable (mlmmj) lists: mail headers and footers ------------------------------------
 
+
 _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}")
 _CONTROL_BUT_NEWLINE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 

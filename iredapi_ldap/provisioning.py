@@ -10,7 +10,7 @@ from . import authorization, mlmmj_lists
 from .directory import domain_admins, references, renames
 from .directory import domains as domain_directory
 from .directory import users as user_directory
-from .store import amavisd, deleted_mailboxes, dovecot, throttle
+from .store import amavisd, deleted_mailboxes, dovecot, greylisting, throttle
 
 
 def maildir_of(entry):
@@ -57,6 +57,7 @@ def delete_domain(services, domain, admin, keep_days):
         mlmmj_lists.unsubscribe_domain_everywhere(directory, services.mlmmjadmin, domain, names)
     references.remove_domain_references(directory, domain, names)
     throttle.delete_settings_for_domain(services.iredapd_store, domain)
+    greylisting.delete_for_domain(services.iredapd_store, domain)
     amavisd.delete_domain(services.amavisd_store, domain)  # spam policies, white/blacklists
     domain_directory.delete_accounts(directory, domain, before_delete=record_mailbox)
     references.remove_domain_references(directory, domain, names)
@@ -90,6 +91,7 @@ def delete_user(services, mail, admin, keep_days, domain_entry=None):
         deleted_mailboxes.record_deleted_mailbox(services.admin_store, mail, domain, maildir, admin.username,
                                                  keep_days)
     throttle.delete_settings_for_accounts(services.iredapd_store, [mail])
+    greylisting.delete_for_accounts(services.iredapd_store, [mail])
     amavisd.delete_accounts(services.amavisd_store, [mail])  # spam policy, white/blacklists
     user_directory.delete_user_entry(directory, entry, domain_entry)
 

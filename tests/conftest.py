@@ -18,7 +18,7 @@ from iredapi_ldap.directory.setup import open_external
 from iredapi_ldap.localslapd import SYSTEM_SCHEMAS, config_ldif, peercred_dn
 from iredapi_ldap.settings import build_settings
 
-pytest_plugins = ["tests.mailstack.fixtures", "tests.sql_backends", "tests.mlmmjadmin_peer"]
+pytest_plugins = ["tests.mailstack.fixtures", "tests.sql_backends", "tests.mlmmjadmin_peer", "tests.iredapd_peer"]
 
 SUFFIX = "dc=example,dc=com"
 VMAIL_PASSWORD = "vmail-Secret-1"

@@ -320,6 +320,8 @@ def remove_domain_admin(directory, addresses):
             modify_quietly(directory, entry.dn, {"domainAdmin": [(MODIFY_DELETE, gone)]})
             changed.append(entry.first("domainName").lower())
     return changed
+
+
 # -- renaming references -----------------------------------------------------------------
 
 # Address-valued attributes a rename rewrites: those remove_references cleans, and mlmmj lists'

@@ -74,7 +74,6 @@ def profile(directory, entry):
     return {**shown(entry), "managed_domains": managed_domains(directory, entry.first("mail").lower())}
 
 
-
 def _setting_updates(values):
     """{accountSetting key: value or None} from the normal-admin parameters in ``values``."""
     updates = {}

@@ -1,6 +1,6 @@
 """SQL table definitions, in two MetaData objects because the tables may live in two databases.
 
-``iredapd_metadata``: iRedAPD's ``throttle`` and ``throttle_tracking``, shaped as iRedAPD's own DDL
+``iredapd_metadata``: iRedAPD's ``throttle``, ``throttle_tracking`` and ``greylisting*``, shaped as iRedAPD's own DDL
 (``SQL/iredapd.{mysql,pgsql}`` + ``SQL/update/5.0-max_rcpts.*``) on each backend; SQLite has no
 upstream schema and follows the MySQL one.  ``schema/sql/iredapd.*.sql`` are the same tables as
 plain DDL for admins.
@@ -75,6 +75,103 @@ sa.Index("tid_account", throttle_tracking.c.tid, throttle_tracking.c.account, un
 )
 sa.Index("idx_tid_account", throttle_tracking.c.tid, throttle_tracking.c.account).ddl_if(dialect="postgresql")
 
+
+# -- iRedAPD's greylisting tables (SQL/iredapd.{mysql,pgsql}) ---------------------------------
+# MySQL and PostgreSQL differ in lengths and integer types; index names are MySQL's implicit
+# ones there (named after the first column, per table) and PostgreSQL's explicit ones elsewhere
+# (SQLite, like PostgreSQL, wants names unique in the whole database).
+_GL_ADDRESS = sa.String(255).with_variant(mysql.VARCHAR(100), *_MYSQL)
+_GL_PRIORITY = sa.SmallInteger().with_variant(mysql.TINYINT(2), *_MYSQL)
+_FLAG = sa.SmallInteger().with_variant(mysql.TINYINT(1), *_MYSQL)
+
+
+def _index(mysql_name, other_name, *columns, unique=False):
+    sa.Index(mysql_name, *columns, unique=unique).ddl_if(dialect=_MYSQL)
+    sa.Index(other_name, *columns, unique=unique).ddl_if(dialect=("postgresql", "sqlite"))
+
+
+def _text(name, type_=None):
+    return sa.Column(name, type_ if type_ is not None else sa.String(255), nullable=False, server_default="")
+
+
+# One row per (recipient account, sender): active=1 greylists, active=0 exempts; iRedAPD takes
+# the first row matching the mail in descending (priority, sender_priority).
+greylisting = sa.Table(
+    "greylisting",
+    iredapd_metadata,
+    sa.Column("id", _THROTTLE_ID, primary_key=True, autoincrement=True),
+    _text("account", _GL_ADDRESS),  # user@domain, @domain, @. (global)
+    _counter("priority", _GL_PRIORITY),
+    _text("sender", _GL_ADDRESS),  # @. (anyone), or a sender address, domain or IP
+    _counter("sender_priority", _GL_PRIORITY),
+    _text("comment"),
+    sa.Column("active", _FLAG, nullable=False, server_default=sa.text("1")),
+    mysql_engine="InnoDB",
+)
+_index("account", "idx_greylisting_account_sender", greylisting.c.account, greylisting.c.sender, unique=True)
+_index("comment", "idx_greylisting_comment", greylisting.c.comment)
+
+# Senders never greylisted for mail to an account: IP, CIDR, user@domain, @domain, @.domain.
+greylisting_whitelists = sa.Table(
+    "greylisting_whitelists",
+    iredapd_metadata,
+    sa.Column("id", _THROTTLE_ID, primary_key=True, autoincrement=True),
+    _text("account", _GL_ADDRESS),
+    _text("sender", _GL_ADDRESS),
+    _text("comment"),
+    mysql_engine="InnoDB",
+)
+_index("account", "idx_greylisting_whitelists_account_sender", greylisting_whitelists.c.account,
+       greylisting_whitelists.c.sender, unique=True)
+_index("comment", "idx_greylisting_whitelists_comment", greylisting_whitelists.c.comment)
+
+# Sender domains whose SPF/MX hosts iRedAPD's cron (tools/spf_to_greylist_whitelists.py) writes
+# into greylisting_whitelist_domain_spf, with comment "AUTO-UPDATE: <domain>".
+greylisting_whitelist_domains = sa.Table(
+    "greylisting_whitelist_domains",
+    iredapd_metadata,
+    sa.Column("id", _THROTTLE_ID, primary_key=True, autoincrement=True),
+    _text("domain"),
+    mysql_engine="InnoDB",
+)
+_index("domain", "idx_greylisting_whitelist_domains_domain", greylisting_whitelist_domains.c.domain, unique=True)
+
+greylisting_whitelist_domain_spf = sa.Table(
+    "greylisting_whitelist_domain_spf",
+    iredapd_metadata,
+    sa.Column("id", _THROTTLE_ID, primary_key=True, autoincrement=True),
+    _text("account", _GL_ADDRESS),
+    _text("sender", _GL_ADDRESS),
+    _text("comment"),
+    mysql_engine="InnoDB",
+)
+_index("account", "idx_greylisting_whitelist_domain_spf_account_sender", greylisting_whitelist_domain_spf.c.account,
+       greylisting_whitelist_domain_spf.c.sender, unique=True)
+_index("comment", "idx_greylisting_whitelist_domain_spf_comment", greylisting_whitelist_domain_spf.c.comment)
+
+# iRedAPD's own bookkeeping of (sender, recipient, client) triplets; we only delete from it.
+greylisting_tracking = sa.Table(
+    "greylisting_tracking",
+    iredapd_metadata,
+    sa.Column("id", _THROTTLE_ID, primary_key=True, autoincrement=True),
+    sa.Column("sender", sa.String(255), nullable=False),
+    sa.Column("recipient", sa.String(255), nullable=False),
+    sa.Column("client_address", sa.String(40), nullable=False),
+    _text("sender_domain"),
+    _text("rcpt_domain"),
+    _counter("init_time", _UNSIGNED_INT),
+    _counter("block_expired", _UNSIGNED_INT),
+    _counter("record_expired", _UNSIGNED_INT),
+    _counter("blocked_count", _LIMIT),
+    _counter("passed", _FLAG),
+    mysql_engine="InnoDB",
+)
+_index("sender", "idx_greylisting_tracking_key", greylisting_tracking.c.sender, greylisting_tracking.c.recipient,
+       greylisting_tracking.c.client_address, unique=True)
+_index("sender_domain", "idx_greylisting_tracking_sender_domain", greylisting_tracking.c.sender_domain)
+_index("rcpt_domain", "idx_greylisting_tracking_rcpt_domain", greylisting_tracking.c.rcpt_domain)
+_index("client_address_passed", "idx_greylisting_tracking_client_address_passed",
+       greylisting_tracking.c.client_address, greylisting_tracking.c.passed)
 
 # Shaped like iRedAdmin's table of the same name.
 deleted_mailboxes = sa.Table(
