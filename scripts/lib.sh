@@ -213,3 +213,18 @@ PY
 now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
 phase_start() { PHASE_T0=$(now_ms); }
 phase_end() { say "$1: $(( ($(now_ms) - PHASE_T0) / 1000 )).$(( ($(now_ms) - PHASE_T0) % 1000 / 100 ))s"; }
+
+# pytest's arguments with "-n <processes>" (pytest-xdist) added unless the caller chose:
+# the suite waits on slapd, Postfix, Dovecot and the SQL servers much of the time, so one
+# process per core (IREDAPI_TEST_PROCESSES, default: the cores) roughly halves its time.
+# "-n 0" or "-p no:xdist" runs it in one process.
+PYTEST_ARGS=()
+with_test_processes() {
+    local arg
+    for arg in "$@"; do
+        case "$arg" in
+            -n|-n*|--numprocesses|--numprocesses=*|no:xdist) PYTEST_ARGS=("$@"); return ;;
+        esac
+    done
+    PYTEST_ARGS=(-n "${IREDAPI_TEST_PROCESSES:-$(nproc)}" "$@")
+}
