@@ -55,10 +55,14 @@ def delete_domain(services, domain, admin, keep_days):
     amavisd.delete_domain(services.amavisd_store, domain)  # spam policies, white/blacklists
     domain_directory.delete_accounts(directory, domain, before_delete=record_mailbox)
     references.remove_domain_references(directory, domain, names)
-    domain_directory.delete_domain(directory, domain, before_delete=record_mailbox)
-    # issue 14: mail users of other domains that administered only this one are admins no more
-    for mail in domain_admins.unmark_idle_users(directory, entry.values("domainAdmin")):
+    # issue 14: mail users of other domains that administered only this one are admins no more.
+    # Before the domain entry goes, so that a repeat after a crash finds the entry (not a 404)
+    # and its domainAdmin values, and finishes this.
+    for mail in domain_admins.unmark_idle_users(directory, entry.values("domainAdmin"), excluding=domain):
         services.sessions.end_sessions(mail)
+    # Its own users are gone: a global admin among them is out now, not at the next recheck.
+    services.sessions.end_sessions_below(directory.names.domain(domain))
+    domain_directory.delete_domain(directory, domain, before_delete=record_mailbox)
 
 
 def delete_user(services, mail, admin, keep_days, domain_entry=None):

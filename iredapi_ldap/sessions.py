@@ -120,6 +120,15 @@ class SessionStore:
         with self._store.transaction() as conn:
             return conn.execute(sa.delete(table).where(where)).rowcount
 
+    def end_sessions_below(self, base_dn):
+        """Delete every session of an account whose entry is below ``base_dn`` (a deleted
+        domain's users; standalone admins, whose address may be in that domain, keep theirs):
+        one DELETE.  The DNs are as slapd returned them at login; compared without case."""
+        table = tables.api_sessions
+        below = sa.func.lower(table.c.admin_dn).endswith("," + base_dn.lower(), autoescape=True)
+        with self._store.transaction() as conn:
+            return conn.execute(sa.delete(table).where(below)).rowcount
+
 
 class LoginThrottle:
     """Counts logins per client address and per username (shared store), before the bind.

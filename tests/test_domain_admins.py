@@ -166,3 +166,70 @@ def test_deleting_the_last_domain_it_manages_unmarks_a_mail_user(api, setup, roo
     assert api.delete(f"/api/domain/{one}").status_code == 200
     assert "domainadmin" not in services(root_connection, user)
     assert admin.get("/api/domains").status_code == 401
+
+
+def test_a_domain_delete_that_died_after_the_entry_went_left_the_admins_unmarked(api, setup, root_connection,
+                                                                                  monkeypatch):
+    """A domain delete that dies once its entry is gone: the mail users of other domains that
+    administered only it have lost enabledService domainadmin and their sessions already (a
+    repeat would answer 404 and could no longer find them)."""
+    from iredapi_ldap import provisioning
+
+    (one, two), _ = setup
+    user = f"u1@{two}"
+    assert api.put(f"/api/domain/admins/{one}", {"addAdmin": user}).status_code == 200
+    admin = ApiClient(api.app).login(user, PASSWORD)
+    real = provisioning.domain_directory.delete_domain
+
+    def delete_then_die(*args, **kwargs):
+        real(*args, **kwargs)
+        raise RuntimeError("killed")
+
+    monkeypatch.setattr(provisioning.domain_directory, "delete_domain", delete_then_die)
+    assert api.delete(f"/api/domain/{one}").status_code == 500
+    monkeypatch.undo()
+    assert api.delete(f"/api/domain/{one}").status_code == 404
+    assert "domainadmin" not in services(root_connection, user)
+    assert admin.get("/api/domains").status_code == 401
+
+
+def test_a_domain_delete_that_died_while_unmarking_is_finished_by_a_repeat(api, setup, root_connection,
+                                                                           monkeypatch):
+    from iredapi_ldap import provisioning
+
+    (one, two), _ = setup
+    users = [f"u1@{two}", f"u2@{two}"]
+    assert api.put(f"/api/domain/admins/{one}", {"addAdmin": ",".join(users)}).status_code == 200
+    sessions = [ApiClient(api.app).login(user, PASSWORD) for user in users]
+    real = provisioning.domain_admins.unmark_if_idle
+    calls = []
+
+    def die_on_the_second(directory, user, *args, **kwargs):
+        calls.append(user)
+        if len(calls) == 2:
+            raise RuntimeError("killed")
+        return real(directory, user, *args, **kwargs)
+
+    monkeypatch.setattr(provisioning.domain_admins, "unmark_if_idle", die_on_the_second)
+    assert api.delete(f"/api/domain/{one}").status_code == 500
+    monkeypatch.undo()
+    assert api.delete(f"/api/domain/{one}").status_code == 200
+    for user, session in zip(users, sessions, strict=True):
+        assert "domainadmin" not in services(root_connection, user)
+        assert session.get("/api/domains").status_code == 401
+
+
+def test_deleting_a_domain_ends_the_sessions_of_its_users(api, setup, root_connection):
+    """A global admin that is a mail user of a deleted domain is out at its next request, not
+    after SESSION_RECHECK_INTERVAL; a standalone admin whose address is in that domain keeps its
+    session."""
+    (one, _), _ = setup
+    user = f"u1@{one}"
+    assert api.put(f"/api/user/{user}", {"isGlobalAdmin": "yes"}).status_code == 200
+    boss = ApiClient(api.app).login(user, PASSWORD)
+    standalone = f"boss@{one}"
+    assert api.post(f"/api/admin/{standalone}", {"password": PASSWORD, "isGlobalAdmin": "yes"}).status_code == 201
+    other = ApiClient(api.app).login(standalone, PASSWORD)
+    assert other.delete(f"/api/domain/{one}").status_code == 200
+    assert boss.get("/api/admins").status_code == 401
+    assert other.get("/api/admins").status_code == 200

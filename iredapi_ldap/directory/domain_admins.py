@@ -101,24 +101,28 @@ def change_domain_admins(directory, domain, found, add=(), remove=(), remove_all
     return changed
 
 
-def administers_something(directory, mail):
-    """Whether a domain's domainAdmin names ``mail`` (one indexed search)."""
-    filter_ = dnlib.all_of(dnlib.eq("objectClass", "mailDomain"), dnlib.eq("domainAdmin", mail))
+def administers_something(directory, mail, excluding=None):
+    """Whether a domain's domainAdmin names ``mail`` (one indexed search); the domain
+    ``excluding`` (one being deleted) does not count."""
+    parts = [dnlib.eq("objectClass", "mailDomain"), dnlib.eq("domainAdmin", mail)]
+    if excluding:
+        parts.append(dnlib.negate(dnlib.eq("domainName", excluding)))
+    filter_ = dnlib.all_of(*parts)
     return any(True for _ in directory.search(directory.names.basedn, filter_, ["1.1"], scope="one"))
 
 
-def unmark_if_idle(directory, user):
+def unmark_if_idle(directory, user, excluding=None):
     """Take ``enabledService: domainadmin`` from a mail user that is no global admin and
-    administers no domain any more; True if it was taken.
+    administers no domain (but ``excluding``) any more; True if it was taken.
 
     A request making it an admin of another domain meanwhile writes that domainAdmin before
     it adds the service; so the service is taken only after a look that finds no domain, and
     given back if a second look, after the write, finds one."""
     mail = user.first("mail").lower()
-    if (user.first("domainGlobalAdmin") or "").lower() == "yes" or administers_something(directory, mail):
+    if (user.first("domainGlobalAdmin") or "").lower() == "yes" or administers_something(directory, mail, excluding):
         return False
     modify_quietly(directory, user.dn, {"enabledService": [(MODIFY_DELETE, [ADMIN_SERVICE])]})
-    if administers_something(directory, mail):
+    if administers_something(directory, mail, excluding):
         modify_quietly(directory, user.dn, {"enabledService": [(MODIFY_ADD, [ADMIN_SERVICE])]})
         return False
     return True
@@ -147,11 +151,15 @@ def set_global_admin(directory, user, is_global):
     return was_global
 
 
-def unmark_idle_users(directory, addresses):
-    """``unmark_if_idle`` for the mail users among ``addresses`` (a deleted domain's admins);
-    returns those unmarked.  One search for the users, then one per user."""
-    unmarked = []
+def unmark_idle_users(directory, addresses, excluding=None):
+    """``unmark_if_idle`` for the mail users among ``addresses`` (the admins of the domain
+    ``excluding``, about to be deleted); returns those that are admins no more, unmarked now or
+    by an earlier run that died before it ended their sessions.  One search for the users, then
+    one or two per user."""
+    idle = []
     for mail, user in find_accounts(directory, [a.lower() for a in addresses]).users.items():
-        if user.has_value("enabledService", ADMIN_SERVICE) and unmark_if_idle(directory, user):
-            unmarked.append(mail)
-    return unmarked
+        if (user.first("domainGlobalAdmin") or "").lower() == "yes":
+            continue
+        if not user.has_value("enabledService", ADMIN_SERVICE) or unmark_if_idle(directory, user, excluding):
+            idle.append(mail)
+    return idle
