@@ -52,6 +52,11 @@ LEASE_PREFIX = "iredapiLease:"
 
 DOMAINS = "domains"  # the number of domains the admin manages
 LEASE_SECONDS = 30  # a dead holder's lease is taken over after this
+# The expiry is written by the holder's clock and judged by the waiter's: API hosts sharing a
+# slapd may disagree by up to this (NTP keeps them far closer).  A lease is taken over only once
+# it is this much past its expiry, so a holder always has LEASE_SECONDS; and a stamp further
+# ahead than any such clock could have written (a clock that jumped) does not block for ever.
+CLOCK_SKEW_SECONDS = 15
 _WAIT_SECONDS = 10  # then 409 CONCURRENT_UPDATE
 _UNIT_BYTES = {"MB": limitlib.MB, "GB": 1024 * limitlib.MB, "TB": 1024 * 1024 * limitlib.MB}
 _KEYS = {DOMAINS: MAX_DOMAINS, limitlib.USERS: MAX_USERS, limitlib.ALIASES: MAX_ALIASES,
@@ -163,6 +168,12 @@ def _expiry(value):
     return int(stamp) if stamp.isdigit() else 0
 
 
+def _live(value, now):
+    """Whether the lease ``value`` still binds, by our clock ``now`` (see CLOCK_SKEW_SECONDS)."""
+    expiry = _expiry(value)
+    return now - CLOCK_SKEW_SECONDS <= expiry <= now + LEASE_SECONDS + CLOCK_SKEW_SECONDS
+
+
 def _take_lease(directory, entry):
     dn = entry.dn
     token = f"{LEASE_PREFIX}{int(time.time()) + LEASE_SECONDS}:{secrets.token_hex(8)}"
@@ -170,7 +181,11 @@ def _take_lease(directory, entry):
     n = 0
     while True:
         held = [v for v in entry.values("accountSetting") if _is_lease(v)]
-        if not any(_expiry(v) > time.time() for v in held):
+        if any(v.lower() == token.lower() for v in held):
+            # our own add went through though its answer was lost (the connection was re-opened
+            # and the add repeated, which then failed its assertion): we hold it
+            return token
+        if not any(_live(v, time.time()) for v in held):
             changes = ([(MODIFY_DELETE, held)] if held else []) + [(MODIFY_ADD, [token])]
             assertion = None if held else dnlib.negate(dnlib.starts_with("accountSetting", LEASE_PREFIX))
             try:
@@ -180,7 +195,13 @@ def _take_lease(directory, entry):
                 if exc.result == NO_SUCH_OBJECT:
                     raise _gone() from None
                 if exc.result not in CAS_CONFLICTS:
+                    _give_back(directory, dn, token)  # in case slapd did it before it failed
                     raise
+            except BaseException:
+                # no answer (a timeout, the directory gone): the add may have been done; a lease
+                # left behind would hold up this admin's creates until it expires
+                _give_back(directory, dn, token)
+                raise
         n += 1
         if time.monotonic() > give_up_at:
             raise errors.Conflict(errors.CONCURRENT_UPDATE, detail="your other creates kept the limits busy; try again")
