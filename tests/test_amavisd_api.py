@@ -261,3 +261,12 @@ def test_concurrent_posts_of_the_same_new_entries(client, make_app, url, amavisd
     assert results == [200] * len(clients)
     assert listed(client, path) == ["192.0.2.7", "r1@race.org", "r2@race.org"]
     assert [e for e, _, _ in users_rows(amavisd_store)] == [f"user@{domain}"]
+
+
+def test_entries_longer_than_amavisds_column_are_refused(client, amavisd_store, domain):
+    """Amavisd's mailaddr.email is varbinary(255) (MySQL): a longer entry is a 400 naming it with
+    nothing written, not a 500 from MariaDB."""
+    mail = "u" * 64 + "@" + ".".join(["b" * 63] * 3) + ".org"
+    result = client.post(f"/api/wblist/inbound/whitelist/{domain}", {"addresses": f"1.2.3.4,{mail}"})
+    assert result.status_code == 400 and result.json["param"] == "addresses" and mail in result.json["detail"]
+    assert users_rows(amavisd_store) == [] and query(amavisd_store, "SELECT COUNT(*) FROM mailaddr") == [(0,)]
