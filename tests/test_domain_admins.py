@@ -233,3 +233,20 @@ def test_deleting_a_domain_ends_the_sessions_of_its_users(api, setup, root_conne
     assert other.delete(f"/api/domain/{one}").status_code == 200
     assert boss.get("/api/admins").status_code == 401
     assert other.get("/api/admins").status_code == 200
+
+
+def test_a_mail_user_at_a_standalone_admins_address_takes_no_admin_with_it(api, setup, root_connection):
+    """A domain admin may not remove a standalone admin from its domain (global admins' job);
+    nor by creating a mail user (or an alias address of one) at the standalone admin's address
+    and deleting it: the delete takes out of domainAdmin the user's own rights only."""
+    (one, _), _ = setup
+    colleague = f"boss@{one}"
+    assert api.post(f"/api/admin/{colleague}", {"password": PASSWORD}).status_code == 201
+    assert api.put(f"/api/domain/admins/{one}", {"addAdmin": f"{colleague},u1@{one}"}).status_code == 200
+    attacker = ApiClient(api.app).login(f"u1@{one}", PASSWORD)
+    assert attacker.put(f"/api/domain/admins/{one}", {"removeAdmin": colleague}).status_code == 403
+    assert attacker.post(f"/api/user/{colleague}", {"password": PASSWORD}).status_code == 201
+    assert attacker.delete(f"/api/user/{colleague}").status_code == 200
+    assert attacker.put(f"/api/user/u2@{one}", {"addAlias": colleague}).status_code == 200
+    assert attacker.delete(f"/api/user/u2@{one}").status_code == 200
+    assert admins_of(root_connection, one) == sorted([colleague, f"u1@{one}"])
