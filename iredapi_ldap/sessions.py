@@ -110,13 +110,18 @@ class SessionStore:
         with self._store.transaction() as conn:
             conn.execute(sa.delete(tables.api_sessions).where(tables.api_sessions.c.id_hash == _hash(token)))
 
-    def end_sessions(self, username, keep=None):
+    def end_sessions(self, username, keep=None, unless_global=None):
         """Delete every session of ``username`` (but the one of token ``keep``): its password
-        changed, or it was disabled or deleted.  One DELETE on the indexed username."""
+        changed, or it was disabled or deleted.  One DELETE on the indexed username.
+        ``unless_global`` (True/False): only the sessions whose global-admin right differs from
+        it (the admin was promoted or demoted; a repeat of a request that died after the write
+        still finds them)."""
         table = tables.api_sessions
         where = table.c.username == username
         if keep:
             where = sa.and_(where, table.c.id_hash != _hash(keep))
+        if unless_global is not None:
+            where = sa.and_(where, table.c.is_global_admin != bool(unless_global))
         with self._store.transaction() as conn:
             return conn.execute(sa.delete(table).where(where)).rowcount
 

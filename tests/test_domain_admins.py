@@ -250,3 +250,46 @@ def test_a_mail_user_at_a_standalone_admins_address_takes_no_admin_with_it(api, 
     assert attacker.put(f"/api/user/u2@{one}", {"addAlias": colleague}).status_code == 200
     assert attacker.delete(f"/api/user/u2@{one}").status_code == 200
     assert admins_of(root_connection, one) == sorted([colleague, f"u1@{one}"])
+
+
+def test_mail_user_admin_sessions_end_even_if_the_request_died_after_its_write(make_app, new_domain,
+                                                                               monkeypatch):
+    """isGlobalAdmin=no and a user delete that died after their write: the repeat (which sees no
+    change, or answers 404) leaves no session with the old rights; a global admin taking the
+    domainadmin service away ends the user's sessions at once."""
+    from iredapi_ldap import provisioning
+    from iredapi_ldap.resources import user as user_resource
+
+    app = make_app(SESSION_RECHECK_INTERVAL=3600)
+    api = ApiClient(app).login()
+    domain = new_domain()
+    assert api.post(f"/api/domain/{domain}").status_code == 201
+    users = [f"u{n}@{domain}" for n in range(3)]
+    for user in users:
+        assert api.post(f"/api/user/{user}", {"password": PASSWORD}).status_code == 201
+        assert api.put(f"/api/user/{user}", {"isGlobalAdmin": "yes"}).status_code == 200
+    demoted, deleted, unserviced = (ApiClient(app).login(user, PASSWORD) for user in users)
+
+    def dying(real):
+        def run(*args, **kwargs):
+            real(*args, **kwargs)
+            raise RuntimeError("killed")
+        return run
+
+    monkeypatch.setattr(user_resource.admin_directory, "set_global_admin",
+                        dying(user_resource.admin_directory.set_global_admin))
+    monkeypatch.setattr(provisioning.user_directory, "delete_user_entry",
+                        dying(provisioning.user_directory.delete_user_entry))
+    assert api.put(f"/api/user/{users[0]}", {"isGlobalAdmin": "no"}).status_code == 500
+    assert api.delete(f"/api/user/{users[1]}").status_code == 500
+    monkeypatch.undo()
+    assert api.put(f"/api/user/{users[0]}", {"isGlobalAdmin": "no"}).status_code == 200
+    assert demoted.get("/api/admins").status_code == 401
+    assert api.delete(f"/api/user/{users[1]}").status_code == 404
+    assert deleted.get("/api/domains").status_code == 401
+    assert api.put(f"/api/domain/admins/{domain}", {"addAdmin": users[2]}).status_code == 200
+    assert api.put(f"/api/user/{users[2]}", {"isGlobalAdmin": "no"}).status_code == 200
+    unserviced = ApiClient(app).login(users[2], PASSWORD)  # the admin of its domain
+    assert unserviced.get("/api/domains").status_code == 200
+    assert api.put(f"/api/user/{users[2]}", {"removeService": "domainadmin"}).status_code == 200
+    assert unserviced.get("/api/domains").status_code == 401

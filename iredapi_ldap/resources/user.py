@@ -100,6 +100,13 @@ def _field_names(value):
 GET_PARAMS = (Param("fields", _field_names),)
 
 
+def _takes_admin_service(values):
+    """Whether the request leaves the user without ``enabledService: domainadmin``."""
+    service = admin_directory.ADMIN_SERVICE
+    return (("services" in values and service not in (v.lower() for v in values["services"]))
+            or service in (v.lower() for v in values.get("removeService", ())))
+
+
 class UserItem(Resource):
     def on_get(self, req, resp, mail):
         """The LDAP profile plus iRedAdmin-Pro's computed keys; ``fields`` (comma-separated
@@ -139,9 +146,14 @@ class UserItem(Resource):
         authorization.require_manageable_account(self.directory, admin, current)
         user_directory.update_user(self.directory, current, values, domain_entry,
                                    admin_limits.for_admin(self.directory, admin))
-        if "isGlobalAdmin" in values and admin_directory.set_global_admin(
-                self.directory, user_directory.get_user(self.directory, mail), values["isGlobalAdmin"]):
-            self.services.sessions.end_sessions(mail)  # it logs in again with its new rights
+        if "isGlobalAdmin" in values:
+            admin_directory.set_global_admin(self.directory, user_directory.get_user(self.directory, mail),
+                                             values["isGlobalAdmin"])
+            # it logs in again with its new rights; by the sessions' own right, so that a repeat of
+            # a request that died after the write (and sees no change) ends them too
+            self.services.sessions.end_sessions(mail, unless_global=values["isGlobalAdmin"])
+        if _takes_admin_service(values):
+            self.services.sessions.end_sessions(mail)  # no admin any more: out at its next request
         if "password" in values or "password_hash" in values or values.get("accountStatus") == "disabled":
             # Sessions of an admin whose password changed or who was disabled end now, not at
             # the next recheck; an admin changing its own password keeps the session it used.
