@@ -293,3 +293,17 @@ def test_mail_user_admin_sessions_end_even_if_the_request_died_after_its_write(m
     assert unserviced.get("/api/domains").status_code == 200
     assert api.put(f"/api/user/{users[2]}", {"removeService": "domainadmin"}).status_code == 200
     assert unserviced.get("/api/domains").status_code == 401
+
+
+def test_disabling_a_domain_ends_its_admins_sessions(make_app, new_domain):
+    app = make_app(SESSION_RECHECK_INTERVAL=3600)
+    api = ApiClient(app).login()
+    domain, other = new_domain(), new_domain()
+    for name in (domain, other):
+        assert api.post(f"/api/domain/{name}").status_code == 201
+        assert api.post(f"/api/user/boss@{name}", {"password": PASSWORD}).status_code == 201
+        assert api.put(f"/api/user/boss@{name}", {"isGlobalAdmin": "yes"}).status_code == 200
+    boss, other_boss = (ApiClient(app).login(f"boss@{name}", PASSWORD) for name in (domain, other))
+    assert api.put(f"/api/domain/{domain}", {"accountStatus": "disabled"}).status_code == 200
+    assert boss.get("/api/admins").status_code == 401
+    assert other_boss.get("/api/admins").status_code == 200

@@ -47,6 +47,9 @@ class DomainItem(Resource):
         authorization.check_domain_parameters(admin, values)
         entry = authorization.managed_domain(self.directory, admin, domain, ["accountSetting", "domainAdmin"])
         domain_directory.update_domain(self.directory, domain, values, entry)
+        if values.get("accountStatus") == "disabled":
+            # issue 14: its users that are admins are out at their next request, not at the recheck
+            self.services.sessions.end_sessions_below(self.directory.names.domain(domain))
         self.ok(resp)
 
     def on_delete(self, req, resp, domain):
