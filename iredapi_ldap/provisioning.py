@@ -55,6 +55,9 @@ def delete_domain(services, domain, admin, keep_days):
     amavisd.delete_domain(services.amavisd_store, domain)  # spam policies, white/blacklists
     domain_directory.delete_accounts(directory, domain, before_delete=record_mailbox)
     references.remove_domain_references(directory, domain, names)
+    # once more: a spam policy or list written for one of its accounts while they were being
+    # deleted would be inherited by a later account at that address
+    amavisd.delete_domain(services.amavisd_store, domain)
     # issue 14: mail users of other domains that administered only this one are admins no more.
     # Before the domain entry goes, so that a repeat after a crash finds the entry (not a 404)
     # and its domainAdmin values, and finishes this.
@@ -91,3 +94,4 @@ def delete_user(services, mail, admin, keep_days, domain_entry=None):
     # answers 404 (the caller ends them again after, for a login that raced the delete).
     services.sessions.end_sessions(mail)
     user_directory.delete_user_entry(directory, entry, domain_entry)
+    amavisd.delete_accounts(services.amavisd_store, [mail])  # rows a request racing the delete wrote
