@@ -243,3 +243,19 @@ def test_a_lease_add_without_answer_is_given_back(api, new_domain, root_connecti
     assert admin.post(f"/api/domain/{domain}").status_code == 503
     assert done and read_entry(root_connection, domain_dn(domain)) is None
     assert leases(root_connection, mail) == []
+
+
+def test_a_normal_admin_may_not_claim_an_alias_domain(api, new_domain, root_connection):
+    """Postfix's transport_maps_domain.cf asks (|(domainName=%s)(domainAliasName=%s)): a domain
+    by the name of another domain's alias domain would break that alias domain's mail and take
+    its free addresses."""
+    victim, alias = new_domain(), new_domain()
+    assert api.post(f"/api/domain/{victim}").status_code == 201
+    root_connection.modify(domain_dn(victim), {"domainAliasName": [(ldap3.MODIFY_ADD, [alias])],
+                                               "enabledService": [(ldap3.MODIFY_ADD, ["domainalias"])]})
+    mail, admin = make_admin(api, maxDomains="3")
+    result = admin.post(f"/api/domain/{alias}")
+    assert result.status_code == 409 and result.json["_msg"] == "ALREADY_EXISTS"
+    assert read_entry(root_connection, domain_dn(alias)) is None
+    assert leases(root_connection, mail) == []
+    assert admin.post(f"/api/domain/{new_domain()}").status_code == 201

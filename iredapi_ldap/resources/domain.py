@@ -36,6 +36,10 @@ class DomainItem(Resource):
         values = self.params(req, DOMAIN_PARAMS)
         authorization.check_domain_parameters(admin, values)
         # issue 14: a normal admin with maxDomains creates domains it then manages, within its limits
+        if not admin.is_global:
+            # a normal admin may not claim another domain's alias domain (global admins are trusted
+            # with their own configuration; their creates keep their round trips)
+            domain_directory.require_not_alias_domain(self.directory, domain)
         with admin_limits.within(self.directory, admin, {admin_limits.DOMAINS: 1}):
             domain_directory.create_domain(self.directory, domain, values,
                                            domain_admins=() if admin.is_global else (admin.username,))
