@@ -307,3 +307,35 @@ def test_disabling_a_domain_ends_its_admins_sessions(make_app, new_domain):
     assert api.put(f"/api/domain/{domain}", {"accountStatus": "disabled"}).status_code == 200
     assert boss.get("/api/admins").status_code == 401
     assert other_boss.get("/api/admins").status_code == 200
+
+
+def test_a_remove_admin_that_died_before_unmarking_is_finished_by_a_repeat(make_app, new_domain, root_connection,
+                                                                           monkeypatch):
+    """removeAdmin wrote domainAdmin and died before it took enabledService domainadmin away, or
+    before it ended the sessions: the repeat, which finds the address no longer listed, finishes."""
+    from iredapi_ldap.directory import domain_admins as directory
+
+    app = make_app(SESSION_RECHECK_INTERVAL=3600)
+    api = ApiClient(app).login()
+    domain = new_domain()
+    assert api.post(f"/api/domain/{domain}").status_code == 201
+    users = [f"u1@{domain}", f"u2@{domain}"]
+    for user in users:
+        assert api.post(f"/api/user/{user}", {"password": PASSWORD}).status_code == 201
+    assert api.put(f"/api/domain/admins/{domain}", {"addAdmin": ",".join(users)}).status_code == 200
+    sessions = [ApiClient(app).login(user, PASSWORD) for user in users]
+
+    def die(*args, **kwargs):
+        raise RuntimeError("killed")
+
+    monkeypatch.setattr(directory, "unmark_if_idle", die)
+    assert api.put(f"/api/domain/admins/{domain}", {"removeAdmin": users[0]}).status_code == 500
+    monkeypatch.undo()
+    monkeypatch.setattr(app.services.sessions, "end_sessions", die)
+    assert api.put(f"/api/domain/admins/{domain}", {"removeAdmin": users[1]}).status_code == 500
+    monkeypatch.undo()
+    assert admins_of(root_connection, domain) == []
+    for user, session in zip(users, sessions, strict=True):
+        assert api.put(f"/api/domain/admins/{domain}", {"removeAdmin": user}).status_code == 200
+        assert "domainadmin" not in services(root_connection, user)
+        assert session.get("/api/domains").status_code == 401

@@ -83,7 +83,10 @@ def change_domain_admins(directory, domain, found, add=(), remove=(), remove_all
                 if exc.result == NO_SUCH_OBJECT:
                     raise errors.NoSuchObject(errors.NO_SUCH_DOMAIN, detail=domain) from None
                 raise
-        removed[:] = sorted(before - set(add)) if remove_all else [a for a in remove if a in before]
+        # every address removeAdmin names, listed or not: a repeat of a request that died after
+        # this write, before the unmarking, no longer finds them listed and must unmark them all
+        # the same (unmark_if_idle looks for itself)
+        removed[:] = sorted(before - set(add)) if remove_all else list(remove)
 
     retry_on_conflict(attempt, "domain's admins", attempts=_ATTEMPTS)
     changed = []
@@ -96,7 +99,10 @@ def change_domain_admins(directory, domain, found, add=(), remove=(), remove_all
     users = {**found.users, **find_accounts(directory, unknown).users}
     for address in removed:
         user = users.get(address)
-        if user is not None and unmark_if_idle(directory, user):
+        if user is None or (user.first("domainGlobalAdmin") or "").lower() == "yes":
+            continue
+        # unmarked now, or by an earlier run that died before the caller ended its sessions
+        if not user.has_value("enabledService", ADMIN_SERVICE) or unmark_if_idle(directory, user):
             changed.append(address)
     return changed
 
