@@ -339,3 +339,19 @@ def test_a_remove_admin_that_died_before_unmarking_is_finished_by_a_repeat(make_
         assert api.put(f"/api/domain/admins/{domain}", {"removeAdmin": user}).status_code == 200
         assert "domainadmin" not in services(root_connection, user)
         assert session.get("/api/domains").status_code == 401
+
+
+def test_a_mail_user_admin_cannot_disable_or_delete_itself(api, setup, root_connection):
+    """As a standalone admin cannot (403; the last global admin could not be restored through
+    the API): a global mail user disabling or deleting its own account."""
+    (one, _), _ = setup
+    user = f"u1@{one}"
+    assert api.put(f"/api/user/{user}", {"isGlobalAdmin": "yes"}).status_code == 200
+    boss = ApiClient(api.app).login(user, PASSWORD)
+    before = read_entry(root_connection, user_dn(user))
+    result = boss.put(f"/api/user/{user}", {"accountStatus": "disabled"})
+    assert result.status_code == 403 and result.json["param"] == "accountStatus"
+    assert boss.delete(f"/api/user/{user}").status_code == 403
+    assert read_entry(root_connection, user_dn(user)) == before
+    assert boss.put(f"/api/user/{user}", {"accountStatus": "active", "cn": "Boss"}).status_code == 200
+    assert boss.get("/api/admins").status_code == 200

@@ -137,7 +137,7 @@ class UserItem(Resource):
         values = self.params(req, UPDATE_PARAMS)
         admin = req.context.admin
         authorization.check_user_parameters(admin, values)
-        authorization.check_own_admin_account(admin, mail, {"isGlobalAdmin": values.get("isGlobalAdmin")})
+        authorization.check_own_admin_account(admin, mail, values)  # not disabled or demoted by itself
         for reset, add, remove, _ in user_directory.MULTI_VALUED:
             forbid_together(values, reset, add, remove)
         domain_entry = authorization.managed_account_domain(self.directory, admin, mail)
@@ -169,6 +169,7 @@ class UserItem(Resource):
 
     def _delete(self, req, resp, mail, keep_days):
         self.params(req)
+        authorization.check_own_admin_account(req.context.admin, mail)  # a mail-user admin, as for /api/admin
         domain_entry = authorization.managed_account_domain(self.directory, req.context.admin, mail)
         provisioning.delete_user(self.services, mail, req.context.admin, keep_days, domain_entry)
         self.services.sessions.end_sessions(mail)
