@@ -259,3 +259,35 @@ def test_a_normal_admin_may_not_claim_an_alias_domain(api, new_domain, root_conn
     assert read_entry(root_connection, domain_dn(alias)) is None
     assert leases(root_connection, mail) == []
     assert admin.post(f"/api/domain/{new_domain()}").status_code == 201
+
+
+def test_a_user_it_made_an_admin_creates_within_its_limits(api, new_domain, root_connection):
+    """A limited admin may make a mail user of its domain an admin of it (Pro: domain admins
+    promote users of their domains); that user's creates there count against the limited admin
+    and are held within its limits, or the limits would be a formality."""
+    mail, admin = make_admin(api, maxDomains="1", maxUsers="2", maxAliases="1", maxLists="1", maxQuota="1",
+                             quotaUnit="GB")
+    domain = new_domain()
+    assert admin.post(f"/api/domain/{domain}").status_code == 201
+    helper = f"helper@{domain}"
+    assert admin.post(f"/api/user/{helper}", {"password": PASSWORD, "quota": "100"}).status_code == 201
+    assert admin.put(f"/api/domain/admins/{domain}", {"addAdmin": helper}).status_code == 200
+    deputy = ApiClient(api.app).login(helper, PASSWORD)
+    assert deputy.post(f"/api/user/one@{domain}", {"password": PASSWORD, "quota": "100"}).status_code == 201
+    for result, param in ((deputy.post(f"/api/user/two@{domain}", {"password": PASSWORD, "quota": "100"}), None),
+                          (deputy.put(f"/api/user/one@{domain}", {"quota": "2000"}), "quota")):
+        assert result.status_code == 403 and result.json["_msg"] == "EXCEEDED_ADMIN_LIMIT", result.text
+        assert result.json.get("param") == param and mail in result.json["detail"]
+    assert deputy.post(f"/api/alias/a@{domain}").status_code == 201
+    assert deputy.post(f"/api/alias/b@{domain}").json["_msg"] == "EXCEEDED_ADMIN_LIMIT"
+    assert deputy.post(f"/api/maillist/l@{domain}").status_code == 201
+    assert deputy.post(f"/api/maillist/m@{domain}").json["_msg"] == "EXCEEDED_ADMIN_LIMIT"
+    assert count_entries(root_connection, domain_dn(domain), "(objectClass=mailUser)") == 2
+    assert leases(root_connection, mail) == []
+    # a domain that no limited admin manages: its mail-user admins are bounded by nothing
+    free = new_domain()
+    assert api.post(f"/api/domain/{free}").status_code == 201
+    assert api.put(f"/api/domain/admins/{free}", {"addAdmin": helper}).status_code == 200
+    deputy = ApiClient(api.app).login(helper, PASSWORD)
+    for name in ("x", "y", "z"):
+        assert deputy.post(f"/api/user/{name}@{free}", {"password": PASSWORD}).status_code == 201

@@ -130,7 +130,7 @@ class UserItem(Resource):
         authorization.check_user_parameters(admin, values)
         domain_entry = authorization.managed_account_domain(self.directory, admin, mail)
         user_directory.create_user(self.directory, mail, values, domain_entry,
-                                   admin_limits.for_admin(self.directory, admin))
+                                   admin_limits.for_admin(self.directory, admin, domain_entry))
         self.ok(resp, status=CREATED)
 
     def on_put(self, req, resp, mail):
@@ -145,7 +145,7 @@ class UserItem(Resource):
         authorization.check_admin_service(admin, current, values)
         authorization.require_manageable_account(self.directory, admin, current)
         user_directory.update_user(self.directory, current, values, domain_entry,
-                                   admin_limits.for_admin(self.directory, admin))
+                                   admin_limits.for_admin(self.directory, admin, domain_entry))
         if "isGlobalAdmin" in values:
             admin_directory.set_global_admin(self.directory, user_directory.get_user(self.directory, mail),
                                              values["isGlobalAdmin"])
