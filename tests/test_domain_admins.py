@@ -250,6 +250,11 @@ def test_a_mail_user_at_a_standalone_admins_address_takes_no_admin_with_it(api, 
     assert attacker.put(f"/api/user/u2@{one}", {"addAlias": colleague}).status_code == 200
     assert attacker.delete(f"/api/user/u2@{one}").status_code == 200
     assert admins_of(root_connection, one) == sorted([colleague, f"u1@{one}"])
+    # the standalone admin named by a global admin: a mail user at its address is not marked
+    assert attacker.post(f"/api/user/{colleague}", {"password": PASSWORD}).status_code == 201
+    assert api.put(f"/api/domain/admins/{one}", {"removeAdmin": colleague}).status_code == 200
+    assert api.put(f"/api/domain/admins/{one}", {"addAdmin": colleague}).status_code == 200
+    assert "domainadmin" not in services(root_connection, colleague)
 
 
 def test_mail_user_admin_sessions_end_even_if_the_request_died_after_its_write(make_app, new_domain,

@@ -91,7 +91,9 @@ def change_domain_admins(directory, domain, found, add=(), remove=(), remove_all
     retry_on_conflict(attempt, "domain's admins", attempts=_ATTEMPTS)
     changed = []
     for address in add:
-        user = found.users.get(address)
+        # a mail user at a standalone admin's address (o=domainAdmins is outside the unique
+        # overlay) is not the admin named: the login finds the standalone admin first
+        user = None if address in found.standalone else found.users.get(address)
         if user is not None and not user.has_value("enabledService", ADMIN_SERVICE):
             modify_quietly(directory, user.dn, {"enabledService": [(MODIFY_ADD, [ADMIN_SERVICE])]})
             changed.append(address)
