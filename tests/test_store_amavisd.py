@@ -65,6 +65,7 @@ def outbound_rows(store):
     ("@Example.com", ("@example.com", "domain")),
     ("@.example.com", ("@.example.com", "subdomain")),
     ("@.com", ("@.com", "top_level_domain")),
+    ("@.рф", ("@.xn--p1ai", "top_level_domain")),  # as @.bücher.de is @.xn--bcher-kva.de
     ("@.", ("@.", "catchall")),
     # Postfix sends an IPv4 client as a.b.c.d; Python's text of the mapped form changed in 3.13
     ("::FFFF:192.0.2.7", ("192.0.2.7", "ip")),

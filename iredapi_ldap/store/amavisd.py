@@ -91,8 +91,11 @@ def _entry(text):
         return text, "catchall"
     if text.startswith("@."):
         name = text[2:]
-        if re.fullmatch(r"[a-z]{2,63}|xn--[a-z0-9-]{1,59}", name):
-            return text, "top_level_domain"
+        if name and "." not in name:
+            # a top-level domain, punycode-encoded as the domains are (@.рф is @.xn--p1ai); a
+            # name under a fixed label gets addresses' checks of a last label
+            found = _domain_entry("@.", "tld." + name, "top_level_domain")
+            return None if found is None else ("@." + found[0][len("@.tld."):], found[1])
         return _domain_entry("@.", name, "subdomain")
     if text.startswith("@"):
         return _domain_entry("@", text[1:], "domain")
