@@ -142,7 +142,7 @@ SERVER_DOWN = "SERVER_DOWN"
 SQL_SERVER_DOWN = "SQL_SERVER_DOWN"  # ours: SQL store unreachable
 TOO_MANY_LOGIN_FAILURES = "TOO_MANY_LOGIN_FAILURES"  # ours
 INTERNAL_ERROR = "INTERNAL_ERROR"  # ours: a bug; details go to the log only
-# issue 14: a normal admin's maxDomains, maxUsers, maxAliases, maxLists, maxQuota
+# a normal admin's maxDomains, maxUsers, maxAliases, maxLists, maxQuota
 EXCEEDED_ADMIN_LIMIT = "EXCEEDED_ADMIN_LIMIT"  # ours
 
 # iRedAdmin's password policy codes (several may be joined with ",").

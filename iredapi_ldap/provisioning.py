@@ -61,10 +61,19 @@ def delete_domain(services, domain, admin, keep_days):
     amavisd.delete_domain(services.amavisd_store, domain)  # spam policies, white/blacklists
     domain_directory.delete_accounts(directory, domain, before_delete=record_mailbox)
     references.remove_domain_references(directory, domain, names)
-    domain_directory.delete_domain(directory, domain, before_delete=record_mailbox)
-    # issue 14: mail users of other domains that administered only this one are admins no more
-    for mail in domain_admins.unmark_idle_users(directory, entry.values("domainAdmin")):
+    # once more: a setting (throttle, greylisting, spam policy, white/blacklist) written for one
+    # of its accounts while they were being deleted would be inherited by a later account there
+    throttle.delete_settings_for_domain(services.iredapd_store, domain)
+    greylisting.delete_for_domain(services.iredapd_store, domain)
+    amavisd.delete_domain(services.amavisd_store, domain)
+    # mail users of other domains that administered only this one are admins no more.
+    # Before the domain entry goes, so that a repeat after a crash finds the entry (not a 404)
+    # and its domainAdmin values, and finishes this.
+    for mail in domain_admins.unmark_idle_users(directory, entry.values("domainAdmin"), excluding=domain):
         services.sessions.end_sessions(mail)
+    # Its own users are gone: a global admin among them is out now, not at the next recheck.
+    services.sessions.end_sessions_below(directory.names.domain(domain))
+    domain_directory.delete_domain(directory, domain, before_delete=record_mailbox)
 
 
 def delete_user(services, mail, admin, keep_days, domain_entry=None):
@@ -93,7 +102,14 @@ def delete_user(services, mail, admin, keep_days, domain_entry=None):
     throttle.delete_settings_for_accounts(services.iredapd_store, [mail])
     greylisting.delete_for_accounts(services.iredapd_store, [mail])
     amavisd.delete_accounts(services.amavisd_store, [mail])  # spam policy, white/blacklists
+    # An admin's sessions end before its entry goes: a repeat of a delete that died after it
+    # answers 404 (the caller ends them again after, for a login that raced the delete).
+    services.sessions.end_sessions(mail)
     user_directory.delete_user_entry(directory, entry, domain_entry)
+    # once more: rows a request racing the delete wrote would be a later account's at this address
+    throttle.delete_settings_for_accounts(services.iredapd_store, [mail])
+    greylisting.delete_for_accounts(services.iredapd_store, [mail])
+    amavisd.delete_accounts(services.amavisd_store, [mail])
 
 
 def rename_account(services, kind, old, new, admin, domain_entry=None):

@@ -110,13 +110,18 @@ class SessionStore:
         with self._store.transaction() as conn:
             conn.execute(sa.delete(tables.api_sessions).where(tables.api_sessions.c.id_hash == _hash(token)))
 
-    def end_sessions(self, username, keep=None):
+    def end_sessions(self, username, keep=None, unless_global=None):
         """Delete every session of ``username`` (but the one of token ``keep``): its password
-        changed, or it was disabled or deleted.  One DELETE on the indexed username."""
+        changed, or it was disabled or deleted.  One DELETE on the indexed username.
+        ``unless_global`` (True/False): only the sessions whose global-admin right differs from
+        it (the admin was promoted or demoted; a repeat of a request that died after the write
+        still finds them)."""
         table = tables.api_sessions
         where = table.c.username == username
         if keep:
             where = sa.and_(where, table.c.id_hash != _hash(keep))
+        if unless_global is not None:
+            where = sa.and_(where, table.c.is_global_admin != bool(unless_global))
         with self._store.transaction() as conn:
             return conn.execute(sa.delete(table).where(where)).rowcount
 
@@ -127,6 +132,15 @@ class SessionStore:
         with self._store.transaction() as conn:
             return conn.execute(sa.update(table).where(table.c.username == username)
                                 .values(username=new_username, admin_dn=new_dn)).rowcount
+
+    def end_sessions_below(self, base_dn):
+        """Delete every session of an account whose entry is below ``base_dn`` (a deleted
+        domain's users; standalone admins, whose address may be in that domain, keep theirs):
+        one DELETE.  The DNs are as slapd returned them at login; compared without case."""
+        table = tables.api_sessions
+        below = sa.func.lower(table.c.admin_dn).endswith("," + base_dn.lower(), autoescape=True)
+        with self._store.transaction() as conn:
+            return conn.execute(sa.delete(table).where(below)).rowcount
 
 
 class LoginThrottle:

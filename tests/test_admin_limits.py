@@ -2,6 +2,7 @@
 domains it manages (issue 14), on the real slapd; the race through real gunicorn workers is in
 test_admin_limit_races.py."""
 
+import time
 import uuid
 
 import ldap3
@@ -105,7 +106,7 @@ def test_a_dead_holders_lease_is_taken_over_and_a_live_one_waited_for(api, new_d
     root_connection.modify(admin_dn(mail), {"accountSetting": [(ldap3.MODIFY_ADD, [expired])]})
     assert admin.post(f"/api/domain/{new_domain()}").status_code == 201
     assert leases(root_connection, mail) == []
-    live = "iredapiLease:99999999999:cafe"
+    live = f"iredapiLease:{int(time.time()) + 20}:cafe"
     root_connection.modify(admin_dn(mail), {"accountSetting": [(ldap3.MODIFY_ADD, [live])]})
     monkeypatch.setattr(admin_limits, "_WAIT_SECONDS", 0.3)
     domain = new_domain()
@@ -177,3 +178,116 @@ def test_an_admin_deleted_meanwhile_creates_nothing(api, new_domain, root_connec
     assert result.status_code == 403, result.text
     monkeypatch.setattr(admin_limits, "read_admin", real)
     assert count_entries(root_connection, domain_dn(domain), "(objectClass=mailUser)") == 0
+
+
+def test_lease_expiry_allows_for_other_hosts_clocks(api, new_domain, root_connection, monkeypatch):
+    """The expiry is the holder's clock: one that expired by ours a moment ago may be a host's
+    whose clock is behind, and is waited for; one far ahead of any clock (a clock that jumped)
+    does not block the admin for ever."""
+    mail, admin = make_admin(api, maxDomains="3")
+    monkeypatch.setattr(admin_limits, "_WAIT_SECONDS", 0.3)
+    just_expired = f"iredapiLease:{int(time.time()) - 5}:cafe"
+    root_connection.modify(admin_dn(mail), {"accountSetting": [(ldap3.MODIFY_ADD, [just_expired])]})
+    domain = new_domain()
+    result = admin.post(f"/api/domain/{domain}")
+    assert result.status_code == 409 and result.json["_msg"] == "CONCURRENT_UPDATE"
+    assert read_entry(root_connection, domain_dn(domain)) is None
+    assert leases(root_connection, mail) == [just_expired]
+    root_connection.modify(admin_dn(mail), {"accountSetting": [(ldap3.MODIFY_DELETE, [just_expired])]})
+    far_ahead = f"iredapiLease:{int(time.time()) + 86400}:beef"
+    root_connection.modify(admin_dn(mail), {"accountSetting": [(ldap3.MODIFY_ADD, [far_ahead])]})
+    assert admin.post(f"/api/domain/{domain}").status_code == 201
+    assert leases(root_connection, mail) == []
+
+
+def _lose_the_answer_of_the_lease_add(monkeypatch, directory, failure):
+    """directory.modify that carries out the first lease add, then fails as ``failure()``."""
+    real = type(directory).modify
+    done = []
+
+    def modify(self, dn, changes, assertion=None):
+        adds = [values for kind, values in changes.get("accountSetting", []) if kind == "MODIFY_ADD"]
+        real(self, dn, changes, assertion)
+        if not done and any(v.startswith("iredapiLease:") for values in adds for v in values):
+            done.append(dn)
+            raise failure(dn)
+
+    monkeypatch.setattr(type(directory), "modify", modify)
+    return done
+
+
+def test_a_lease_add_whose_answer_was_lost_is_ours(api, new_domain, root_connection, monkeypatch):
+    """The connection went away after slapd added the lease; the add, repeated on a new
+    connection, fails its assertion: the request finds its own lease and goes on, and gives it
+    back (it does not wait for itself and leave it behind)."""
+    from iredapi_ldap.directory.connection import ASSERTION_FAILED, LdapOperationError
+
+    mail, admin = make_admin(api, maxDomains="3")
+    monkeypatch.setattr(admin_limits, "_WAIT_SECONDS", 0.5)
+    done = _lose_the_answer_of_the_lease_add(monkeypatch, api.app.services.directory,
+                                             lambda dn: LdapOperationError(ASSERTION_FAILED, "assertion failed", dn))
+    domain = new_domain()
+    assert admin.post(f"/api/domain/{domain}").status_code == 201
+    assert done and read_entry(root_connection, domain_dn(domain)) is not None
+    assert leases(root_connection, mail) == []
+
+
+def test_a_lease_add_without_answer_is_given_back(api, new_domain, root_connection, monkeypatch):
+    from iredapi_ldap import errors
+
+    mail, admin = make_admin(api, maxDomains="3")
+    done = _lose_the_answer_of_the_lease_add(
+        monkeypatch, api.app.services.directory,
+        lambda dn: errors.BackendUnavailable(errors.SERVER_DOWN, detail="the directory did not answer"))
+    domain = new_domain()
+    assert admin.post(f"/api/domain/{domain}").status_code == 503
+    assert done and read_entry(root_connection, domain_dn(domain)) is None
+    assert leases(root_connection, mail) == []
+
+
+def test_a_normal_admin_may_not_claim_an_alias_domain(api, new_domain, root_connection):
+    """Postfix's transport_maps_domain.cf asks (|(domainName=%s)(domainAliasName=%s)): a domain
+    by the name of another domain's alias domain would break that alias domain's mail and take
+    its free addresses."""
+    victim, alias = new_domain(), new_domain()
+    assert api.post(f"/api/domain/{victim}").status_code == 201
+    root_connection.modify(domain_dn(victim), {"domainAliasName": [(ldap3.MODIFY_ADD, [alias])],
+                                               "enabledService": [(ldap3.MODIFY_ADD, ["domainalias"])]})
+    mail, admin = make_admin(api, maxDomains="3")
+    result = admin.post(f"/api/domain/{alias}")
+    assert result.status_code == 409 and result.json["_msg"] == "ALREADY_EXISTS"
+    assert read_entry(root_connection, domain_dn(alias)) is None
+    assert leases(root_connection, mail) == []
+    assert admin.post(f"/api/domain/{new_domain()}").status_code == 201
+
+
+def test_a_user_it_made_an_admin_creates_within_its_limits(api, new_domain, root_connection):
+    """A limited admin may make a mail user of its domain an admin of it (Pro: domain admins
+    promote users of their domains); that user's creates there count against the limited admin
+    and are held within its limits, or the limits would be a formality."""
+    mail, admin = make_admin(api, maxDomains="1", maxUsers="2", maxAliases="1", maxLists="1", maxQuota="1",
+                             quotaUnit="GB")
+    domain = new_domain()
+    assert admin.post(f"/api/domain/{domain}").status_code == 201
+    helper = f"helper@{domain}"
+    assert admin.post(f"/api/user/{helper}", {"password": PASSWORD, "quota": "100"}).status_code == 201
+    assert admin.put(f"/api/domain/admins/{domain}", {"addAdmin": helper}).status_code == 200
+    deputy = ApiClient(api.app).login(helper, PASSWORD)
+    assert deputy.post(f"/api/user/one@{domain}", {"password": PASSWORD, "quota": "100"}).status_code == 201
+    for result, param in ((deputy.post(f"/api/user/two@{domain}", {"password": PASSWORD, "quota": "100"}), None),
+                          (deputy.put(f"/api/user/one@{domain}", {"quota": "2000"}), "quota")):
+        assert result.status_code == 403 and result.json["_msg"] == "EXCEEDED_ADMIN_LIMIT", result.text
+        assert result.json.get("param") == param and mail in result.json["detail"]
+    assert deputy.post(f"/api/alias/a@{domain}").status_code == 201
+    assert deputy.post(f"/api/alias/b@{domain}").json["_msg"] == "EXCEEDED_ADMIN_LIMIT"
+    assert deputy.post(f"/api/maillist/l@{domain}").status_code == 201
+    assert deputy.post(f"/api/maillist/m@{domain}").json["_msg"] == "EXCEEDED_ADMIN_LIMIT"
+    assert count_entries(root_connection, domain_dn(domain), "(objectClass=mailUser)") == 2
+    assert leases(root_connection, mail) == []
+    # a domain that no limited admin manages: its mail-user admins are bounded by nothing
+    free = new_domain()
+    assert api.post(f"/api/domain/{free}").status_code == 201
+    assert api.put(f"/api/domain/admins/{free}", {"addAdmin": helper}).status_code == 200
+    deputy = ApiClient(api.app).login(helper, PASSWORD)
+    for name in ("x", "y", "z"):
+        assert deputy.post(f"/api/user/{name}@{free}", {"password": PASSWORD}).status_code == 201

@@ -200,3 +200,38 @@ def test_normal_admins_may_not_touch_admins(api, admin_mail, root_connection):
         assert result.status_code == 403 and result.json["_msg"] == "PERMISSION_DENIED", (method, path, result.text)
     assert read_entry(root_connection, admin_dn(other)) == before
     assert api.get("/api/admins", params={"email_only": "yes"}).json["_data"].count(other) == 1
+
+
+def test_sessions_end_even_if_the_request_died_after_its_write(make_app, monkeypatch):
+    """An operator's server died after the demotion (or the delete) was written but before the
+    sessions ended: the demoted admin is not global at its next request once the PUT is repeated,
+    and the deleted one is out although the repeat answers 404."""
+    from iredapi_ldap.resources import admin as admin_resource
+
+    app = make_app(SESSION_RECHECK_INTERVAL=3600)
+    api = ApiClient(app).login()
+    demoted, deleted = new_admin_mail(), new_admin_mail()
+    for mail in (demoted, deleted):
+        assert api.post(f"/api/admin/{mail}", {"password": PASSWORD, "isGlobalAdmin": "yes"}).status_code == 201
+    one, two = ApiClient(app).login(demoted, PASSWORD), ApiClient(app).login(deleted, PASSWORD)
+
+    def dying(real):
+        def run(*args, **kwargs):
+            real(*args, **kwargs)
+            raise RuntimeError("killed")
+        return run
+
+    directory = admin_resource.admin_directory
+    monkeypatch.setattr(directory, "update_admin", dying(directory.update_admin))
+    monkeypatch.setattr(directory, "delete_admin", dying(directory.delete_admin))
+    assert api.put(f"/api/admin/{demoted}", {"isGlobalAdmin": "no"}).status_code == 500
+    assert api.delete(f"/api/admin/{deleted}").status_code == 500
+    monkeypatch.undo()
+    assert api.put(f"/api/admin/{demoted}", {"isGlobalAdmin": "no"}).status_code == 200
+    assert one.get("/api/admins").status_code == 401
+    assert api.delete(f"/api/admin/{deleted}").status_code == 404
+    assert two.get("/api/domains").status_code == 401
+    # a repeat that changes nothing leaves sessions that already have the right it asks for
+    again = ApiClient(app).login(demoted, PASSWORD)
+    assert api.put(f"/api/admin/{demoted}", {"isGlobalAdmin": "no"}).status_code == 200
+    assert again.get("/api/domains").status_code == 200

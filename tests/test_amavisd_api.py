@@ -261,3 +261,38 @@ def test_concurrent_posts_of_the_same_new_entries(client, make_app, url, amavisd
     assert results == [200] * len(clients)
     assert listed(client, path) == ["192.0.2.7", "r1@race.org", "r2@race.org"]
     assert [e for e, _, _ in users_rows(amavisd_store)] == [f"user@{domain}"]
+
+
+def test_entries_longer_than_amavisds_column_are_refused(client, amavisd_store, domain):
+    """Amavisd's mailaddr.email is varbinary(255) (MySQL): a longer entry is a 400 naming it with
+    nothing written, not a 500 from MariaDB."""
+    mail = "u" * 64 + "@" + ".".join(["b" * 63] * 3) + ".org"
+    result = client.post(f"/api/wblist/inbound/whitelist/{domain}", {"addresses": f"1.2.3.4,{mail}"})
+    assert result.status_code == 400 and result.json["param"] == "addresses" and mail in result.json["detail"]
+    assert users_rows(amavisd_store) == [] and query(amavisd_store, "SELECT COUNT(*) FROM mailaddr") == [(0,)]
+
+
+def test_rows_written_while_a_domain_or_user_is_deleted_go_too(client, amavisd_store, domain, monkeypatch):
+    """A request that passed its checks before the delete writes its rows while the accounts are
+    being deleted: they go too (a later account at that address would inherit them)."""
+    from iredapi_ldap import provisioning
+
+    mail = f"user@{domain}"
+    real_user = provisioning.user_directory.delete_user_entry
+    real_accounts = provisioning.domain_directory.delete_accounts
+
+    def racing(real, target, scope):
+        def run(*args, **kwargs):
+            monkeypatch.undo()  # the racing request runs the real code
+            fill(client, target, scope)
+            real(*args, **kwargs)
+        return run
+
+    monkeypatch.setattr(provisioning.user_directory, "delete_user_entry", racing(real_user, mail, "user"))
+    assert client.delete(f"/api/user/{mail}").status_code == 200
+    assert users_rows(amavisd_store) == []
+    assert client.post(f"/api/user/{mail}", {"password": PASSWORD}).status_code == 201
+    monkeypatch.setattr(provisioning.domain_directory, "delete_accounts", racing(real_accounts, mail, "user"))
+    assert client.delete(f"/api/domain/{domain}").status_code == 200
+    assert users_rows(amavisd_store) == [] and query(amavisd_store, "SELECT COUNT(*) FROM policy") == [(0,)]
+    assert inbound_rows(amavisd_store) == [] and outbound_rows(amavisd_store) == []

@@ -65,14 +65,22 @@ def outbound_rows(store):
     ("@Example.com", ("@example.com", "domain")),
     ("@.example.com", ("@.example.com", "subdomain")),
     ("@.com", ("@.com", "top_level_domain")),
+    ("@.рф", ("@.xn--p1ai", "top_level_domain")),  # as @.bücher.de is @.xn--bcher-kva.de
     ("@.", ("@.", "catchall")),
+    # Postfix sends an IPv4 client as a.b.c.d; Python's text of the mapped form changed in 3.13
+    ("::FFFF:192.0.2.7", ("192.0.2.7", "ip")),
+    ("::ffff:192.0.2.0/120", ("192.0.2.0/24", "cidr_network")),
+    ("@" + ".".join(["b" * 63] * 3) + ".abcdefghi", ("@" + ".".join(["b" * 63] * 3) + ".abcdefghi", "domain")),
 ])
 def test_entries_are_normalized_with_iredapd_kinds(given, expected):
     assert amavisd.entry(given) == expected
 
 
 @pytest.mark.parametrize("bad", ["192.168.2.1/24", "192.168.1.*", "user@*", "@", "user", "@bad_domain.com",
-                                 "a@b@c.com", "999.1.1.1", "@.x"])
+                                 "a@b@c.com", "999.1.1.1", "@.x",
+                                 "fe80::1%eth0",  # no client address Postfix sends has a zone
+                                 "a" * 64 + "@" + ".".join(["b" * 63] * 3) + ".org",  # over varbinary(255)
+                                 ])
 def test_invalid_entries_are_refused(bad):
     assert amavisd.entry(bad) is None
 

@@ -52,6 +52,11 @@ LEASE_PREFIX = "iredapiLease:"
 
 DOMAINS = "domains"  # the number of domains the admin manages
 LEASE_SECONDS = 30  # a dead holder's lease is taken over after this
+# The expiry is written by the holder's clock and judged by the waiter's: API hosts sharing a
+# slapd may disagree by up to this (NTP keeps them far closer).  A lease is taken over only once
+# it is this much past its expiry, so a holder always has LEASE_SECONDS; and a stamp further
+# ahead than any such clock could have written (a clock that jumped) does not block for ever.
+CLOCK_SKEW_SECONDS = 15
 _WAIT_SECONDS = 10  # then 409 CONCURRENT_UPDATE
 _UNIT_BYTES = {"MB": limitlib.MB, "GB": 1024 * limitlib.MB, "TB": 1024 * 1024 * limitlib.MB}
 _KEYS = {DOMAINS: MAX_DOMAINS, limitlib.USERS: MAX_USERS, limitlib.ALIASES: MAX_ALIASES,
@@ -91,16 +96,47 @@ def no_limit(deltas, unlimited_quota=False):
     return contextlib.nullcontext()
 
 
-def for_admin(directory, admin):
+def for_admin(directory, admin, domain_entry=None):
     """``guard(deltas, unlimited_quota=False)`` -> a context manager holding ``deltas`` within
-    ``admin``'s limits while the block writes them (``no_limit`` for a global admin)."""
-    if admin.is_global or not is_standalone(directory, admin):
+    ``admin``'s limits while the block writes them (``no_limit`` for a global admin).
+
+    A mail-user admin has no limits of its own, but a limited admin may make a user of its
+    domain an admin of it (domain admins promote users of their domains): its creates in the
+    domain ``domain_entry`` (read with domainAdmin) are held within the limits of every
+    limited standalone admin of that domain, or they would be a formality.  That costs it one
+    read per other admin of the domain."""
+    if admin.is_global:
+        return no_limit
+    if is_standalone(directory, admin):
+        def guard(deltas, unlimited_quota=False):
+            return within(directory, admin, deltas, unlimited_quota)
+
+        return guard
+    if domain_entry is None:
+        return no_limit
+    # sorted: requests holding several leases take them in one order (no deadlock)
+    owners = sorted({v.lower() for v in domain_entry.values("domainAdmin")} - {admin.username.lower()})
+    if not owners:
         return no_limit
 
-    def guard(deltas, unlimited_quota=False):
-        return within(directory, admin, deltas, unlimited_quota)
+    def owners_guard(deltas, unlimited_quota=False):
+        return _within_owners(directory, owners, deltas, unlimited_quota)
 
-    return guard
+    return owners_guard
+
+
+@contextlib.contextmanager
+def _within_owners(directory, owners, deltas, unlimited_quota):
+    with contextlib.ExitStack() as stack:
+        for mail in owners:
+            entry = directory.read(directory.names.admin(mail), ["objectClass", "accountSetting", "domainGlobalAdmin"],
+                                   IS_ADMIN)
+            if entry is None or (entry.first("domainGlobalAdmin") or "").lower() == "yes":
+                continue  # a mail user, a global admin, or gone: no limits
+            stack.enter_context(_holding(directory, entry, mail, deltas, unlimited_quota,
+                                         whose=f"the admin account of {mail}, who manages this domain,",
+                                         where="in all its domains"))
+        yield
 
 
 @contextlib.contextmanager
@@ -114,25 +150,32 @@ def within(directory, admin, deltas, unlimited_quota=False):
     entry = read_admin(directory, admin)
     if entry is None:
         raise _gone()  # deleted while this request was on its way
+    with _holding(directory, entry, admin.username, deltas, unlimited_quota):
+        yield
+
+
+@contextlib.contextmanager
+def _holding(directory, entry, mail, deltas, unlimited_quota, whose="your admin account", where="in all your domains"):
+    """``within`` for the standalone admin ``mail`` whose entry (objectClass, accountSetting) is
+    ``entry``."""
     limits = AdminLimits.of(entry)
     if unlimited_quota and limits.maximum[limitlib.QUOTA_BYTES]:
         raise errors.NotPermitted(errors.EXCEEDED_ADMIN_LIMIT, param="quota",
-                                  detail="an admin with maxQuota may not create mailboxes with unlimited quota")
+                                  detail=f"{whose} has maxQuota: no mailboxes with unlimited quota")
     bounded = {counter: delta for counter, delta in deltas.items() if delta > 0 and limits.maximum.get(counter)}
     if not bounded:
         yield
         return
     lease = _take_lease(directory, entry)
     try:
-        used = usage(directory, admin.username)
+        used = usage(directory, mail)
         for counter, delta in bounded.items():
             limit = limits.maximum[counter]
             if used[counter] + delta > limit:
                 shown = f"{limit // limitlib.MB} MB" if counter == limitlib.QUOTA_BYTES else str(limit)
                 raise errors.NotPermitted(errors.EXCEEDED_ADMIN_LIMIT,
                                           param="quota" if counter == limitlib.QUOTA_BYTES else None,
-                                          detail=f"your admin account allows {shown} in all your domains "
-                                                 f"({_NAMES[counter]})")
+                                          detail=f"{whose} allows {shown} {where} ({_NAMES[counter]})")
         yield
     finally:
         _give_back(directory, entry.dn, lease)
@@ -163,6 +206,12 @@ def _expiry(value):
     return int(stamp) if stamp.isdigit() else 0
 
 
+def _live(value, now):
+    """Whether the lease ``value`` still binds, by our clock ``now`` (see CLOCK_SKEW_SECONDS)."""
+    expiry = _expiry(value)
+    return now - CLOCK_SKEW_SECONDS <= expiry <= now + LEASE_SECONDS + CLOCK_SKEW_SECONDS
+
+
 def _take_lease(directory, entry):
     dn = entry.dn
     token = f"{LEASE_PREFIX}{int(time.time()) + LEASE_SECONDS}:{secrets.token_hex(8)}"
@@ -170,7 +219,11 @@ def _take_lease(directory, entry):
     n = 0
     while True:
         held = [v for v in entry.values("accountSetting") if _is_lease(v)]
-        if not any(_expiry(v) > time.time() for v in held):
+        if any(v.lower() == token.lower() for v in held):
+            # our own add went through though its answer was lost (the connection was re-opened
+            # and the add repeated, which then failed its assertion): we hold it
+            return token
+        if not any(_live(v, time.time()) for v in held):
             changes = ([(MODIFY_DELETE, held)] if held else []) + [(MODIFY_ADD, [token])]
             assertion = None if held else dnlib.negate(dnlib.starts_with("accountSetting", LEASE_PREFIX))
             try:
@@ -180,7 +233,13 @@ def _take_lease(directory, entry):
                 if exc.result == NO_SUCH_OBJECT:
                     raise _gone() from None
                 if exc.result not in CAS_CONFLICTS:
+                    _give_back(directory, dn, token)  # in case slapd did it before it failed
                     raise
+            except BaseException:
+                # no answer (a timeout, the directory gone): the add may have been done; a lease
+                # left behind would hold up this admin's creates until it expires
+                _give_back(directory, dn, token)
+                raise
         n += 1
         if time.monotonic() > give_up_at:
             raise errors.Conflict(errors.CONCURRENT_UPDATE, detail="your other creates kept the limits busy; try again")

@@ -332,7 +332,7 @@ class LdapClient:
 
     def bind_once(self, dn, password):
         """Whether slapd accepts ``password`` for ``dn``: a simple bind on a connection opened for
-        it and closed after it, so that no connection of ours keeps that identity (issue 14's
+        it and closed after it, so that no connection of ours keeps that identity (for
         verify_password; the request's connection is never rebound)."""
         if not password:
             return False  # an empty password would be an unauthenticated bind

@@ -83,12 +83,17 @@ def change_domain_admins(directory, domain, found, add=(), remove=(), remove_all
                 if exc.result == NO_SUCH_OBJECT:
                     raise errors.NoSuchObject(errors.NO_SUCH_DOMAIN, detail=domain) from None
                 raise
-        removed[:] = sorted(before - set(add)) if remove_all else [a for a in remove if a in before]
+        # every address removeAdmin names, listed or not: a repeat of a request that died after
+        # this write, before the unmarking, no longer finds them listed and must unmark them all
+        # the same (unmark_if_idle looks for itself)
+        removed[:] = sorted(before - set(add)) if remove_all else list(remove)
 
     retry_on_conflict(attempt, "domain's admins", attempts=_ATTEMPTS)
     changed = []
     for address in add:
-        user = found.users.get(address)
+        # a mail user at a standalone admin's address (o=domainAdmins is outside the unique
+        # overlay) is not the admin named: the login finds the standalone admin first
+        user = None if address in found.standalone else found.users.get(address)
         if user is not None and not user.has_value("enabledService", ADMIN_SERVICE):
             modify_quietly(directory, user.dn, {"enabledService": [(MODIFY_ADD, [ADMIN_SERVICE])]})
             changed.append(address)
@@ -96,29 +101,36 @@ def change_domain_admins(directory, domain, found, add=(), remove=(), remove_all
     users = {**found.users, **find_accounts(directory, unknown).users}
     for address in removed:
         user = users.get(address)
-        if user is not None and unmark_if_idle(directory, user):
+        if user is None or (user.first("domainGlobalAdmin") or "").lower() == "yes":
+            continue
+        # unmarked now, or by an earlier run that died before the caller ended its sessions
+        if not user.has_value("enabledService", ADMIN_SERVICE) or unmark_if_idle(directory, user):
             changed.append(address)
     return changed
 
 
-def administers_something(directory, mail):
-    """Whether a domain's domainAdmin names ``mail`` (one indexed search)."""
-    filter_ = dnlib.all_of(dnlib.eq("objectClass", "mailDomain"), dnlib.eq("domainAdmin", mail))
+def administers_something(directory, mail, excluding=None):
+    """Whether a domain's domainAdmin names ``mail`` (one indexed search); the domain
+    ``excluding`` (one being deleted) does not count."""
+    parts = [dnlib.eq("objectClass", "mailDomain"), dnlib.eq("domainAdmin", mail)]
+    if excluding:
+        parts.append(dnlib.negate(dnlib.eq("domainName", excluding)))
+    filter_ = dnlib.all_of(*parts)
     return any(True for _ in directory.search(directory.names.basedn, filter_, ["1.1"], scope="one"))
 
 
-def unmark_if_idle(directory, user):
+def unmark_if_idle(directory, user, excluding=None):
     """Take ``enabledService: domainadmin`` from a mail user that is no global admin and
-    administers no domain any more; True if it was taken.
+    administers no domain (but ``excluding``) any more; True if it was taken.
 
     A request making it an admin of another domain meanwhile writes that domainAdmin before
     it adds the service; so the service is taken only after a look that finds no domain, and
     given back if a second look, after the write, finds one."""
     mail = user.first("mail").lower()
-    if (user.first("domainGlobalAdmin") or "").lower() == "yes" or administers_something(directory, mail):
+    if (user.first("domainGlobalAdmin") or "").lower() == "yes" or administers_something(directory, mail, excluding):
         return False
     modify_quietly(directory, user.dn, {"enabledService": [(MODIFY_DELETE, [ADMIN_SERVICE])]})
-    if administers_something(directory, mail):
+    if administers_something(directory, mail, excluding):
         modify_quietly(directory, user.dn, {"enabledService": [(MODIFY_ADD, [ADMIN_SERVICE])]})
         return False
     return True
@@ -147,11 +159,15 @@ def set_global_admin(directory, user, is_global):
     return was_global
 
 
-def unmark_idle_users(directory, addresses):
-    """``unmark_if_idle`` for the mail users among ``addresses`` (a deleted domain's admins);
-    returns those unmarked.  One search for the users, then one per user."""
-    unmarked = []
+def unmark_idle_users(directory, addresses, excluding=None):
+    """``unmark_if_idle`` for the mail users among ``addresses`` (the admins of the domain
+    ``excluding``, about to be deleted); returns those that are admins no more, unmarked now or
+    by an earlier run that died before it ended their sessions.  One search for the users, then
+    one or two per user."""
+    idle = []
     for mail, user in find_accounts(directory, [a.lower() for a in addresses]).users.items():
-        if user.has_value("enabledService", ADMIN_SERVICE) and unmark_if_idle(directory, user):
-            unmarked.append(mail)
-    return unmarked
+        if (user.first("domainGlobalAdmin") or "").lower() == "yes":
+            continue
+        if not user.has_value("enabledService", ADMIN_SERVICE) or unmark_if_idle(directory, user, excluding):
+            idle.append(mail)
+    return idle

@@ -92,6 +92,16 @@ def get_domain(directory, domain, attributes=("*",)):
     return entry
 
 
+def require_not_alias_domain(directory, domain):
+    """409 ALREADY_EXISTS if ``domain`` is a hosted domain's alias domain (``domainAliasName``;
+    iRedAdmin's is_domain_exists looks at both names).  Postfix's transport_maps_domain.cf asks
+    (|(domainName=%s)(domainAliasName=%s)): a second domain by that name would give the alias
+    domain two transports, and take its addresses that no user holds.  One indexed search."""
+    filter_ = dnlib.all_of(dnlib.eq("objectClass", "mailDomain"), dnlib.eq("domainAliasName", domain))
+    if directory.search(directory.names.basedn, filter_, ["1.1"], scope="one"):
+        raise errors.AlreadyExists(errors.ALREADY_EXISTS, detail=f"{domain} is an alias domain of a hosted domain")
+
+
 def create_domain(directory, domain, values, domain_admins=()):
     """Add the domain entry (from the API's parameters ``values``) and its four containers.
     ``domain_admins``: its domainAdmin values (a normal admin that creates a domain manages it).

@@ -194,10 +194,30 @@ def remove_references(directory, addresses, dn):
     )
     own_key = dn_key(dn)
     wanted = set(addresses)
+    standalone = []  # filled once, when a domainAdmin value names one of the addresses
+
+    def gone_admin(value):
+        # A standalone admin at the same address (o=domainAdmins is outside the unique
+        # overlay's scope) keeps its domainAdmin values: else a domain admin could take a
+        # co-admin out of its domains by deleting a user it made at that address.
+        if value.lower() not in wanted:
+            return False
+        if not standalone:
+            standalone.append(_standalone_admins(directory, addresses))
+        return value.lower() not in standalone[0]
+
     for entry in directory.paged_search(directory.names.basedn, filter_, _REFERENCE_ATTRIBUTES):
         if dn_key(entry.dn) != own_key:
             _remove_from_entry(directory, entry, lambda value: value.lower() in wanted,
-                               lambda value: dn_key(value) == own_key)
+                               lambda value: dn_key(value) == own_key, gone_admin=gone_admin)
+
+
+def _standalone_admins(directory, addresses):
+    """The standalone admins' addresses among ``addresses`` (one search)."""
+    filter_ = dnlib.all_of(dnlib.eq("objectClass", "mailAdmin"),
+                           dnlib.any_of(*(dnlib.eq("mail", a) for a in addresses)))
+    return {v.lower() for entry in directory.search(directory.names.admin_basedn, filter_, ["mail"], scope="one")
+            for v in entry.values("mail")}
 
 
 _REFERENCE_ATTRIBUTES = ["objectClass", "mail", "member", *_ADDRESS_REFERENCES]

@@ -66,13 +66,16 @@ class AdminItem(Resource):
         is_global = (current.first("domainGlobalAdmin") or "").lower() == "yes"
         values = _discard_normal_admin_parameters(req, values, values.get("isGlobalAdmin", is_global))
         admin_directory.update_admin(self.directory, current, values)
-        if ("password" in values or "password_hash" in values or values.get("accountStatus") == "disabled"
-                or values.get("isGlobalAdmin", is_global) != is_global):
-            # Its sessions end now, not at the next recheck: a disabled admin is out at its next
-            # request, and a promoted or demoted one logs in again with its new rights.  An
-            # admin changing its own password keeps the session it used.
-            keep = req.context.session_token if mail == admin.username else None
+        # Its sessions end now, not at the next recheck: a disabled admin is out at its next
+        # request, and a promoted or demoted one logs in again with its new rights.  An admin
+        # changing its own password keeps the session it used.
+        keep = req.context.session_token if mail == admin.username else None
+        if "password" in values or "password_hash" in values or values.get("accountStatus") == "disabled":
             self.services.sessions.end_sessions(mail, keep=keep)
+        elif "isGlobalAdmin" in values:
+            # by the sessions' own right, not by a change seen here: a repeat of a request that
+            # died after the write sees no change, and the sessions must end all the same
+            self.services.sessions.end_sessions(mail, keep=keep, unless_global=values["isGlobalAdmin"])
         self.ok(resp)
 
     def on_delete(self, req, resp, mail):
@@ -81,8 +84,10 @@ class AdminItem(Resource):
         self.params(req)
         authorization.check_own_admin_account(admin, mail)
         entry = admin_directory.get_admin(self.directory, mail, ["mail"])
-        admin_directory.delete_admin(self.directory, entry)
+        # before the entry goes too: a repeat of a delete that died after it answers 404
         self.services.sessions.end_sessions(mail)
+        admin_directory.delete_admin(self.directory, entry)
+        self.services.sessions.end_sessions(mail)  # a login that raced the delete
         self.ok(resp)
 
 

@@ -53,7 +53,7 @@ class AliasItem(Resource):
         admin = req.context.admin
         domain_entry = authorization.managed_account_domain(self.directory, admin, mail)
         alias_directory.create_alias(self.directory, mail, values, domain_entry, authorization.member_check(admin),
-                                     admin_limits.for_admin(self.directory, admin))
+                                     admin_limits.for_admin(self.directory, admin, domain_entry))
         self.ok(resp, status=CREATED)
 
     def on_put(self, req, resp, mail):

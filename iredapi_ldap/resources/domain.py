@@ -39,7 +39,11 @@ class DomainItem(Resource):
         authorization.require_domain_creator(self.directory, admin)
         values = self.params(req, DOMAIN_PARAMS)
         authorization.check_domain_parameters(admin, values)
-        # issue 14: a normal admin with maxDomains creates domains it then manages, within its limits
+        # a normal admin with maxDomains creates domains it then manages, within its limits
+        if not admin.is_global:
+            # a normal admin may not claim another domain's alias domain (global admins are trusted
+            # with their own configuration; their creates keep their round trips)
+            domain_directory.require_not_alias_domain(self.directory, domain)
         with admin_limits.within(self.directory, admin, {admin_limits.DOMAINS: 1}):
             domain_directory.create_domain(self.directory, domain, values,
                                            domain_admins=() if admin.is_global else (admin.username,))
@@ -53,6 +57,9 @@ class DomainItem(Resource):
         authorization.check_domain_parameters(admin, values, entry)
         swept = domain_directory.update_domain(self.directory, domain, values, entry)
         # The alias-domain sweep's account: how many accounts it changed, what it could not add.
+        if values.get("accountStatus") == "disabled":
+            # its users that are admins are out at their next request, not at the recheck
+            self.services.sessions.end_sessions_below(self.directory.names.domain(domain))
         self.ok(resp, None if swept is None else swept.as_dict())
 
     def on_delete(self, req, resp, domain):

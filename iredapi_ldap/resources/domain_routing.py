@@ -1,4 +1,4 @@
-"""Domain PUT's mail-routing parameters (iRedAdmin-Pro's newest; issue 13): declared here, with
+"""Domain PUT's mail-routing parameters (iRedAdmin-Pro's newest): declared here, with
 the checks of how they combine, for ``resources.domain``."""
 
 from .. import addresses, errors, params

@@ -65,7 +65,7 @@ class MailListItem(Resource):
         admin = req.context.admin
         domain_entry = authorization.managed_account_domain(self.directory, admin, mail)
         list_directory.create_list(self.directory, mail, values, domain_entry, authorization.member_check(admin),
-                                   admin_limits.for_admin(self.directory, admin))
+                                   admin_limits.for_admin(self.directory, admin, domain_entry))
         self.ok(resp, status=CREATED)
 
     def on_put(self, req, resp, mail):

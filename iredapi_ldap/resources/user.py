@@ -80,7 +80,7 @@ _PROFILE = (
 )
 CREATE_PARAMS = _PROFILE
 UPDATE_PARAMS = _PROFILE + (
-    # issue 13: BCC and relay host (outboundRelay: our extension)
+    # BCC and relay host (outboundRelay: our extension)
     Param("senderBcc", params.optional_email),
     Param("recipientBcc", params.optional_email),
     Param("outboundRelay", params.relay_host),
@@ -93,7 +93,7 @@ UPDATE_PARAMS = _PROFILE + (
     Param("services", _service_names),
     Param("addService", _service_names),
     Param("removeService", _service_names),
-    # issue 14: a mail user as global admin (global admins only: GLOBAL_ONLY_USER_PARAMETERS)
+    # a mail user as global admin (global admins only: GLOBAL_ONLY_USER_PARAMETERS)
     Param("isGlobalAdmin", params.yes_no),
 )
 
@@ -103,6 +103,13 @@ def _field_names(value):
 
 
 GET_PARAMS = (Param("fields", _field_names),)
+
+
+def _takes_admin_service(values):
+    """Whether the request leaves the user without ``enabledService: domainadmin``."""
+    service = admin_directory.ADMIN_SERVICE
+    return (("services" in values and service not in (v.lower() for v in values["services"]))
+            or service in (v.lower() for v in values.get("removeService", ())))
 
 
 class UserItem(Resource):
@@ -145,14 +152,14 @@ class UserItem(Resource):
         authorization.check_user_parameters(admin, values)
         domain_entry = authorization.managed_account_domain(self.directory, admin, mail)
         user_directory.create_user(self.directory, mail, values, domain_entry,
-                                   admin_limits.for_admin(self.directory, admin))
+                                   admin_limits.for_admin(self.directory, admin, domain_entry))
         self.ok(resp, status=CREATED)
 
     def on_put(self, req, resp, mail):
         values = self.params(req, UPDATE_PARAMS)
         admin = req.context.admin
         authorization.check_user_parameters(admin, values)
-        authorization.check_own_admin_account(admin, mail, {"isGlobalAdmin": values.get("isGlobalAdmin")})
+        authorization.check_own_admin_account(admin, mail, values)  # not disabled or demoted by itself
         for reset, add, remove, _ in user_directory.MULTI_VALUED:
             forbid_together(values, reset, add, remove)
         domain_entry = authorization.managed_account_domain(self.directory, admin, mail)
@@ -161,10 +168,15 @@ class UserItem(Resource):
         authorization.check_admin_service(admin, current, values)
         authorization.require_manageable_account(self.directory, admin, current)
         user_directory.update_user(self.directory, current, values, domain_entry,
-                                   admin_limits.for_admin(self.directory, admin))
-        if "isGlobalAdmin" in values and admin_directory.set_global_admin(
-                self.directory, user_directory.get_user(self.directory, mail), values["isGlobalAdmin"]):
-            self.services.sessions.end_sessions(mail)  # it logs in again with its new rights
+                                   admin_limits.for_admin(self.directory, admin, domain_entry))
+        if "isGlobalAdmin" in values:
+            admin_directory.set_global_admin(self.directory, user_directory.get_user(self.directory, mail),
+                                             values["isGlobalAdmin"])
+            # it logs in again with its new rights; by the sessions' own right, so that a repeat of
+            # a request that died after the write (and sees no change) ends them too
+            self.services.sessions.end_sessions(mail, unless_global=values["isGlobalAdmin"])
+        if _takes_admin_service(values):
+            self.services.sessions.end_sessions(mail)  # no admin any more: out at its next request
         if "password" in values or "password_hash" in values or values.get("accountStatus") == "disabled":
             # Sessions of an admin whose password changed or who was disabled end now, not at
             # the next recheck; an admin changing its own password keeps the session it used.
@@ -180,6 +192,7 @@ class UserItem(Resource):
 
     def _delete(self, req, resp, mail, keep_days):
         self.params(req)
+        authorization.check_own_admin_account(req.context.admin, mail)  # a mail-user admin, as for /api/admin
         domain_entry = authorization.managed_account_domain(self.directory, req.context.admin, mail)
         provisioning.delete_user(self.services, mail, req.context.admin, keep_days, domain_entry)
         self.services.sessions.end_sessions(mail)

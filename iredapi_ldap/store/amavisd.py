@@ -45,6 +45,9 @@ DIRECTIONS = ("inbound", "outbound")
 LISTS = {"whitelist": "W", "blacklist": "B"}
 
 _RETRIES = 5
+# mailaddr.email is varbinary(255) in Amavisd's MySQL schema: a longer entry (an email may have
+# 64 + 1 + 253) is refused, not a 500 from MariaDB.  Ours are ASCII (punycode): characters are bytes.
+MAX_ADDRESS_LENGTH = 255
 # Entries per request: each is a bound parameter of one IN (...), and SQLite and PostgreSQL cap
 # a statement's parameters (32766, 65535).
 MAX_ENTRIES = 1000
@@ -77,12 +80,22 @@ def entry(text):
     text = text.strip().lower()
     if not text:
         return None
+    found = _entry(text)
+    if found is None or len(found[0]) > MAX_ADDRESS_LENGTH:
+        return None
+    return found
+
+
+def _entry(text):
     if text == "@.":
         return text, "catchall"
     if text.startswith("@."):
         name = text[2:]
-        if re.fullmatch(r"[a-z]{2,63}|xn--[a-z0-9-]{1,59}", name):
-            return text, "top_level_domain"
+        if name and "." not in name:
+            # a top-level domain, punycode-encoded as the domains are (@.рф is @.xn--p1ai); a
+            # name under a fixed label gets addresses' checks of a last label
+            found = _domain_entry("@.", "tld." + name, "top_level_domain")
+            return None if found is None else ("@." + found[0][len("@.tld."):], found[1])
         return _domain_entry("@.", name, "subdomain")
     if text.startswith("@"):
         return _domain_entry("@", text[1:], "domain")
@@ -91,10 +104,21 @@ def entry(text):
             return addresses.email(text), "email"
         except errors.InvalidInput:
             return None
+    if "%" in text:
+        return None  # an IPv6 zone (fe80::1%eth0) is never part of the client address Postfix sends
     try:
         if "/" in text:
-            return str(ipaddress.ip_network(text, strict=True)), "cidr_network"
-        return str(ipaddress.ip_address(text)), "ip"
+            network = ipaddress.ip_network(text, strict=True)
+            if isinstance(network, ipaddress.IPv6Network) and network.prefixlen >= 96 and \
+                    network.network_address.ipv4_mapped is not None:
+                network = ipaddress.IPv4Network((network.network_address.ipv4_mapped, network.prefixlen - 96))
+            return str(network), "cidr_network"
+        address = ipaddress.ip_address(text)
+        # Postfix hands iRedAPD an IPv4 client as a.b.c.d, also on an IPv6 socket; and Python's
+        # own text of ::ffff:a.b.c.d differs between versions (3.13 changed it).
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+            address = address.ipv4_mapped
+        return str(address), "ip"
     except ValueError:
         return None
 
