@@ -130,3 +130,17 @@ def test_a_domain_export_without_hassubordinates_walks_the_containers(api, domai
     whole = api.get(f"/api/ldif/domain/{domain}").text
     monkeypatch.setattr(export, "_HAS_CHILDREN", "x-unanswered")
     assert api.get(f"/api/ldif/domain/{domain}").text == whole
+
+
+def test_an_export_leaves_out_a_limited_admins_lease(api, root_connection, new_domain):
+    """The lease a limited admin's create holds (admin_limits) is the request's, not the admin's:
+    restored from an export it would hold up the admin's creates until it expired."""
+    admin = f"leased@{new_domain()}"
+    dn = f"mail={admin},o=domainAdmins,{SUFFIX}"
+    lease = "iredapiLease:4102444800:0123456789abcdef"
+    root_connection.add(dn, attributes={"objectClass": ["mailAdmin"], "mail": [admin], "cn": ["Leased"],
+                                        "userPassword": [_ssha("Admin-Pw-9")], "accountStatus": ["active"],
+                                        "accountSetting": ["create_max_users:3", lease]})
+    text = api.get(f"/api/ldif/admin/{admin}").text
+    assert "accountSetting: create_max_users:3" in text
+    assert "iredapiLease" not in text

@@ -13,6 +13,7 @@ import ldif
 
 from .. import errors
 from . import dn as dnlib
+from .admin_limits import LEASE_PREFIX
 
 # What GET /api/ldif/<kind>/<name> exports: kind -> (the DN of the name, the filter its entry
 # matches, the error when it is missing).
@@ -42,6 +43,16 @@ def export(directory, kind, name, page_size=500):
     return _chunks(directory, found[0], kind == "domain", page_size)
 
 
+def _exported(attribute, values):
+    """The values an export carries: not a limited admin's lease (``admin_limits``), which
+    belongs to the request that holds it; restored from a file, it would hold up that admin's
+    creates until it expired."""
+    if attribute.lower() != "accountsetting":
+        return values
+    prefix = LEASE_PREFIX.lower().encode()
+    return [v for v in values if not v.lower().startswith(prefix)]
+
+
 def _chunks(directory, first, subtree, page_size):
     buffer = io.StringIO()
     writer = ldif.LDIFWriter(buffer)
@@ -56,7 +67,7 @@ def _chunks(directory, first, subtree, page_size):
     def write(dn, attributes):
         """Write one entry; return whether it may have children."""
         flags = [v.upper() for k, values in attributes.items() if k.lower() == _HAS_CHILDREN.lower() for v in values]
-        writer.unparse(dn, {k: v for k, v in attributes.items() if k.lower() != _HAS_CHILDREN.lower()})
+        writer.unparse(dn, {k: _exported(k, v) for k, v in attributes.items() if k.lower() != _HAS_CHILDREN.lower()})
         if flags:
             return flags[0] == b"TRUE"
         # A server (or an ACL) that does not answer hasSubordinates: in iRedMail's tree the domain
