@@ -99,9 +99,10 @@ def delete_user(services, mail, admin, keep_days, domain_entry=None):
 def rename_account(services, kind, old, new, admin, domain_entry=None):
     """Rename the user, alias or list ``old`` to ``new`` (same domain), everything that names it
     following: the order and why a repeat after a crash finishes the job are in
-    ``directory/renames.py``.  The SQL side (iRedAPD's throttle settings, a renamed admin's open
-    sessions) comes right after the move, so that a repeat, which finds the entry moved, still
-    does it.  Returns whether this request moved the entry (False: a repeat of a done rename)."""
+    ``directory/renames.py``.  The SQL side (iRedAPD's throttle and greylisting rows, Amavisd's
+    spam policy and white/blacklists, a renamed admin's open sessions) comes right after the
+    move, so that a repeat, which finds the entry moved, still does it.  Returns whether this request moved the
+    entry (False: a repeat of a done rename)."""
     directory = services.directory
     rename = renames.prepare(directory, kind, old, new, domain_entry)
     if kind == renames.USER:
@@ -113,6 +114,10 @@ def rename_account(services, kind, old, new, admin, domain_entry=None):
         renames.move(directory, rename)
     for before, after in rename.mapping.items():
         throttle.rename_account(services.iredapd_store, before, after)
+        # what the newer features keep per address: Amavisd's users row (spam policy,
+        # white/blacklists) and its own policy, iRedAPD's greylisting rows
+        greylisting.rename_account(services.iredapd_store, before, after)
+        amavisd.rename_account(services.amavisd_store, before, after)
     if kind == renames.USER:
         services.sessions.rename_sessions(old, new, rename.new_dn)
         dovecot.rename_mailbox(services.admin_store, old, new)
