@@ -234,3 +234,98 @@ def unsubscribe_domain_everywhere(directory, client, domain, names):
         gone = [a for a in client.subscribers(list_mail) if a.endswith(suffixes)]
         if gone:
             client.remove_subscribers(list_mail, gone)
+
+
+# -- what renaming or deleting an account does to them --------------------------------------------
+# An account's address is in an mlmmj list as a subscriber (the spool, mlmmjadmin's only) or as an
+# owner or moderator (the spool's control files and the entry's listOwner / listModerator /
+# listAllowedUser, both written by mlmmjadmin's PUT).  The directory layer's reference sweeps
+# (directory/references.py) leave mlmmj lists alone; these functions ask mlmmjadmin instead.
+
+
+def move_subscriptions(directory, client, mapping):
+    """A renamed account's addresses ``mapping`` {old: new}: on every mlmmj list where an old one
+    is subscribed, the new one is subscribed with the same subscription version and without a
+    confirmation request, then the old one unsubscribed.  In that order per list, so that a repeat
+    after a crash finds the lists the old address is still on and finishes them."""
+    if not directory_lists.any_list_exists(directory):
+        return 0
+    moved = 0
+    for old, new in mapping.items():
+        for list_mail, version in client.subscriptions(old):
+            try:
+                client.add_subscribers(list_mail, [new], version, require_confirm=False)
+                client.remove_subscribers(list_mail, [old])
+            except errors.PeerRefused as exc:
+                if exc.status != 404:  # the list went meanwhile
+                    raise
+            moved += 1
+    return moved
+
+
+def _naming(addresses):
+    return dnlib.any_of(*(dnlib.eq(attribute, a) for a in addresses
+                          for attribute in ("listOwner", "listModerator", "listAllowedUser")))
+
+
+def replace_owners_and_moderators(directory, client, replace, filter_):
+    """On the mlmmj lists matching ``filter_`` (a filter on their entries that finds those naming
+    the addresses concerned), have mlmmjadmin rewrite owners and moderators: each address ``a`` of
+    its profile becomes ``replace(a)`` (None: removed).  One mlmmjadmin PUT per list that changes
+    (owner and moderators together, and the name, which its PUT would otherwise clear); harmless
+    to repeat.  Returns the lists changed."""
+    changed = []
+    for entry in directory.paged_search(directory.names.basedn, dnlib.all_of(directory_lists.IS_MLMMJ_LIST, filter_),
+                                        ["mail", "cn"]):
+        list_mail = entry.first("mail").lower()
+        try:
+            data = client.profile(list_mail) or {}
+        except errors.PeerRefused as exc:
+            if exc.status != 404:
+                raise
+            continue
+        form, changes = {}, False
+        for name in ("owner", "moderators"):
+            before = [str(a).lower() for a in data.get(name) or []]
+            after = list(dict.fromkeys(r for r in (replace(a) for a in before) if r))
+            form[name] = ",".join(after)
+            changes = changes or before != after
+        if not changes:
+            continue
+        try:
+            client.update(list_mail, {"name": entry.first("cn") or "", **form})
+        except errors.PeerRefused as exc:
+            if exc.status != 404:
+                raise
+            continue
+        changed.append(list_mail)
+    return changed
+
+
+def rename_owner_and_moderator(directory, client, mapping):
+    """A renamed account's addresses ``mapping`` {old: new} follow it as owner and moderator."""
+    mapping = {old.lower(): new.lower() for old, new in mapping.items()}
+    if not mapping:
+        return []
+    return replace_owners_and_moderators(directory, client, lambda a: mapping.get(a, a), _naming(list(mapping)))
+
+
+def remove_owner_and_moderator(directory, client, addresses):
+    """A deleted account's ``addresses`` are no owner or moderator of any mlmmj list any more."""
+    gone = {a.lower() for a in addresses}
+    if not gone:
+        return []
+    return replace_owners_and_moderators(directory, client, lambda a: None if a in gone else a,
+                                         _naming(sorted(gone)))
+
+
+def remove_domain_owners_and_moderators(directory, client, domain, names):
+    """A deleted domain's addresses (in its own name and its alias domains' ``names``) are no
+    owner or moderator of another domain's mlmmj lists any more (found by substring filters on
+    the entries, one search)."""
+    suffixes = tuple("@" + name.lower() for name in names)
+    outside = dnlib.negate(dnlib.in_dn("domainName", domain))
+    naming = dnlib.any_of(*(dnlib.ends_with(attribute, suffix) for suffix in suffixes
+                            for attribute in ("listOwner", "listModerator", "listAllowedUser")))
+    return replace_owners_and_moderators(directory, client, lambda a: None if a.endswith(suffixes) else a,
+                                         dnlib.all_of(outside, naming))

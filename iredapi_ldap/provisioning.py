@@ -55,6 +55,7 @@ def delete_domain(services, domain, admin, keep_days):
     if services.mlmmjadmin is not None:
         mlmmj_lists.delete_domain_lists(directory, services.mlmmjadmin, domain)
         mlmmj_lists.unsubscribe_domain_everywhere(directory, services.mlmmjadmin, domain, names)
+        mlmmj_lists.remove_domain_owners_and_moderators(directory, services.mlmmjadmin, domain, names)
     references.remove_domain_references(directory, domain, names)
     throttle.delete_settings_for_domain(services.iredapd_store, domain)
     greylisting.delete_for_domain(services.iredapd_store, domain)
@@ -85,6 +86,8 @@ def delete_user(services, mail, admin, keep_days, domain_entry=None):
     # Off every mlmmj list first (mlmmjadmin keeps subscribers in the spool, not in LDAP).
     if services.mlmmjadmin is not None:
         mlmmj_lists.unsubscribe_everywhere(directory, services.mlmmjadmin, [mail, *entry.values("shadowAddress")])
+        # and no owner or moderator of one (mlmmjadmin rewrites its spool and the list's entry)
+        mlmmj_lists.remove_owner_and_moderator(directory, services.mlmmjadmin, [mail, *entry.values("shadowAddress")])
     references.remove_references(directory, [mail, *entry.values("shadowAddress")], entry.dn)
     maildir = maildir_of(entry)
     if maildir:
@@ -100,8 +103,9 @@ def rename_account(services, kind, old, new, admin, domain_entry=None):
     """Rename the user, alias or list ``old`` to ``new`` (same domain), everything that names it
     following: the order and why a repeat after a crash finishes the job are in
     ``directory/renames.py``.  The SQL side (iRedAPD's throttle and greylisting rows, Amavisd's
-    spam policy and white/blacklists, a renamed admin's open sessions) comes right after the
-    move, so that a repeat, which finds the entry moved, still does it.  Returns whether this request moved the
+    spam policy and white/blacklists, a renamed admin's open sessions) and mlmmjadmin's side
+    (subscriptions, owners, moderators of mlmmj lists) come right after the move, so that a
+    repeat, which finds the entry moved, still does it.  Returns whether this request moved the
     entry (False: a repeat of a done rename)."""
     directory = services.directory
     rename = renames.prepare(directory, kind, old, new, domain_entry)
@@ -118,6 +122,11 @@ def rename_account(services, kind, old, new, admin, domain_entry=None):
         # white/blacklists) and its own policy, iRedAPD's greylisting rows
         greylisting.rename_account(services.iredapd_store, before, after)
         amavisd.rename_account(services.amavisd_store, before, after)
+    if services.mlmmjadmin is not None:
+        # subscriptions, owners and moderators of mlmmj lists: mlmmjadmin's (subscribe the new
+        # address first, then unsubscribe the old: a repeat finds what is left)
+        mlmmj_lists.move_subscriptions(directory, services.mlmmjadmin, rename.mapping)
+        mlmmj_lists.rename_owner_and_moderator(directory, services.mlmmjadmin, rename.mapping)
     if kind == renames.USER:
         services.sessions.rename_sessions(old, new, rename.new_dn)
         dovecot.rename_mailbox(services.admin_store, old, new)

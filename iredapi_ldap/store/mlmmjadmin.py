@@ -93,6 +93,13 @@ class MlmmjadminClient:
                           query={"query_all_lists": "yes", "email_only": "yes"})
         return sorted({a.lower() for a in data or []})
 
+    def subscriptions(self, subscriber):
+        """[(list address, subscription version)] of every mlmmj list (of every domain) that
+        ``subscriber`` is subscribed to; the version is normal, digest or nomail."""
+        data = self._call("GET", f"subscriber/{subscriber}/subscribed", query={"query_all_lists": "yes"})
+        return sorted({(str(item["mail"]).lower(), str(item.get("subscription") or "normal"))
+                       for item in data or [] if isinstance(item, dict) and item.get("mail")})
+
     # -- plumbing --------------------------------------------------------------------------
 
     def _call(self, method, path, form=None, query=None):

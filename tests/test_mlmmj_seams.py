@@ -1,0 +1,129 @@
+"""Where mlmmj lists (mlmmjadmin's) meet the other features: renames and deletes of accounts that
+are subscribers, owners or moderators; the old-style /api/maillist endpoints; an admin's maxLists;
+alias domains; the catch-all.  With the real mlmmjadmin 3.6.3 and Debian's mlmmj."""
+
+import pytest
+
+from iredapi_ldap import mlmmj_lists
+from tests.conftest import ApiClient, read_entry, user_dn
+from tests.test_mlmmj_lists import PASSWORD
+
+
+@pytest.fixture
+def mapi(make_app, mlmmjadmin):
+    return ApiClient(make_app(**mlmmjadmin.settings())).login()
+
+
+@pytest.fixture
+def domain(mapi, new_domain):
+    name = new_domain()
+    assert mapi.post(f"/api/domain/{name}").status_code == 201
+    return name
+
+
+def _lower(values):
+    return sorted(v.lower() for v in values)
+
+
+def _profile(mlmmjadmin, mail):
+    answer = mlmmjadmin.request("GET", mail)
+    assert answer["_success"], answer
+    return answer["_data"]
+
+
+def _list_entry(root_connection, mail):
+    from tests.conftest import list_dn
+
+    return read_entry(root_connection, list_dn(mail))
+
+
+def _rename_world(mapi, domain, new_domain):
+    """A user subscribed to two mlmmj lists (normal and digest, one in another domain), owner of
+    one and moderator of another."""
+    other = new_domain()
+    assert mapi.post(f"/api/domain/{other}").status_code == 201
+    old = f"old@{domain}"
+    assert mapi.post(f"/api/user/{old}", {"password": PASSWORD}).status_code == 201
+    lists = {"normal": f"here@{domain}", "digest": f"there@{other}"}
+    for version, mail in lists.items():
+        assert mapi.post(f"/api/ml/{mail}", {"name": "A list", "subscribers": f"{old},stay@ext.test",
+                                             "require_confirm": "no", "subscription": version}).status_code == 201
+    assert mapi.post(f"/api/ml/owned@{domain}", {"name": "Owned", "owner": f"{old},boss@{domain}",
+                                                 "moderators": f"mod@{domain}"}).status_code == 201
+    assert mapi.post(f"/api/ml/moderated@{other}", {"name": "Moderated", "owner": f"boss@{other}",
+                                                    "moderators": f"{old},mod@{other}"}).status_code == 201
+    return old, other, lists
+
+
+def _assert_renamed(mapi, mlmmjadmin, root_connection, domain, other, lists, old, new):
+    assert mlmmjadmin.mlmmj_list(lists["normal"]) == sorted([new, "stay@ext.test"])
+    assert mlmmjadmin.mlmmj_list(lists["digest"], "-d") == sorted([new, "stay@ext.test"])
+    assert mlmmjadmin.mlmmj_list(lists["digest"]) == []  # the same subscription version
+    owned = _profile(mlmmjadmin, f"owned@{domain}")
+    assert sorted(owned["owner"]) == sorted([new, f"boss@{domain}"]) and owned["moderators"] == [f"mod@{domain}"]
+    assert owned["name"] == "Owned"
+    moderated = _profile(mlmmjadmin, f"moderated@{other}")
+    assert sorted(moderated["moderators"]) == sorted([new, f"mod@{other}"]) and moderated["owner"] == [f"boss@{other}"]
+    # what mlmmjadmin's PUT wrote into the entries, and the user's profile
+    assert old not in _lower(_list_entry(root_connection, f"owned@{domain}")["listOwner"])
+    assert new in _lower(_list_entry(root_connection, f"moderated@{other}")["listModerator"])
+    assert mapi.get(f"/api/user/{new}").json["_data"]["mailing_lists"] == sorted(lists.values())
+    assert mlmmjadmin.request("GET", f"subscriber/{old}/subscribed?query_all_lists=yes")["_data"] == []
+
+
+def test_a_rename_carries_subscriptions_owners_and_moderators(mapi, mlmmjadmin, root_connection, domain, new_domain):
+    old, other, lists = _rename_world(mapi, domain, new_domain)
+    new = f"new@{domain}"
+    result = mapi.post(f"/api/user/{old}/change_email/{new}")
+    assert result.status_code == 200, result.text
+    _assert_renamed(mapi, mlmmjadmin, root_connection, domain, other, lists, old, new)
+
+
+@pytest.mark.parametrize("step", ["subscribe", "unsubscribe", "owners"])
+def test_a_rename_that_died_at_mlmmjadmin_is_finished_by_repeating_it(mapi, mlmmjadmin, root_connection, domain,
+                                                                      new_domain, monkeypatch, step):
+    old, other, lists = _rename_world(mapi, domain, new_domain)
+    new = f"new@{domain}"
+    client = mapi.app.services.mlmmjadmin
+    if step == "owners":
+        monkeypatch.setattr(mlmmj_lists, "rename_owner_and_moderator", lambda *a, **k: 1 / 0)
+    else:
+        real = client.add_subscribers if step == "subscribe" else client.remove_subscribers
+        calls = []
+
+        def killed_on_the_second(*args, **kwargs):
+            calls.append(args)
+            if len(calls) == 2:
+                raise RuntimeError("worker killed")
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(client, "add_subscribers" if step == "subscribe" else "remove_subscribers",
+                            killed_on_the_second)
+    assert mapi.post(f"/api/user/{old}/change_email/{new}").status_code == 500
+    monkeypatch.undo()
+    result = mapi.post(f"/api/user/{old}/change_email/{new}")
+    assert result.status_code == 200, result.text
+    _assert_renamed(mapi, mlmmjadmin, root_connection, domain, other, lists, old, new)
+
+
+def test_deleting_a_user_takes_it_off_owners_and_moderators_through_mlmmjadmin(mapi, mlmmjadmin, root_connection,
+                                                                              domain, new_domain):
+    old, other, _ = _rename_world(mapi, domain, new_domain)
+    assert mapi.delete(f"/api/user/{old}").status_code == 200
+    owned = _profile(mlmmjadmin, f"owned@{domain}")
+    assert owned["owner"] == [f"boss@{domain}"] and owned["name"] == "Owned"
+    assert _profile(mlmmjadmin, f"moderated@{other}")["moderators"] == [f"mod@{other}"]
+    assert _lower(_list_entry(root_connection, f"owned@{domain}")["listOwner"]) == [f"boss@{domain}"]
+    assert _lower(_list_entry(root_connection, f"moderated@{other}")["listModerator"]) == [f"mod@{other}"]
+    assert read_entry(root_connection, user_dn(old)) is None
+
+
+def test_deleting_a_domain_takes_its_addresses_off_other_domains_owners(mapi, mlmmjadmin, new_domain):
+    gone, other = new_domain(), new_domain()
+    for name in (gone, other):
+        assert mapi.post(f"/api/domain/{name}").status_code == 201
+    assert mapi.post(f"/api/ml/list@{other}", {"owner": f"a@{gone},keep@{other}",
+                                               "moderators": f"b@{gone}"}).status_code == 201
+    assert mapi.delete(f"/api/domain/{gone}").status_code == 200
+    data = _profile(mlmmjadmin, f"list@{other}")
+    assert data["owner"] == [f"keep@{other}"] and data["moderators"] == []
