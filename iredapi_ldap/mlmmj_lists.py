@@ -14,10 +14,10 @@ it back after mlmmjadmin removed the list.
 import logging
 
 from . import errors
+from .directory import admin_limits, references
 from .directory import dn as dnlib
 from .directory import limits as limitlib
 from .directory import mlmmj_lists as directory_lists
-from .directory import references
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +78,7 @@ def _domain(mail):
 # -- create, update, delete ----------------------------------------------------------------
 
 
-def create_list(directory, client, mail, values, domain_entry):
+def create_list(directory, client, mail, values, domain_entry, admin_limit=admin_limits.no_limit):
     """Create the list ``mail`` with the profile options in ``values`` and subscribe
     ``values["subscribers"]``.  The address must be free among users, aliases and both kinds
     of lists (mail and alias addresses) before mlmmjadmin is asked; slapd's unique overlay
@@ -97,7 +97,8 @@ def create_list(directory, client, mail, values, domain_entry):
         raise errors.AlreadyExists(errors.ALREADY_EXISTS, detail=mail)
     form = profile_form(values)
     posting = {name: form.pop(name) for name in _POSTING_OPTIONS if name in form}
-    with limitlib.reserved(directory, domain, {limitlib.LISTS: 1}, domain_entry):
+    # A normal admin's maxLists (summed over its domains) counts mlmmj lists like old-style ones.
+    with admin_limit({limitlib.LISTS: 1}), limitlib.reserved(directory, domain, {limitlib.LISTS: 1}, domain_entry):
         client.create(mail, form)
     subscribers = values.get("subscribers")
     if not posting and not subscribers:
