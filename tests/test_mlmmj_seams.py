@@ -5,7 +5,7 @@ alias domains; the catch-all.  With the real mlmmjadmin 3.6.3 and Debian's mlmmj
 import pytest
 
 from iredapi_ldap import mlmmj_lists
-from tests.conftest import ApiClient, read_entry, user_dn
+from tests.conftest import SUFFIX, ApiClient, read_entry, user_dn
 from tests.test_mlmmj_lists import PASSWORD
 
 
@@ -127,3 +127,36 @@ def test_deleting_a_domain_takes_its_addresses_off_other_domains_owners(mapi, ml
     assert mapi.delete(f"/api/domain/{gone}").status_code == 200
     data = _profile(mlmmjadmin, f"list@{other}")
     assert data["owner"] == [f"keep@{other}"] and data["moderators"] == []
+
+
+def test_an_admins_max_lists_counts_mlmmj_lists(mapi, mlmmjadmin, root_connection, new_domain):
+    from tests.test_admin_limits import leases, make_admin
+
+    mail, admin = make_admin(mapi, maxDomains="2", maxLists="1")
+    one, two = new_domain(), new_domain()
+    for name in (one, two):
+        assert admin.post(f"/api/domain/{name}").status_code == 201
+    assert admin.post(f"/api/ml/first@{one}", {"name": "First"}).status_code == 201
+    for result in (admin.post(f"/api/ml/second@{two}", {"name": "Second"}), admin.post(f"/api/maillist/old@{two}")):
+        assert result.status_code == 403 and result.json["_msg"] == "EXCEEDED_ADMIN_LIMIT", result.text
+    assert _list_entry(root_connection, f"second@{two}") is None and not mlmmjadmin.list_dir(f"second@{two}").exists()
+    assert read_entry(root_connection, f"domainName={two},o=domains,{SUFFIX}").get("domainCurrentListNumber",
+                                                                                     ["0"]) == ["0"]
+    assert admin.delete(f"/api/ml/first@{one}").status_code == 200
+    assert admin.post(f"/api/ml/second@{two}", {"name": "Second"}).status_code == 201
+    assert leases(root_connection, mail) == []
+
+
+def test_old_style_list_endpoints_refuse_mlmmj_lists(mapi, mlmmjadmin, root_connection, domain):
+    mail = f"team@{domain}"
+    assert mapi.post(f"/api/ml/{mail}", {"name": "Team", "owner": f"boss@{domain}"}).status_code == 201
+    before = _list_entry(root_connection, mail)
+    for result in (mapi.get(f"/api/maillist/{mail}"),
+                   mapi.put(f"/api/maillist/{mail}", {"name": "Other", "accountStatus": "disabled"}),
+                   mapi.delete(f"/api/maillist/{mail}"),
+                   mapi.post(f"/api/maillist/{mail}/change_email/crew@{domain}")):
+        assert result.status_code == 404 and result.json["msg"] == "NO_SUCH_ACCOUNT", result.text
+        assert f"use /api/ml/{mail}" in result.json["detail"], result.text
+    assert _list_entry(root_connection, mail) == before
+    assert mlmmjadmin.list_dir(mail).exists() and _profile(mlmmjadmin, mail)["name"] == "Team"
+    assert mapi.get(f"/api/maillist/ghost@{domain}").json["detail"] == f"ghost@{domain}"

@@ -41,3 +41,13 @@ def any_list_exists(directory):
     user needs no word with mlmmjadmin, which then need not even run."""
     return next(iter(directory.paged_search(directory.names.basedn, IS_MLMMJ_LIST, ["1.1"], page_size=1)),
                 None) is not None
+
+
+def not_old_style(directory, mail):
+    """NO_SUCH_ACCOUNT for an old-style list operation on ``mail``; where ``mail`` is an mlmmj
+    list, the detail says so: it is mlmmjadmin's, managed through /api/ml only (an old-style
+    update, rename or delete would write its entry behind mlmmjadmin's back)."""
+    if find_list(directory, mail, ["1.1"]) is not None:
+        return errors.NoSuchObject(errors.NO_SUCH_ACCOUNT, detail=f"{mail} is a subscribable (mlmmj) list, "
+                                   f"managed by mlmmjadmin: use /api/ml/{mail}")
+    return errors.NoSuchObject(errors.NO_SUCH_ACCOUNT, detail=mail)
