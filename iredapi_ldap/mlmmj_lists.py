@@ -14,7 +14,7 @@ it back after mlmmjadmin removed the list.
 import logging
 
 from . import errors
-from .directory import admin_limits, references
+from .directory import admin_limits, alias_domains, references
 from .directory import dn as dnlib
 from .directory import limits as limitlib
 from .directory import mlmmj_lists as directory_lists
@@ -93,8 +93,13 @@ def create_list(directory, client, mail, values, domain_entry, admin_limit=admin
     (with its counter slot) and a PUT can finish the job.
     """
     domain = _domain(mail)
-    if references.lookup_addresses(directory, [mail]).account(mail) is not None:
-        raise errors.AlreadyExists(errors.ALREADY_EXISTS, detail=mail)
+    # mlmmjadmin's create also writes <name>@<alias domain> for each of the domain's alias
+    # domains (bk_iredmail_ldap's shadowAddress), all or nothing: each must be free as well.
+    wanted = [mail, *alias_domains.shadow_addresses(mail, alias_domains.names_of(domain_entry))]
+    lookup = references.lookup_addresses(directory, wanted)
+    taken = [address for address in wanted if lookup.account(address) is not None]
+    if taken:
+        raise errors.AlreadyExists(errors.ALREADY_EXISTS, detail=", ".join(taken))
     form = profile_form(values)
     posting = {name: form.pop(name) for name in _POSTING_OPTIONS if name in form}
     # A normal admin's maxLists (summed over its domains) counts mlmmj lists like old-style ones.

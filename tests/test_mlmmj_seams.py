@@ -160,3 +160,33 @@ def test_old_style_list_endpoints_refuse_mlmmj_lists(mapi, mlmmjadmin, root_conn
     assert _list_entry(root_connection, mail) == before
     assert mlmmjadmin.list_dir(mail).exists() and _profile(mlmmjadmin, mail)["name"] == "Team"
     assert mapi.get(f"/api/maillist/ghost@{domain}").json["detail"] == f"ghost@{domain}"
+
+
+def test_alias_domains_and_mlmmj_lists(mapi, mlmmjadmin, mailstack, root_connection, domain, new_domain):
+    """mlmmjadmin gives a new list its alias-domain addresses itself (shadowAddress, as for our
+    accounts); the alias-domain sweep keeps them in step later.  Postfix's virtual_group_maps finds
+    an mlmmj list by shadowAddress and answers its mail, which transport_maps_user hands to mlmmj."""
+    alias, later = new_domain(), new_domain()
+    assert mapi.put(f"/api/domain/{domain}", {"addAliasDomain": alias}).status_code == 200
+    mail = f"team@{domain}"
+    assert mapi.post(f"/api/ml/{mail}", {"name": "Team"}).status_code == 201
+    assert _lower(_list_entry(root_connection, mail)["shadowAddress"]) == [f"team@{alias}"]
+    assert mapi.put(f"/api/domain/{domain}", {"addAliasDomain": later}).status_code == 200
+    assert _lower(_list_entry(root_connection, mail)["shadowAddress"]) == sorted([f"team@{alias}", f"team@{later}"])
+    for address in (f"team@{alias}", f"team@{later}"):
+        assert mailstack.postfix.lookup("virtual_group_maps", address) == [mail]
+    assert mailstack.postfix.lookup("transport_maps_user", mail) == [f"mlmmj:{domain}/team"]
+    assert mapi.put(f"/api/domain/{domain}", {"removeAliasDomain": later}).status_code == 200
+    assert mailstack.postfix.lookup("virtual_group_maps", f"team@{later}") == []
+    assert _lower(_list_entry(root_connection, mail)["shadowAddress"]) == [f"team@{alias}"]
+    assert _profile(mlmmjadmin, mail)["name"] == "Team"  # mlmmjadmin's own data untouched
+    assert mapi.get(f"/api/mls/{domain}", params={"email_only": "yes"}).json["_data"] == [mail]
+    # an alias-domain twin held by another account: refused before mlmmjadmin is asked, nothing made
+    assert mapi.post(f"/api/user/carol@{domain}", {"password": PASSWORD}).status_code == 201
+    assert mapi.put(f"/api/user/carol@{domain}", {"addAlias": f"crew@{alias}"}).status_code == 200
+    counted = read_entry(root_connection, f"domainName={domain},o=domains,{SUFFIX}")["domainCurrentListNumber"]
+    result = mapi.post(f"/api/ml/crew@{domain}", {"name": "Crew"})
+    assert result.status_code == 409 and result.json["msg"] == "ALREADY_EXISTS", result.text
+    assert f"crew@{alias}" in result.json["detail"]
+    assert _list_entry(root_connection, f"crew@{domain}") is None and not mlmmjadmin.list_dir(f"crew@{domain}").exists()
+    assert read_entry(root_connection, f"domainName={domain},o=domains,{SUFFIX}")["domainCurrentListNumber"] == counted
