@@ -190,3 +190,30 @@ def test_alias_domains_and_mlmmj_lists(mapi, mlmmjadmin, mailstack, root_connect
     assert f"crew@{alias}" in result.json["detail"]
     assert _list_entry(root_connection, f"crew@{domain}") is None and not mlmmjadmin.list_dir(f"crew@{domain}").exists()
     assert read_entry(root_connection, f"domainName={domain},o=domains,{SUFFIX}")["domainCurrentListNumber"] == counted
+
+
+def test_catchall_and_mlmmj_lists_are_not_users(mapi, mlmmjadmin, root_connection, domain):
+    """A domain with a catch-all (made by domain PUT) and an mlmmj list: the bulk update, the user
+    listing and the counters see its users only; the LDIF export has all three entries."""
+    from iredapi_ldap.directory import limits as limitlib
+
+    user, mail = f"u@{domain}", f"team@{domain}"
+    assert mapi.post(f"/api/user/{user}", {"password": PASSWORD}).status_code == 201
+    assert mapi.put(f"/api/domain/{domain}", {"catchall": user}).status_code == 200
+    assert mapi.post(f"/api/ml/{mail}", {"name": "Team", "owner": user}).status_code == 201
+    catch_all_dn = f"mail=@{domain},ou=Users,domainName={domain},o=domains,{SUFFIX}"
+    catch_all, team = read_entry(root_connection, catch_all_dn), _list_entry(root_connection, mail)
+    result = mapi.put(f"/api/users/{domain}", {"accountStatus": "disabled", "password": "Other-pw2!",
+                                               "transport": "smtp:[relay.test]:25"})
+    assert result.status_code == 200 and result.json["_data"]["changed"] == 1, result.text
+    assert read_entry(root_connection, catch_all_dn) == catch_all
+    assert _list_entry(root_connection, mail) == team
+    assert mapi.get(f"/api/users/{domain}", params={"email_only": "yes"}).json["_data"] == [user]
+    counters = read_entry(root_connection, f"domainName={domain},o=domains,{SUFFIX}")
+    assert counters["domainCurrentUserNumber"] == ["1"] and counters["domainCurrentListNumber"] == ["1"]
+    # a recount agrees: the mlmmj list counts as a list, the catch-all as nothing
+    counted = limitlib.count_accounts(mapi.app.services.directory, domain)
+    assert (counted[limitlib.USERS], counted[limitlib.LISTS]) == (1, 1)
+    ldif = mapi.get(f"/api/ldif/domain/{domain}").text.replace("\n ", "")  # RFC 2849 folded lines
+    for dn in (catch_all_dn, f"mail={mail},ou=Groups,domainName={domain}"):
+        assert f"dn: {dn}" in ldif
