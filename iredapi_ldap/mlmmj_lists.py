@@ -149,12 +149,14 @@ def update_list(directory, client, entry, values):
 
 
 def delete_list(directory, client, entry, keep_archive=True, domain_entry=None):
-    """References to the list first (forwardings to it, membership of old-style lists), then
+    """References to the list first (forwardings to it, membership of old-style lists, its place
+    on other mlmmj lists), then
     mlmmjadmin deletes the entry and the spool (kept renamed in its archive with
     ``keep_archive``), then the domain's counter gives the slot back.  A repeat after a
     crash between the last two finds no list (404); ``iredapi-ldap recount`` corrects the
     counter."""
     mail = entry.first("mail").lower()
+    forget_addresses(directory, client, [mail, *entry.values("shadowAddress")])
     references.remove_references(directory, [mail, *entry.values("shadowAddress")], entry.dn)
     client.delete(mail, keep_archive=keep_archive)
     limitlib.adjust_counters(directory, _domain(mail), {limitlib.LISTS: -1}, domain_entry)
@@ -335,3 +337,10 @@ def remove_domain_owners_and_moderators(directory, client, domain, names):
                             for attribute in ("listOwner", "listModerator", "listAllowedUser")))
     return replace_owners_and_moderators(directory, client, lambda a: None if a.endswith(suffixes) else a,
                                          dnlib.all_of(outside, naming))
+
+
+def forget_addresses(directory, client, addresses):
+    """A deleted account's ``addresses`` leave every mlmmj list: as subscribers and as owners and
+    moderators.  Before its entry goes (a repeat of the delete finds it and does this again)."""
+    unsubscribe_everywhere(directory, client, addresses)
+    remove_owner_and_moderator(directory, client, addresses)

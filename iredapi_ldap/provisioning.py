@@ -84,10 +84,9 @@ def delete_user(services, mail, admin, keep_days, domain_entry=None):
                                                       "domainGlobalAdmin"])
     authorization.require_manageable_account(directory, admin, entry)
     # Off every mlmmj list first (mlmmjadmin keeps subscribers in the spool, not in LDAP).
+    # (and no owner or moderator of one: mlmmjadmin rewrites its spool and the list's entry)
     if services.mlmmjadmin is not None:
-        mlmmj_lists.unsubscribe_everywhere(directory, services.mlmmjadmin, [mail, *entry.values("shadowAddress")])
-        # and no owner or moderator of one (mlmmjadmin rewrites its spool and the list's entry)
-        mlmmj_lists.remove_owner_and_moderator(directory, services.mlmmjadmin, [mail, *entry.values("shadowAddress")])
+        mlmmj_lists.forget_addresses(directory, services.mlmmjadmin, [mail, *entry.values("shadowAddress")])
     references.remove_references(directory, [mail, *entry.values("shadowAddress")], entry.dn)
     maildir = maildir_of(entry)
     if maildir:
@@ -133,3 +132,13 @@ def rename_account(services, kind, old, new, admin, domain_entry=None):
     renames.finish_own_entry(directory, rename)
     renames.references(directory, rename)
     return moved_now
+
+
+def delete_alias_or_list(services, entry, delete, domain_entry=None):
+    """Delete an alias or an old-style list (``delete``: aliases.delete_alias or lists.delete_list,
+    which take the references out of the directory first): before that, its addresses leave the
+    mlmmj lists they are on (mlmmjadmin's), as a deleted user's do."""
+    if services.mlmmjadmin is not None:
+        mlmmj_lists.forget_addresses(services.directory, services.mlmmjadmin,
+                                     [*entry.values("mail"), *entry.values("shadowAddress")])
+    delete(services.directory, entry, domain_entry)

@@ -217,3 +217,19 @@ def test_catchall_and_mlmmj_lists_are_not_users(mapi, mlmmjadmin, root_connectio
     ldif = mapi.get(f"/api/ldif/domain/{domain}").text.replace("\n ", "")  # RFC 2849 folded lines
     for dn in (catch_all_dn, f"mail={mail},ou=Groups,domainName={domain}"):
         assert f"dn: {dn}" in ldif
+
+
+@pytest.mark.parametrize("kind", ["alias", "maillist", "ml"])
+def test_deleting_an_alias_or_a_list_takes_it_off_mlmmj_lists(mapi, mlmmjadmin, root_connection, domain, kind):
+    mail = f"gone-{kind}@{domain}"
+    create = {"alias": {}, "maillist": {}, "ml": {"name": "Gone"}}[kind]
+    assert mapi.post(f"/api/{kind}/{mail}", create).status_code == 201
+    assert mapi.post(f"/api/ml/subscribed@{domain}", {"subscribers": f"{mail},stay@ext.test",
+                                                      "require_confirm": "no"}).status_code == 201
+    assert mapi.post(f"/api/ml/moderated@{domain}", {"name": "Moderated", "owner": f"{mail},boss@{domain}",
+                                                     "moderators": f"{mail},mod@{domain}"}).status_code == 201
+    assert mapi.delete(f"/api/{kind}/{mail}").status_code == 200
+    assert mlmmjadmin.mlmmj_list(f"subscribed@{domain}") == ["stay@ext.test"]
+    data = _profile(mlmmjadmin, f"moderated@{domain}")
+    assert (data["owner"], data["moderators"], data["name"]) == ([f"boss@{domain}"], [f"mod@{domain}"], "Moderated")
+    assert _lower(_list_entry(root_connection, f"moderated@{domain}")["listModerator"]) == [f"mod@{domain}"]
