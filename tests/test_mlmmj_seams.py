@@ -233,3 +233,18 @@ def test_deleting_an_alias_or_a_list_takes_it_off_mlmmj_lists(mapi, mlmmjadmin, 
     data = _profile(mlmmjadmin, f"moderated@{domain}")
     assert (data["owner"], data["moderators"], data["name"]) == ([f"boss@{domain}"], [f"mod@{domain}"], "Moderated")
     assert _lower(_list_entry(root_connection, f"moderated@{domain}")["listModerator"]) == [f"mod@{domain}"]
+
+
+def test_disabling_a_domain_stops_its_mlmmj_lists_in_postfix(mapi, mlmmjadmin, mailstack, root_connection, domain):
+    """mlmmjadmin writes domainStatus only when it creates a list (from the domain's status then);
+    a domain disabled or enabled later brings its lists' domainStatus in step like its other
+    accounts', so Postfix stops and resumes them."""
+    mail = f"team@{domain}"
+    assert mapi.post(f"/api/ml/{mail}", {"name": "Team"}).status_code == 201
+    assert mailstack.postfix.lookup("transport_maps_user", mail) == [f"mlmmj:{domain}/team"]
+    assert mapi.put(f"/api/domain/{domain}", {"accountStatus": "disabled"}).status_code == 200
+    assert _list_entry(root_connection, mail)["domainStatus"] == ["disabled"]
+    assert mailstack.postfix.lookup("transport_maps_user", mail) == []
+    assert mapi.put(f"/api/domain/{domain}", {"accountStatus": "active"}).status_code == 200
+    assert mailstack.postfix.lookup("transport_maps_user", mail) == [f"mlmmj:{domain}/team"]
+    assert _profile(mlmmjadmin, mail)["name"] == "Team"
