@@ -248,3 +248,28 @@ def test_disabling_a_domain_stops_its_mlmmj_lists_in_postfix(mapi, mlmmjadmin, m
     assert mapi.put(f"/api/domain/{domain}", {"accountStatus": "active"}).status_code == 200
     assert mailstack.postfix.lookup("transport_maps_user", mail) == [f"mlmmj:{domain}/team"]
     assert _profile(mlmmjadmin, mail)["name"] == "Team"
+
+
+def test_a_rename_while_mlmmjadmin_is_down_is_finished_by_repeating_it(make_app, ldap_server, root_connection,
+                                                                       new_domain):
+    from tests.mlmmjadmin_peer import start_peer
+
+    peer = start_peer(ldap_server)
+    try:
+        client = ApiClient(make_app(**peer.settings())).login()
+        domain = new_domain()
+        assert client.post(f"/api/domain/{domain}").status_code == 201
+        old, new = f"old@{domain}", f"new@{domain}"
+        assert client.post(f"/api/user/{old}", {"password": PASSWORD}).status_code == 201
+        assert client.post(f"/api/ml/team@{domain}", {"subscribers": old, "require_confirm": "no"}).status_code == 201
+        peer.stop()
+        result = client.post(f"/api/user/{old}/change_email/{new}")
+        assert result.status_code == 503 and result.json["msg"] == "SERVICE_UNAVAILABLE", result.text
+        peer.start()
+        assert peer.mlmmj_list(f"team@{domain}") == [old]  # not yet
+        result = client.post(f"/api/user/{old}/change_email/{new}")
+        assert result.status_code == 200, result.text
+        assert peer.mlmmj_list(f"team@{domain}") == [new]
+        assert read_entry(root_connection, user_dn(old)) is None and read_entry(root_connection, user_dn(new))
+    finally:
+        peer.close()
