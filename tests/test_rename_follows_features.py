@@ -142,3 +142,17 @@ def test_a_rename_that_died_before_greylisting_is_finished_by_repeating_it(grey_
     result = grey_client.post(f"/api/user/{old}/change_email/{new}")
     assert result.status_code == 200, result.text
     _assert_grey_followed(grey_client, sql_store, domain, new)
+
+
+# -- the catch-all ----------------------------------------------------------------------------------
+
+
+def test_the_catchall_follows_a_renamed_or_deleted_destination(api, new_domain):
+    domain = _make_domain(api, new_domain)
+    for local in ("old", "other"):
+        assert api.post(f"/api/user/{local}@{domain}", {"password": PASSWORD}).status_code == 201
+    assert api.put(f"/api/domain/{domain}", {"catchall": f"old@{domain},other@{domain}"}).status_code == 200
+    assert api.post(f"/api/user/old@{domain}/change_email/new@{domain}").status_code == 200
+    assert api.get(f"/api/domain/{domain}").json["_data"]["catchall"] == [f"new@{domain}", f"other@{domain}"]
+    assert api.delete(f"/api/user/other@{domain}").status_code == 200
+    assert api.get(f"/api/domain/{domain}").json["_data"]["catchall"] == [f"new@{domain}"]
