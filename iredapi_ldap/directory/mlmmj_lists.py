@@ -3,8 +3,10 @@
 mlmmjadmin owns these lists (iredapi_ldap.mlmmj_lists drives it): its ``bk_iredmail_ldap``
 backend adds ``mail=<list>,ou=Groups,domainName=<domain>,...`` with ``objectClass: mailList``,
 ``enabledService: mlmmj`` and ``mtaTransport: mlmmj:<domain>/<name>`` (which Postfix's
-transport_maps_user returns), and deletes it.  We only read these entries here: to know
-whether a list exists, list a domain's lists, and tell whether any exist at all.  Old-style
+transport_maps_user returns), and deletes it.  (It writes ``shadowAddress`` for the domain's
+alias domains and ``domainStatus`` only at creation; the alias-domain sweep and the domain
+status sweep keep those two in step, as for every account.)  We only read these entries here:
+to know whether a list exists, list a domain's lists, and tell whether any exist at all.  Old-style
 lists (directory/lists.py) are the mailList entries without ``enabledService: mlmmj``.
 Both kinds live in ou=Groups and count in the domain's ``domainCurrentListNumber``.
 """
