@@ -273,3 +273,15 @@ def test_a_rename_while_mlmmjadmin_is_down_is_finished_by_repeating_it(make_app,
         assert read_entry(root_connection, user_dn(old)) is None and read_entry(root_connection, user_dn(new))
     finally:
         peer.close()
+
+
+@pytest.mark.parametrize("kind", ["alias", "maillist"])
+def test_renaming_an_alias_or_old_style_list_carries_its_mlmmj_places(mapi, mlmmjadmin, domain, kind):
+    old, new = f"old-{kind}@{domain}", f"new-{kind}@{domain}"
+    assert mapi.post(f"/api/{kind}/{old}").status_code == 201
+    assert mapi.post(f"/api/ml/subscribed@{domain}", {"subscribers": old, "require_confirm": "no",
+                                                      "subscription": "nomail"}).status_code == 201
+    assert mapi.post(f"/api/ml/owned@{domain}", {"name": "Owned", "owner": old}).status_code == 201
+    assert mapi.post(f"/api/{kind}/{old}/change_email/{new}").status_code == 200
+    assert mlmmjadmin.mlmmj_list(f"subscribed@{domain}", "-n") == [new]
+    assert _profile(mlmmjadmin, f"owned@{domain}")["owner"] == [new]
