@@ -150,9 +150,8 @@ def update_list(directory, client, entry, values):
 
 def delete_list(directory, client, entry, keep_archive=True, domain_entry=None):
     """References to the list first (forwardings to it, membership of old-style lists, its place
-    on other mlmmj lists), then
-    mlmmjadmin deletes the entry and the spool (kept renamed in its archive with
-    ``keep_archive``), then the domain's counter gives the slot back.  A repeat after a
+    on other mlmmj lists), then mlmmjadmin deletes the entry and the spool (kept renamed in its
+    archive with ``keep_archive``), then the domain's counter gives the slot back.  A repeat after a
     crash between the last two finds no list (404); ``iredapi-ldap recount`` corrects the
     counter."""
     mail = entry.first("mail").lower()
@@ -267,6 +266,7 @@ def move_subscriptions(directory, client, mapping):
             except errors.PeerRefused as exc:
                 if exc.status != 404:  # the list went meanwhile
                     raise
+                continue
             moved += 1
     return moved
 
