@@ -14,10 +14,10 @@ it back after mlmmjadmin removed the list.
 import logging
 
 from . import errors
+from .directory import admin_limits, alias_domains, references
 from .directory import dn as dnlib
 from .directory import limits as limitlib
 from .directory import mlmmj_lists as directory_lists
-from .directory import references
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +78,7 @@ def _domain(mail):
 # -- create, update, delete ----------------------------------------------------------------
 
 
-def create_list(directory, client, mail, values, domain_entry):
+def create_list(directory, client, mail, values, domain_entry, admin_limit=admin_limits.no_limit):
     """Create the list ``mail`` with the profile options in ``values`` and subscribe
     ``values["subscribers"]``.  The address must be free among users, aliases and both kinds
     of lists (mail and alias addresses) before mlmmjadmin is asked; slapd's unique overlay
@@ -93,11 +93,17 @@ def create_list(directory, client, mail, values, domain_entry):
     (with its counter slot) and a PUT can finish the job.
     """
     domain = _domain(mail)
-    if references.lookup_addresses(directory, [mail]).account(mail) is not None:
-        raise errors.AlreadyExists(errors.ALREADY_EXISTS, detail=mail)
+    # mlmmjadmin's create also writes <name>@<alias domain> for each of the domain's alias
+    # domains (bk_iredmail_ldap's shadowAddress), all or nothing: each must be free as well.
+    wanted = [mail, *alias_domains.shadow_addresses(mail, alias_domains.names_of(domain_entry))]
+    lookup = references.lookup_addresses(directory, wanted)
+    taken = [address for address in wanted if lookup.account(address) is not None]
+    if taken:
+        raise errors.AlreadyExists(errors.ALREADY_EXISTS, detail=", ".join(taken))
     form = profile_form(values)
     posting = {name: form.pop(name) for name in _POSTING_OPTIONS if name in form}
-    with limitlib.reserved(directory, domain, {limitlib.LISTS: 1}, domain_entry):
+    # A normal admin's maxLists (summed over its domains) counts mlmmj lists like old-style ones.
+    with admin_limit({limitlib.LISTS: 1}), limitlib.reserved(directory, domain, {limitlib.LISTS: 1}, domain_entry):
         client.create(mail, form)
     subscribers = values.get("subscribers")
     if not posting and not subscribers:
@@ -143,12 +149,13 @@ def update_list(directory, client, entry, values):
 
 
 def delete_list(directory, client, entry, keep_archive=True, domain_entry=None):
-    """References to the list first (forwardings to it, membership of old-style lists), then
-    mlmmjadmin deletes the entry and the spool (kept renamed in its archive with
-    ``keep_archive``), then the domain's counter gives the slot back.  A repeat after a
+    """References to the list first (forwardings to it, membership of old-style lists, its place
+    on other mlmmj lists), then mlmmjadmin deletes the entry and the spool (kept renamed in its
+    archive with ``keep_archive``), then the domain's counter gives the slot back.  A repeat after a
     crash between the last two finds no list (404); ``iredapi-ldap recount`` corrects the
     counter."""
     mail = entry.first("mail").lower()
+    forget_addresses(directory, client, [mail, *entry.values("shadowAddress")])
     references.remove_references(directory, [mail, *entry.values("shadowAddress")], entry.dn)
     client.delete(mail, keep_archive=keep_archive)
     limitlib.adjust_counters(directory, _domain(mail), {limitlib.LISTS: -1}, domain_entry)
@@ -234,3 +241,106 @@ def unsubscribe_domain_everywhere(directory, client, domain, names):
         gone = [a for a in client.subscribers(list_mail) if a.endswith(suffixes)]
         if gone:
             client.remove_subscribers(list_mail, gone)
+
+
+# -- what renaming or deleting an account does to them --------------------------------------------
+# An account's address is in an mlmmj list as a subscriber (the spool, mlmmjadmin's only) or as an
+# owner or moderator (the spool's control files and the entry's listOwner / listModerator /
+# listAllowedUser, both written by mlmmjadmin's PUT).  The directory layer's reference sweeps
+# (directory/references.py) leave mlmmj lists alone; these functions ask mlmmjadmin instead.
+
+
+def move_subscriptions(directory, client, mapping):
+    """A renamed account's addresses ``mapping`` {old: new}: on every mlmmj list where an old one
+    is subscribed, the new one is subscribed with the same subscription version and without a
+    confirmation request, then the old one unsubscribed.  In that order per list, so that a repeat
+    after a crash finds the lists the old address is still on and finishes them."""
+    if not directory_lists.any_list_exists(directory):
+        return 0
+    moved = 0
+    for old, new in mapping.items():
+        for list_mail, version in client.subscriptions(old):
+            try:
+                client.add_subscribers(list_mail, [new], version, require_confirm=False)
+                client.remove_subscribers(list_mail, [old])
+            except errors.PeerRefused as exc:
+                if exc.status != 404:  # the list went meanwhile
+                    raise
+                continue
+            moved += 1
+    return moved
+
+
+def _naming(addresses):
+    return dnlib.any_of(*(dnlib.eq(attribute, a) for a in addresses
+                          for attribute in ("listOwner", "listModerator", "listAllowedUser")))
+
+
+def replace_owners_and_moderators(directory, client, replace, filter_):
+    """On the mlmmj lists matching ``filter_`` (a filter on their entries that finds those naming
+    the addresses concerned), have mlmmjadmin rewrite owners and moderators: each address ``a`` of
+    its profile becomes ``replace(a)`` (None: removed).  One mlmmjadmin PUT per list that changes
+    (owner and moderators together, and the name, which its PUT would otherwise clear); harmless
+    to repeat.  Returns the lists changed."""
+    changed = []
+    for entry in directory.paged_search(directory.names.basedn, dnlib.all_of(directory_lists.IS_MLMMJ_LIST, filter_),
+                                        ["mail", "cn"]):
+        list_mail = entry.first("mail").lower()
+        try:
+            data = client.profile(list_mail) or {}
+        except errors.PeerRefused as exc:
+            if exc.status != 404:
+                raise
+            continue
+        form, changes = {}, False
+        for name in ("owner", "moderators"):
+            before = [str(a).lower() for a in data.get(name) or []]
+            after = list(dict.fromkeys(r for r in (replace(a) for a in before) if r))
+            form[name] = ",".join(after)
+            changes = changes or before != after
+        if not changes:
+            continue
+        try:
+            client.update(list_mail, {"name": entry.first("cn") or "", **form})
+        except errors.PeerRefused as exc:
+            if exc.status != 404:
+                raise
+            continue
+        changed.append(list_mail)
+    return changed
+
+
+def rename_owner_and_moderator(directory, client, mapping):
+    """A renamed account's addresses ``mapping`` {old: new} follow it as owner and moderator."""
+    mapping = {old.lower(): new.lower() for old, new in mapping.items()}
+    if not mapping:
+        return []
+    return replace_owners_and_moderators(directory, client, lambda a: mapping.get(a, a), _naming(list(mapping)))
+
+
+def remove_owner_and_moderator(directory, client, addresses):
+    """A deleted account's ``addresses`` are no owner or moderator of any mlmmj list any more."""
+    gone = {a.lower() for a in addresses}
+    if not gone:
+        return []
+    return replace_owners_and_moderators(directory, client, lambda a: None if a in gone else a,
+                                         _naming(sorted(gone)))
+
+
+def remove_domain_owners_and_moderators(directory, client, domain, names):
+    """A deleted domain's addresses (in its own name and its alias domains' ``names``) are no
+    owner or moderator of another domain's mlmmj lists any more (found by substring filters on
+    the entries, one search)."""
+    suffixes = tuple("@" + name.lower() for name in names)
+    outside = dnlib.negate(dnlib.in_dn("domainName", domain))
+    naming = dnlib.any_of(*(dnlib.ends_with(attribute, suffix) for suffix in suffixes
+                            for attribute in ("listOwner", "listModerator", "listAllowedUser")))
+    return replace_owners_and_moderators(directory, client, lambda a: None if a.endswith(suffixes) else a,
+                                         dnlib.all_of(outside, naming))
+
+
+def forget_addresses(directory, client, addresses):
+    """A deleted account's ``addresses`` leave every mlmmj list: as subscribers and as owners and
+    moderators.  Before its entry goes (a repeat of the delete finds it and does this again)."""
+    unsubscribe_everywhere(directory, client, addresses)
+    remove_owner_and_moderator(directory, client, addresses)

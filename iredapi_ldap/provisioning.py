@@ -55,6 +55,7 @@ def delete_domain(services, domain, admin, keep_days):
     if services.mlmmjadmin is not None:
         mlmmj_lists.delete_domain_lists(directory, services.mlmmjadmin, domain)
         mlmmj_lists.unsubscribe_domain_everywhere(directory, services.mlmmjadmin, domain, names)
+        mlmmj_lists.remove_domain_owners_and_moderators(directory, services.mlmmjadmin, domain, names)
     references.remove_domain_references(directory, domain, names)
     throttle.delete_settings_for_domain(services.iredapd_store, domain)
     greylisting.delete_for_domain(services.iredapd_store, domain)
@@ -92,8 +93,9 @@ def delete_user(services, mail, admin, keep_days, domain_entry=None):
                                                       "domainGlobalAdmin"])
     authorization.require_manageable_account(directory, admin, entry)
     # Off every mlmmj list first (mlmmjadmin keeps subscribers in the spool, not in LDAP).
+    # (and no owner or moderator of one: mlmmjadmin rewrites its spool and the list's entry)
     if services.mlmmjadmin is not None:
-        mlmmj_lists.unsubscribe_everywhere(directory, services.mlmmjadmin, [mail, *entry.values("shadowAddress")])
+        mlmmj_lists.forget_addresses(directory, services.mlmmjadmin, [mail, *entry.values("shadowAddress")])
     references.remove_references(directory, [mail, *entry.values("shadowAddress")], entry.dn)
     maildir = maildir_of(entry)
     if maildir:
@@ -115,9 +117,11 @@ def delete_user(services, mail, admin, keep_days, domain_entry=None):
 def rename_account(services, kind, old, new, admin, domain_entry=None):
     """Rename the user, alias or list ``old`` to ``new`` (same domain), everything that names it
     following: the order and why a repeat after a crash finishes the job are in
-    ``directory/renames.py``.  The SQL side (iRedAPD's throttle settings, a renamed admin's open
-    sessions) comes right after the move, so that a repeat, which finds the entry moved, still
-    does it.  Returns whether this request moved the entry (False: a repeat of a done rename)."""
+    ``directory/renames.py``.  The SQL side (iRedAPD's throttle and greylisting rows, Amavisd's
+    spam policy and white/blacklists, a renamed admin's open sessions) and mlmmjadmin's side
+    (subscriptions, owners, moderators of mlmmj lists) come right after the move, so that a
+    repeat, which finds the entry moved, still does it.  Returns whether this request moved the
+    entry (False: a repeat of a done rename)."""
     directory = services.directory
     rename = renames.prepare(directory, kind, old, new, domain_entry)
     if kind == renames.USER:
@@ -129,9 +133,28 @@ def rename_account(services, kind, old, new, admin, domain_entry=None):
         renames.move(directory, rename)
     for before, after in rename.mapping.items():
         throttle.rename_account(services.iredapd_store, before, after)
+        # what the newer features keep per address: Amavisd's users row (spam policy,
+        # white/blacklists) and its own policy, iRedAPD's greylisting rows
+        greylisting.rename_account(services.iredapd_store, before, after)
+        amavisd.rename_account(services.amavisd_store, before, after)
+    if services.mlmmjadmin is not None:
+        # subscriptions, owners and moderators of mlmmj lists: mlmmjadmin's (subscribe the new
+        # address first, then unsubscribe the old: a repeat finds what is left)
+        mlmmj_lists.move_subscriptions(directory, services.mlmmjadmin, rename.mapping)
+        mlmmj_lists.rename_owner_and_moderator(directory, services.mlmmjadmin, rename.mapping)
     if kind == renames.USER:
         services.sessions.rename_sessions(old, new, rename.new_dn)
         dovecot.rename_mailbox(services.admin_store, old, new)
     renames.finish_own_entry(directory, rename)
     renames.references(directory, rename)
     return moved_now
+
+
+def delete_alias_or_list(services, entry, delete, domain_entry=None):
+    """Delete an alias or an old-style list (``delete``: aliases.delete_alias or lists.delete_list,
+    which take the references out of the directory first): before that, its addresses leave the
+    mlmmj lists they are on (mlmmjadmin's), as a deleted user's do."""
+    if services.mlmmjadmin is not None:
+        mlmmj_lists.forget_addresses(services.directory, services.mlmmjadmin,
+                                     [*entry.values("mail"), *entry.values("shadowAddress")])
+    delete(services.directory, entry, domain_entry)

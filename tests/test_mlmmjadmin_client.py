@@ -76,6 +76,11 @@ def test_success_and_what_is_sent(peer):
     (403, envelope(_success=False, _msg="NOT_AUTHORIZED_API_CLIENT"), "NOT_AUTHORIZED_API_CLIENT", 503),
     (404, envelope(_success=False, _msg="NO_SUCH_ACCOUNT"), "NO_SUCH_ACCOUNT", 404),
     (200, envelope(_success=False, _msg="OTHER({'desc': 'Server is busy'})"), "MLMMJADMIN_ERROR", 502),
+    # slapd's unique overlay refusing a taken (alias-domain) address, in both of its wordings
+    (200, envelope(_success=False, _msg="CONSTRAINT_VIOLATION({'result': 19, 'info': 'some attributes not unique'})"),
+     "ALREADY_EXISTS", 409),
+    (200, envelope(_success=False, _msg="CONSTRAINT_VIOLATION({'result': 19, 'info': 'non-unique attributes found "
+                                        "with (&(|(objectClass=mailUser)))'})"), "ALREADY_EXISTS", 409),
 ])
 def test_refusals_keep_its_code(peer, status, body, code, http_status):
     _Peer.script = {"/api/l@x.test": (status, body, 0)}

@@ -29,7 +29,7 @@ members, never to the domain's size.
 from dataclasses import dataclass, field
 
 from .. import errors
-from . import admin_limits
+from . import admin_limits, mlmmj_lists
 from . import dn as dnlib
 from . import limits as limitlib
 from .alias_domains import addresses_for_new_account
@@ -146,7 +146,7 @@ class Membership:
 def get_list(directory, mail, attributes=("*",)):
     entry = directory.read(directory.names.mail_list(mail), attributes, IS_LIST)
     if entry is None:
-        raise errors.NoSuchObject(errors.NO_SUCH_ACCOUNT, detail=mail)
+        raise mlmmj_lists.not_old_style(directory, mail)
     return entry
 
 

@@ -3,8 +3,10 @@
 mlmmjadmin owns these lists (iredapi_ldap.mlmmj_lists drives it): its ``bk_iredmail_ldap``
 backend adds ``mail=<list>,ou=Groups,domainName=<domain>,...`` with ``objectClass: mailList``,
 ``enabledService: mlmmj`` and ``mtaTransport: mlmmj:<domain>/<name>`` (which Postfix's
-transport_maps_user returns), and deletes it.  We only read these entries here: to know
-whether a list exists, list a domain's lists, and tell whether any exist at all.  Old-style
+transport_maps_user returns), and deletes it.  (It writes ``shadowAddress`` for the domain's
+alias domains and ``domainStatus`` only at creation; the alias-domain sweep and the domain
+status sweep keep those two in step, as for every account.)  We only read these entries here:
+to know whether a list exists, list a domain's lists, and tell whether any exist at all.  Old-style
 lists (directory/lists.py) are the mailList entries without ``enabledService: mlmmj``.
 Both kinds live in ou=Groups and count in the domain's ``domainCurrentListNumber``.
 """
@@ -41,3 +43,13 @@ def any_list_exists(directory):
     user needs no word with mlmmjadmin, which then need not even run."""
     return next(iter(directory.paged_search(directory.names.basedn, IS_MLMMJ_LIST, ["1.1"], page_size=1)),
                 None) is not None
+
+
+def not_old_style(directory, mail):
+    """NO_SUCH_ACCOUNT for an old-style list operation on ``mail``; where ``mail`` is an mlmmj
+    list, the detail says so: it is mlmmjadmin's, managed through /api/ml only (an old-style
+    update, rename or delete would write its entry behind mlmmjadmin's back)."""
+    if find_list(directory, mail, ["1.1"]) is not None:
+        return errors.NoSuchObject(errors.NO_SUCH_ACCOUNT, detail=f"{mail} is a subscribable (mlmmj) list, "
+                                   f"managed by mlmmjadmin: use /api/ml/{mail}")
+    return errors.NoSuchObject(errors.NO_SUCH_ACCOUNT, detail=mail)

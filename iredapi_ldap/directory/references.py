@@ -153,6 +153,11 @@ def address_of_dn(dn):
     return None
 
 
+# mlmmj lists (enabledService: mlmmj) are mlmmjadmin's: their listOwner / listModerator /
+# listAllowedUser mirror its spool's owners and moderators, so the sweeps here leave them alone
+# and iredapi_ldap.mlmmj_lists has mlmmjadmin rewrite them.
+_OLD_STYLE_LIST = dnlib.all_of(dnlib.eq("objectClass", "mailList"), dnlib.negate(dnlib.eq("enabledService", "mlmmj")))
+
 # Attributes whose values are addresses of other accounts (moderators are searched by their
 # indexed listAllowedUser, which we always write with listModerator).
 _ADDRESS_REFERENCES = ("domainAdmin", "mailForwardingAddress", "memberOfGroup", "listAllowedUser", "listModerator")
@@ -187,8 +192,7 @@ def remove_references(directory, addresses, dn):
         dnlib.all_of(dnlib.eq("objectClass", "mailDomain"), naming("domainAdmin")),
         dnlib.all_of(dnlib.any_of(dnlib.eq("objectClass", "mailAlias"), dnlib.eq("objectClass", "mailUser")),
                      naming("mailForwardingAddress")),
-        dnlib.all_of(dnlib.eq("objectClass", "mailList"),
-                     dnlib.any_of(dnlib.eq("member", dn), naming("listAllowedUser"))),
+        dnlib.all_of(_OLD_STYLE_LIST, dnlib.any_of(dnlib.eq("member", dn), naming("listAllowedUser"))),
         dnlib.all_of(dnlib.any_of(dnlib.ACCOUNT_CLASSES, is_external), naming("memberOfGroup")),
         dnlib.all_of(is_external, naming("mail")),
     )
@@ -265,7 +269,7 @@ def remove_domain_references(directory, domain, names):
         dnlib.all_of(dnlib.eq("objectClass", "mailDomain"), naming("domainAdmin")),
         dnlib.all_of(dnlib.any_of(dnlib.eq("objectClass", "mailAlias"), dnlib.eq("objectClass", "mailUser")),
                      naming("mailForwardingAddress")),
-        dnlib.all_of(dnlib.eq("objectClass", "mailList"), naming("listAllowedUser")),
+        dnlib.all_of(_OLD_STYLE_LIST, naming("listAllowedUser")),
         dnlib.all_of(dnlib.any_of(dnlib.ACCOUNT_CLASSES, is_external), naming("memberOfGroup")),
         dnlib.all_of(is_external, naming("mail")),
     ))
@@ -344,8 +348,8 @@ def remove_domain_admin(directory, addresses):
 
 # -- renaming references -----------------------------------------------------------------
 
-# Address-valued attributes a rename rewrites: those remove_references cleans, and mlmmj lists'
-# listOwner (found through listAllowedUser, which holds every owner).
+# Address-valued attributes a rename rewrites: those remove_references cleans, and listOwner
+# (found through listAllowedUser, which holds every owner; mlmmj lists are left alone, above).
 _RENAMED_REFERENCES = (*_ADDRESS_REFERENCES, "listOwner")
 
 
@@ -375,8 +379,7 @@ def rename_references(directory, mapping, old_dn, new_dn):
         dnlib.all_of(dnlib.eq("objectClass", "mailDomain"), naming("domainAdmin")),
         dnlib.all_of(dnlib.any_of(dnlib.eq("objectClass", "mailAlias"), dnlib.eq("objectClass", "mailUser")),
                      naming("mailForwardingAddress")),
-        dnlib.all_of(dnlib.eq("objectClass", "mailList"),
-                     dnlib.any_of(dnlib.eq("member", old_dn), naming("listAllowedUser"))),
+        dnlib.all_of(_OLD_STYLE_LIST, dnlib.any_of(dnlib.eq("member", old_dn), naming("listAllowedUser"))),
         dnlib.all_of(dnlib.any_of(dnlib.ACCOUNT_CLASSES, is_external), naming("memberOfGroup")),
         dnlib.all_of(is_external, naming("mail")),
     )

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 from .. import errors
 from . import dn as dnlib
+from . import mlmmj_lists
 from .connection import (
     ATTRIBUTE_OR_VALUE_EXISTS,
     ENTRY_ALREADY_EXISTS,
@@ -99,6 +100,8 @@ def prepare(directory, kind, old, new, domain_entry=None):
     if entry is None:
         entry = _read(directory, kind, new)
         if entry is None:
+            if kind == LIST:
+                raise mlmmj_lists.not_old_style(directory, old)
             raise errors.NoSuchObject(errors.NO_SUCH_ACCOUNT, detail=old)
         moved = True
     if domain_entry is None:  # else the caller's read, with domainAliasName (limits.DOMAIN_ATTRIBUTES)

@@ -16,7 +16,7 @@ iRedAPD enforces access policies on mailing lists only: on an LDAP server an ali
 policy is recorded, not enforced.  Use a mailing list (/api/maillist) to restrict senders.
 """
 
-from .. import addresses, authorization, params
+from .. import addresses, authorization, params, provisioning
 from ..directory import admin_limits, renames
 from ..directory import aliases as alias_directory
 from ..params import Param, forbid_overlap, forbid_together
@@ -70,7 +70,7 @@ class AliasItem(Resource):
         self.params(req)
         domain_entry = authorization.managed_account_domain(self.directory, req.context.admin, mail)
         entry = alias_directory.get_alias(self.directory, mail, ["mail", "shadowAddress"])
-        alias_directory.delete_alias(self.directory, entry, domain_entry)
+        provisioning.delete_alias_or_list(self.services, entry, alias_directory.delete_alias, domain_entry)
         self.ok(resp)
 
 

@@ -21,7 +21,7 @@ GET returns the LDAP profile plus ``members`` and ``moderators`` (sorted address
 A disabled list keeps its members, but Postfix stops expanding it (see directory/lists.py).
 """
 
-from .. import addresses, authorization, errors, params
+from .. import addresses, authorization, errors, params, provisioning
 from ..directory import admin_limits, renames
 from ..directory import lists as list_directory
 from ..params import Param, forbid_overlap, forbid_together
@@ -84,7 +84,7 @@ class MailListItem(Resource):
         self.params(req, DELETE_PARAMS)
         domain_entry = authorization.managed_account_domain(self.directory, req.context.admin, mail)
         entry = list_directory.get_list(self.directory, mail, ["mail", "shadowAddress"])
-        list_directory.delete_list(self.directory, entry, domain_entry)
+        provisioning.delete_alias_or_list(self.services, entry, list_directory.delete_list, domain_entry)
         self.ok(resp)
 
 

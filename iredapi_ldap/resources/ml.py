@@ -13,6 +13,7 @@ them, and we do not write the list's entry behind its back.
 
 from .. import addresses, authorization, errors, params
 from .. import mlmmj_lists as operations
+from ..directory import admin_limits
 from ..directory import mlmmj_lists as directory_lists
 from ..params import Param, forbid_overlap
 from .common import CREATED, Resource, stream_list
@@ -59,8 +60,10 @@ class MlItem(Resource):
     def on_post(self, req, resp, mail):
         values = self.params(req, CREATE_PARAMS)
         mail = _checked_address(mail)
-        domain_entry = authorization.managed_account_domain(self.directory, req.context.admin, mail)
-        operations.create_list(self.directory, self.client, mail, values, domain_entry)
+        admin = req.context.admin
+        domain_entry = authorization.managed_account_domain(self.directory, admin, mail)
+        operations.create_list(self.directory, self.client, mail, values, domain_entry,
+                               admin_limits.for_admin(self.directory, admin))
         self.ok(resp, status=CREATED)
 
     def on_put(self, req, resp, mail):

@@ -474,3 +474,42 @@ def _delete_rows(conn, user_ids, own_policies):
     if user_ids:
         conn.execute(users.delete().where(users.c.id.in_(user_ids)))
     return len(user_ids)
+
+
+def rename_account(store, old, new):
+    """An account was renamed: its ``users`` row (and so its spam policy and white/blacklists, which
+    hang on its id) becomes ``new``'s, and its own policy (named after the account) is renamed with
+    it.  One transaction: a repeat finds nothing left under ``old``.  Where ``new`` has rows of its own
+    already (written while the rename was half-way), those stay: list entries of ``old`` join them
+    unless ``new`` lists the same address, and ``old``'s policy goes unless ``new`` has none.
+    Returns whether anything of ``old`` was found."""
+
+    def work(conn):
+        old_user = _user_row(conn, old, create=False)
+        new_user = _user_row(conn, new, create=False)
+        old_policy = conn.execute(sa.select(policy.c.id).where(policy.c.policy_name == old)).scalar()
+        new_policy = conn.execute(sa.select(policy.c.id).where(policy.c.policy_name == new)).scalar()
+        if old_user is None and old_policy is None:
+            return False
+        if old_user is not None and new_user is None:
+            conn.execute(users.update().where(users.c.id == old_user.id).values(email=new))
+        elif old_user is not None:
+            for direction in DIRECTIONS:
+                table, own, other = _list_table(direction)
+                # (MySQL cannot delete from a table it selects from in a subquery: two statements.)
+                taken = conn.execute(sa.select(other).where(own == new_user.id)).scalars().all()
+                if taken:
+                    conn.execute(table.delete().where(own == old_user.id, other.in_(taken)))
+                conn.execute(table.update().where(own == old_user.id).values({own.name: new_user.id}))
+            if not new_user.policy_id and old_user.policy_id:
+                conn.execute(users.update().where(users.c.id == new_user.id).values(policy_id=old_user.policy_id))
+            conn.execute(users.delete().where(users.c.id == old_user.id))
+        if old_policy is not None:
+            if new_policy is None:
+                conn.execute(policy.update().where(policy.c.id == old_policy).values(policy_name=new))
+            else:
+                conn.execute(users.update().where(users.c.policy_id == old_policy).values(policy_id=new_policy))
+                conn.execute(policy.delete().where(policy.c.id == old_policy))
+        return True
+
+    return _retrying(store, work)

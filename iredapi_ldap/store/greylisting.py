@@ -188,3 +188,27 @@ def delete_for_domain(store, domain):
             conn.execute(table.delete().where(table.c.account.endswith("@" + domain, autoescape=True)))
         conn.execute(greylisting_tracking.delete().where(greylisting_tracking.c.rcpt_domain == domain))
 
+
+
+def rename_account(store, old, new):
+    """An account (an email address) was renamed: its settings and whitelists, and iRedAPD's
+    tracking of mail to it (so that senders who passed greylisting are not deferred again), follow
+    it.  Where ``new`` has a row with the same key already (written while the rename was
+    half-way), that one stays and the old one goes.  One transaction; a repeat moves nothing more.
+    Returns the number of settings and whitelist rows moved."""
+    moved = 0
+    with store.transaction(lock_key=f"iredapi-ldap greylisting {new}") as conn:
+        for table in (greylisting, greylisting_whitelists):
+            # MySQL cannot delete from a table it selects from in a subquery: two statements.
+            taken = conn.execute(sa.select(table.c.sender).where(table.c.account == new)).scalars().all()
+            if taken:
+                conn.execute(table.delete().where(table.c.account == old, table.c.sender.in_(taken)))
+            moved += conn.execute(table.update().where(table.c.account == old).values(account=new)).rowcount
+        tracking = greylisting_tracking
+        taken = conn.execute(sa.select(tracking.c.sender, tracking.c.client_address)
+                             .where(tracking.c.recipient == new)).all()
+        for sender, client_address in taken:
+            conn.execute(tracking.delete().where(tracking.c.recipient == old, tracking.c.sender == sender,
+                                                 tracking.c.client_address == client_address))
+        conn.execute(tracking.update().where(tracking.c.recipient == old).values(recipient=new))
+    return moved

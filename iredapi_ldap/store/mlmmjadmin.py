@@ -93,6 +93,13 @@ class MlmmjadminClient:
                           query={"query_all_lists": "yes", "email_only": "yes"})
         return sorted({a.lower() for a in data or []})
 
+    def subscriptions(self, subscriber):
+        """[(list address, subscription version)] of every mlmmj list (of every domain) that
+        ``subscriber`` is subscribed to; the version is normal, digest or nomail."""
+        data = self._call("GET", f"subscriber/{subscriber}/subscribed", query={"query_all_lists": "yes"})
+        return sorted({(str(item["mail"]).lower(), str(item.get("subscription") or "normal"))
+                       for item in data or [] if isinstance(item, dict) and item.get("mail")})
+
     # -- plumbing --------------------------------------------------------------------------
 
     def _call(self, method, path, form=None, query=None):
@@ -127,8 +134,9 @@ class MlmmjadminClient:
         # Its backend's LDAP error as python-ldap's repr, e.g. "ALREADY_EXISTS({... 'result': 68 ...})"
         # when a racing create added the entry first, or slapd's unique overlay refusing the
         # address ("CONSTRAINT_VIOLATION({... 'info': 'some attributes not unique'})"): a taken address.
+        # (slapd 2.5's unique overlay says "some attributes not unique" or "non-unique attributes found")
         if message.startswith("ALREADY_EXISTS(") or (message.startswith("CONSTRAINT_VIOLATION(")
-                                                     and "not unique" in message):
+                                                     and ("not unique" in message or "non-unique" in message)):
             raise errors.PeerRefused(errors.ALREADY_EXISTS, 409, detail="mlmmjadmin: the entry exists")
         # Not one of its codes but an exception's text (its backend's LDAP error): its failure.
         raise errors.PeerRefused(errors.MLMMJADMIN_ERROR, 502, detail=message[:500])
