@@ -189,7 +189,6 @@ def delete_for_domain(store, domain):
         conn.execute(greylisting_tracking.delete().where(greylisting_tracking.c.rcpt_domain == domain))
 
 
-
 def rename_account(store, old, new):
     """An account (an email address) was renamed: its settings and whitelists, and iRedAPD's
     tracking of mail to it (so that senders who passed greylisting are not deferred again), follow
