@@ -8,6 +8,8 @@ entry a DN names or what a filter matches.
 from ldap.dn import escape_dn_chars
 from ldap.filter import escape_filter_chars
 
+from .. import errors
+
 
 def escape_rdn_value(value):
     """Escape ``value`` for use as an attribute value in an RDN (RFC 4514)."""
@@ -77,6 +79,23 @@ EXTERNALS_OU = "Externals"
 DOMAIN_OUS = (USERS_OU, GROUPS_OU, ALIASES_OU, EXTERNALS_OU)
 
 
+# slapd's back-mdb keeps an entry's RDN twice (normalised and as given) in one record of its
+# dn2id index, and LMDB caps such a record at 511 bytes: with Debian's slapd 2.5 an RDN of 245
+# bytes is stored and one of 246 is refused with result 80 ("other").  Valid names can be that
+# long (a 240-character domain, a 64-character local part on a 200-character domain), so a
+# longer RDN is refused here, before any write, as the input error it is, not as a 500.
+MAX_RDN_BYTES = 245
+
+
+def rdn(attribute, value, code=errors.INVALID_MAIL):
+    """``attribute=value`` escaped, or 400 ``code`` when slapd could not store it."""
+    text = f"{attribute}={escape_rdn_value(value)}"
+    if len(text.encode()) > MAX_RDN_BYTES:
+        raise errors.InvalidInput(code, detail=f"{value} is too long for the directory "
+                                                f"(an entry's name holds at most {MAX_RDN_BYTES} bytes)")
+    return text
+
+
 class DirectoryNames:
     """DNs of iRedMail's tree (iRedMail's ldap/iredmail.ldif and iRedAdmin libs/ldaplib) under the configured bases."""
 
@@ -85,26 +104,26 @@ class DirectoryNames:
         self.admin_basedn = admin_basedn  # o=domainAdmins,<suffix>
 
     def domain(self, domain):
-        return f"domainName={escape_rdn_value(domain)},{self.basedn}"
+        return f"{rdn('domainName', domain, errors.INVALID_DOMAIN_NAME)},{self.basedn}"
 
     def ou(self, domain, ou):
         return f"ou={ou},{self.domain(domain)}"
 
     def user(self, mail):
-        return f"mail={escape_rdn_value(mail)},{self.ou(_domain_of(mail), USERS_OU)}"
+        return f"{rdn('mail', mail)},{self.ou(_domain_of(mail), USERS_OU)}"
 
     def alias(self, mail):
-        return f"mail={escape_rdn_value(mail)},{self.ou(_domain_of(mail), ALIASES_OU)}"
+        return f"{rdn('mail', mail)},{self.ou(_domain_of(mail), ALIASES_OU)}"
 
     def mail_list(self, mail):
-        return f"mail={escape_rdn_value(mail)},{self.ou(_domain_of(mail), GROUPS_OU)}"
+        return f"{rdn('mail', mail)},{self.ou(_domain_of(mail), GROUPS_OU)}"
 
     def list_externals(self, list_mail):
         """The entry holding a list's external members (RDN memberOfGroup)."""
-        return f"memberOfGroup={escape_rdn_value(list_mail)},{self.ou(_domain_of(list_mail), EXTERNALS_OU)}"
+        return f"{rdn('memberOfGroup', list_mail)},{self.ou(_domain_of(list_mail), EXTERNALS_OU)}"
 
     def admin(self, mail):
-        return f"mail={escape_rdn_value(mail)},{self.admin_basedn}"
+        return f"{rdn('mail', mail)},{self.admin_basedn}"
 
 
 def _domain_of(mail):

@@ -444,7 +444,7 @@ def _rename_in_external(directory, entry, mapping):
     target = directory.names.list_externals(new_list)
     try:
         # deleteoldrdn takes the old list's address out of memberOfGroup; the new one may be there already
-        directory.rename(entry.dn, f"memberOfGroup={dnlib.escape_rdn_value(new_list)}")
+        directory.rename(entry.dn, dnlib.rdn("memberOfGroup", new_list))
     except LdapOperationError as exc:
         if exc.result == NO_SUCH_OBJECT:
             return  # a repeat: moved already

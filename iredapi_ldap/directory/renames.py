@@ -161,7 +161,7 @@ def move(directory, rename):
     if rename.moved:
         return
     try:
-        directory.rename(rename.old_dn, f"mail={dnlib.escape_rdn_value(rename.new)}")
+        directory.rename(rename.old_dn, dnlib.rdn("mail", rename.new))
     except LdapOperationError as exc:
         if exc.result == NO_SUCH_OBJECT:
             if _read(directory, rename.kind, rename.new) is not None:
