@@ -491,3 +491,17 @@ def test_a_list_rename_killed_after_some_writes_is_finished_by_repeating_it(api,
     assert _lower(read_entry(root_connection, externals_dn(new))["memberOfGroup"]) == [new]
     assert _lower(read_entry(root_connection, alias_dn(f"fw@{domain}"))["mailForwardingAddress"]) == [new]
     assert api.get(f"/api/maillist/{new}").json["_data"]["members"] == sorted([*members, "ext@elsewhere.test"])
+
+
+def test_a_standalone_admin_at_the_renamed_address_keeps_its_domains(api, root_connection, domain, new_domain):
+    """o=domainAdmins is outside the unique overlay's scope, so a mail user may share a standalone
+    admin's address; renaming the user must not take the admin's domainAdmin values along (a
+    domain admin could otherwise move a co-admin out of its domains)."""
+    other = new_domain()
+    assert api.post(f"/api/domain/{other}").status_code == 201
+    shared = f"shared@{domain}"
+    assert api.post(f"/api/admin/{shared}", {"password": PASSWORD}).status_code == 201
+    assert api.put(f"/api/domain/admins/{other}", {"addAdmin": shared}).status_code == 200
+    assert api.post(f"/api/user/{shared}", {"password": PASSWORD}).status_code == 201
+    assert api.post(f"/api/user/{shared}/change_email/renamed@{domain}").status_code == 200
+    assert _lower(read_entry(root_connection, domain_dn(other), ["domainAdmin"])["domainAdmin"]) == [shared]

@@ -384,12 +384,20 @@ def rename_references(directory, mapping, old_dn, new_dn):
         dnlib.all_of(is_external, naming("mail")),
     )
     own = {dn_key(old_dn), dn_key(new_dn)}
+    admin_mapping = None  # mapping less standalone admins' addresses, read once if a domain names one
     written = 0
     for entry in directory.paged_search(directory.names.basedn, filter_, [*_REFERENCE_ATTRIBUTES, "listOwner"]):
         if dn_key(entry.dn) in own:
             continue
         if entry.has_value("objectClass", "mailExternalUser"):
             _rename_in_external(directory, entry, mapping)
+        elif entry.has_value("objectClass", "mailDomain"):
+            # A standalone admin at the renamed address (o=domainAdmins is outside the unique
+            # overlay's scope) keeps its domainAdmin values, as on a delete (remove_references).
+            if admin_mapping is None:
+                standalone = _standalone_admins(directory, list(mapping))
+                admin_mapping = {old: new for old, new in mapping.items() if old not in standalone}
+            modify_quietly(directory, entry.dn, renamed_values(entry, admin_mapping, old_dn, new_dn))
         else:
             modify_quietly(directory, entry.dn, renamed_values(entry, mapping, old_dn, new_dn))
         written += 1
