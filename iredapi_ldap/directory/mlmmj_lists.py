@@ -11,6 +11,7 @@ Both kinds live in ou=Groups and count in the domain's ``domainCurrentListNumber
 
 from .. import errors
 from . import dn as dnlib
+from .connection import ASSERTION_FAILED, MODIFY_REPLACE, NO_SUCH_OBJECT, LdapOperationError
 
 IS_MLMMJ_LIST = dnlib.all_of(dnlib.eq("objectClass", "mailList"), dnlib.eq("enabledService", "mlmmj"))
 # What a listing shows of each list (the rest of its profile is mlmmjadmin's, one call per list).
@@ -41,3 +42,28 @@ def any_list_exists(directory):
     user needs no word with mlmmjadmin, which then need not even run."""
     return next(iter(directory.paged_search(directory.names.basedn, IS_MLMMJ_LIST, ["1.1"], page_size=1)),
                 None) is not None
+
+
+# -- the two attributes we write on mlmmjadmin's entry (iredapi_ldap.mlmmj_policy) ---------------
+
+
+def set_status_and_policy(directory, mail, account_status=None, access_policy=None):
+    """Replace the list's ``accountStatus`` and/or ``accessPolicy``: the one documented
+    exception to "mlmmjadmin owns the entry".  mlmmjadmin has no API for accountStatus (its
+    backend writes ``active`` at create and never again) and writes accessPolicy from the mere
+    presence of a posting flag; iRedAPD's ldap_maillist_access_policy and Postfix's
+    transport_maps_user read both.  Asserted to still be an mlmmj list: a list deleted (or
+    replaced by an old-style one) meanwhile is NO_SUCH_ACCOUNT, nothing written."""
+    changes = {}
+    if account_status is not None:
+        changes["accountStatus"] = [(MODIFY_REPLACE, [account_status])]
+    if access_policy is not None:
+        changes["accessPolicy"] = [(MODIFY_REPLACE, [access_policy])]
+    if not changes:
+        return
+    try:
+        directory.modify(directory.names.mail_list(mail), changes, assertion=IS_MLMMJ_LIST)
+    except LdapOperationError as exc:
+        if exc.result in (NO_SUCH_OBJECT, ASSERTION_FAILED):
+            raise errors.NoSuchObject(errors.NO_SUCH_ACCOUNT, detail=mail) from exc
+        raise
