@@ -624,3 +624,31 @@ def test_domain_admin_sets_status_and_policy_of_its_lists(mapi, make_app, app_se
     assert result.status_code == 403 and result.json["msg"] == "PERMISSION_DENIED", result.text
     entry = read_entry(root_connection, list_dn(f"theirs@{other}"))
     assert entry["accountStatus"] == ["active"] and "accessPolicy" not in entry
+
+
+def test_iredapd_enforces_status_and_sender_policy(mapi, mlmmjadmin, iredapd_peer, domain, new_domain):
+    """The real iRedAPD 6.1 (plugin ldap_maillist_access_policy) reads what we wrote: a disabled
+    list is rejected; ``domain`` rejects a sender outside the list's domain; membersonly is left
+    to mlmmj (DUNNO here, mlmmj's subonlypost decides)."""
+    other = new_domain()
+    assert mapi.post(f"/api/domain/{other}").status_code == 201
+    mail = f"apd@{domain}"
+    assert mapi.post(f"/api/ml/{mail}", {"accessPolicy": "domain"}).status_code == 201
+    inside, outside = f"someone@{domain}", f"someone@{other}"
+    assert iredapd_peer.ask(sender=inside, recipient=mail) == "DUNNO"
+    assert iredapd_peer.ask(sender=outside, recipient=mail) == "REJECT Not authorized"
+    assert iredapd_peer.ask(sender="x@ext.test", recipient=mail) == "REJECT Not authorized"
+    # a posting flag alone: mlmmjadmin writes accessPolicy moderatorsonly (iRedAPD would then
+    # leave the list to mlmmj, which lets anyone post); we put "domain" back
+    assert mapi.put(f"/api/ml/{mail}", {"only_moderator_can_post": "no"}).status_code == 200
+    assert iredapd_peer.ask(sender=outside, recipient=mail) == "REJECT Not authorized"
+
+    assert mapi.put(f"/api/ml/{mail}", {"accessPolicy": "membersonly"}).status_code == 200
+    assert iredapd_peer.ask(sender=outside, recipient=mail) == "DUNNO"
+    assert posting_flags(mlmmjadmin, mail) == (False, True)
+
+    assert mapi.put(f"/api/ml/{mail}", {"accountStatus": "disabled"}).status_code == 200
+    assert iredapd_peer.ask(sender=inside, recipient=mail) == "REJECT Policy rejection"
+    assert mapi.put(f"/api/ml/{mail}", {"accountStatus": "active", "accessPolicy": "subdomain"}).status_code == 200
+    assert iredapd_peer.ask(sender=f"a@sub.{domain}", recipient=mail) == "DUNNO"
+    assert iredapd_peer.ask(sender=outside, recipient=mail) == "REJECT Not authorized"
