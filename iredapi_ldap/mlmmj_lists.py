@@ -88,14 +88,14 @@ def create_list(directory, client, mail, values, domain_entry):
     mlmmjadmin 3.6.3's create (bk_iredmail_ldap.add_maillist) writes ``accessPolicy:
     moderatorsonly`` for ``only_subscriber_can_post``, whatever its value; its update writes
     ``membersonly``.  So the two posting options go in a second call, its PUT; then
-    ``accountStatus`` and ``accessPolicy`` are written on the entry (mlmmj_policy.settle).
+    ``accountStatus`` and ``accessPolicy`` are written on the entry (mlmmj_policy.settle;
+    ``values`` went through mlmmj_policy.with_posting_flags, as for update_list).
 
     If that or subscribing fails after mlmmjadmin created the list, the list is deleted again
     (its spool too) so that the whole create failed; if even that delete fails, the list stays
     (with its counter slot) and a PUT can finish the job.
     """
     domain = _domain(mail)
-    values = mlmmj_policy.with_posting_flags(values)
     if references.lookup_addresses(directory, [mail]).account(mail) is not None:
         raise errors.AlreadyExists(errors.ALREADY_EXISTS, detail=mail)
     form = profile_form(values)
@@ -135,7 +135,6 @@ def update_list(directory, client, entry, values):
     ``name``, and fails on ``owner`` without ``moderators``; so both are sent as they are
     (read from the list's entry) unless the request changes them."""
     mail = entry.first("mail").lower()
-    values = mlmmj_policy.with_posting_flags(values)
     form = profile_form(values)
     if form:
         form.setdefault("name", entry.first("cn") or "")

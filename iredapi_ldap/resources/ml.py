@@ -64,6 +64,7 @@ class MlItem(Resource):
 
     def on_post(self, req, resp, mail):
         values = self.params(req, CREATE_PARAMS)
+        values = mlmmj_policy.with_posting_flags(values)
         mail = _checked_address(mail)
         domain_entry = authorization.managed_account_domain(self.directory, req.context.admin, mail)
         operations.create_list(self.directory, self.client, mail, values, domain_entry)
@@ -72,6 +73,7 @@ class MlItem(Resource):
     def on_put(self, req, resp, mail):
         values = self.params(req, UPDATE_PARAMS)
         forbid_overlap(values, "add_subscribers", "remove_subscribers")
+        values = mlmmj_policy.with_posting_flags(values)
         authorization.managed_account_domain(self.directory, req.context.admin, mail)
         entry = directory_lists.get_list(self.directory, mail)
         operations.update_list(self.directory, self.client, entry, values)
