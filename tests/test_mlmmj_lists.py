@@ -652,3 +652,24 @@ def test_iredapd_enforces_status_and_sender_policy(mapi, mlmmjadmin, iredapd_pee
     assert mapi.put(f"/api/ml/{mail}", {"accountStatus": "active", "accessPolicy": "subdomain"}).status_code == 200
     assert iredapd_peer.ask(sender=f"a@sub.{domain}", recipient=mail) == "DUNNO"
     assert iredapd_peer.ask(sender=outside, recipient=mail) == "REJECT Not authorized"
+
+
+def test_disabling_a_list_needs_no_mlmmjadmin(make_app, ldap_server, mailstack, root_connection, new_domain):
+    """accountStatus alone is ours to write: it works while mlmmjadmin is down, and Postfix
+    stops routing the list; an accessPolicy needs mlmmjadmin (mlmmj's flags) and changes nothing."""
+    peer = start_peer(ldap_server)
+    try:
+        client = ApiClient(make_app(**peer.settings())).login()
+        domain = new_domain()
+        assert client.post(f"/api/domain/{domain}").status_code == 201
+        mail = f"down@{domain}"
+        assert client.post(f"/api/ml/{mail}", {"accessPolicy": "domain"}).status_code == 201
+        peer.stop()
+        assert client.put(f"/api/ml/{mail}", {"accountStatus": "disabled"}).status_code == 200
+        assert mailstack.postfix.lookup("transport_maps_user", mail) == []
+        result = client.put(f"/api/ml/{mail}", {"accountStatus": "active", "accessPolicy": "membersonly"})
+        assert result.status_code == 503 and result.json["msg"] == "SERVICE_UNAVAILABLE", result.text
+        entry = read_entry(root_connection, list_dn(mail))
+        assert entry["accountStatus"] == ["disabled"] and entry["accessPolicy"] == ["domain"]
+    finally:
+        peer.close()
