@@ -13,11 +13,12 @@ it back after mlmmjadmin removed the list.
 
 import logging
 
-from . import errors
+from . import errors, mlmmj_policy
 from .directory import admin_limits, alias_domains, references
 from .directory import dn as dnlib
 from .directory import limits as limitlib
 from .directory import mlmmj_lists as directory_lists
+from .directory.connection import LdapOperationError
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +87,9 @@ def create_list(directory, client, mail, values, domain_entry, admin_limit=admin
 
     mlmmjadmin 3.6.3's create (bk_iredmail_ldap.add_maillist) writes ``accessPolicy:
     moderatorsonly`` for ``only_subscriber_can_post``, whatever its value; its update writes
-    ``membersonly``.  So the two posting options go in a second call, its PUT.
+    ``membersonly``.  So the two posting options go in a second call, its PUT; then
+    ``accountStatus`` and ``accessPolicy`` are written on the entry (mlmmj_policy.settle;
+    ``values`` went through mlmmj_policy.with_posting_flags, as for update_list).
 
     If that or subscribing fails after mlmmjadmin created the list, the list is deleted again
     (its spool too) so that the whole create failed; if even that delete fails, the list stays
@@ -106,15 +109,18 @@ def create_list(directory, client, mail, values, domain_entry, admin_limit=admin
     with admin_limit({limitlib.LISTS: 1}), limitlib.reserved(directory, domain, {limitlib.LISTS: 1}, domain_entry):
         client.create(mail, form)
     subscribers = values.get("subscribers")
-    if not posting and not subscribers:
+    settling = posting or "accountStatus" in values or "accessPolicy" in values
+    if not settling and not subscribers:
         return
     try:
         if posting:
             client.update(mail, {"name": form.get("name", ""), **posting})
+        if settling:
+            mlmmj_policy.settle(directory, client, mail, values)
         if subscribers:
             client.add_subscribers(mail, subscribers, values.get("subscription", "normal"),
                                    values.get("require_confirm", True))
-    except errors.ApiError:
+    except (errors.ApiError, LdapOperationError):
         try:
             client.delete(mail, keep_archive=False)
         except errors.ApiError:
@@ -141,6 +147,8 @@ def update_list(directory, client, entry, values):
         if "owner" in form:
             form.setdefault("moderators", ",".join(v.lower() for v in entry.values("listModerator")))
         client.update(mail, form)
+    if {"accountStatus", "accessPolicy", *_POSTING_OPTIONS} & values.keys():
+        mlmmj_policy.settle(directory, client, mail, values, entry.first("accessPolicy"))
     if values.get("add_subscribers"):
         client.add_subscribers(mail, values["add_subscribers"], values.get("subscription", "normal"),
                                values.get("require_confirm", True))
@@ -171,6 +179,7 @@ def profile(directory, client, entry, with_subscribers=False):
     data = dict(client.profile(mail) or {})
     data["mail"] = mail
     data["accountStatus"] = entry.first("accountStatus") or "active"
+    data["accessPolicy"] = mlmmj_policy.shown_policy(entry, data)
     if with_subscribers:
         data["subscribers"] = client.subscribers(mail)
     return data

@@ -5,7 +5,8 @@ requests as Postfix asks them.
 from ../shared/upstream/iRedAPD-6.1 to a temporary folder, creates its two databases on
 MariaDB from the upstream DDL (iRedAPD's LDAP backend reaches SQL through MySQL drivers only,
 and wants a password: a dedicated MariaDB user gets one), writes its settings.py (LDAP
-backend on the test slapd as cn=vmail; plugins greylisting, throttle, amavisd_wblist) and
+backend on the test slapd as cn=vmail; plugins greylisting, throttle, amavisd_wblist,
+ldap_maillist_access_policy) and
 runs ``iredapd.py --foreground`` with this interpreter.  Tests build their app on the same
 databases (``peer.app_settings``) and ask with ``peer.ask(...)``.
 
@@ -36,7 +37,9 @@ IREDAPD_DIR = UPSTREAM / "iRedAPD-6.1"
 IREDAPD_DDL = UPSTREAM / "iredapd" / "iredapd.mysql"
 MAX_RCPTS_DDL = UPSTREAM / "iredapd" / "5.0-max_rcpts.mysql"
 AMAVISD_DDL = UPSTREAM / "amavisd" / "amavisd.mysql"
-PLUGINS = ["greylisting", "throttle", "amavisd_wblist"]
+# ldap_maillist_access_policy: mail to lists (accountStatus, accessPolicy; test_mlmmj_lists.py).
+# It answers DUNNO for any recipient that is no list, so the other plugins' tests see no change.
+PLUGINS = ["greylisting", "throttle", "amavisd_wblist", "ldap_maillist_access_policy"]
 # A client that is no trusted network of iRedAPD's (MYNETWORKS is empty; 127.0.0.1 is always trusted).
 CLIENT = "203.0.113.10"
 

@@ -479,3 +479,197 @@ def test_posting_options_on_create(mapi, mlmmjadmin, root_connection, domain, fo
     assert entry.get("accessPolicy", [None]) == [policy] and entry["cn"] == ["Posting"]
     data = mapi.get(f"/api/ml/{mail}").json["_data"]
     assert (data["only_moderator_can_post"], data["only_subscriber_can_post"]) == flags
+
+
+# -- accountStatus and accessPolicy (iredapi_ldap.mlmmj_policy) ----------------------------------
+
+
+def posting_flags(peer, mail):
+    """mlmmj's own control files: (modonlypost, subonlypost) present."""
+    control = peer.list_dir(mail) / "control"
+    return (control / "modonlypost").exists(), (control / "subonlypost").exists()
+
+
+def test_account_status_stops_and_restarts_delivery(mapi, mlmmjadmin, mailstack, root_connection, domain):
+    """Postfix's transport_maps_user routes an mlmmj list only while accountStatus=active;
+    mlmmjadmin has no API for it, so we write it on the entry."""
+    mail = f"status@{domain}"
+    result = mapi.post(f"/api/ml/{mail}", {"accountStatus": "disabled", "subscribers": "a@ext.test",
+                                           "require_confirm": "no"})
+    assert result.status_code == 201, result.text
+    assert read_entry(root_connection, list_dn(mail))["accountStatus"] == ["disabled"]
+    assert mailstack.postfix.lookup("transport_maps_user", mail) == []
+    assert mapi.get(f"/api/ml/{mail}").json["_data"]["accountStatus"] == "disabled"
+    assert mlmmjadmin.mlmmj_list(mail) == ["a@ext.test"]  # the rest of the create happened
+
+    assert mapi.put(f"/api/ml/{mail}", {"accountStatus": "active"}).status_code == 200
+    assert read_entry(root_connection, list_dn(mail))["accountStatus"] == ["active"]
+    assert mailstack.postfix.lookup("transport_maps_user", mail) == [f"mlmmj:{domain}/status"]
+    assert mapi.get(f"/api/ml/{mail}").json["_data"]["accountStatus"] == "active"
+
+    # disabled together with a profile change through mlmmjadmin: both happen
+    assert mapi.put(f"/api/ml/{mail}", {"accountStatus": "disabled", "subject_prefix": "[off]"}).status_code == 200
+    assert mailstack.postfix.lookup("transport_maps_user", mail) == []
+    data = mapi.get(f"/api/ml/{mail}").json["_data"]
+    assert data["accountStatus"] == "disabled" and data["subject_prefix"] == "[off]"
+    [item] = mapi.get(f"/api/mls/{domain}").json["_data"]
+    assert item["accountStatus"] == "disabled"
+
+
+# policy -> (modonlypost, subonlypost) in mlmmj's spool
+POLICY_FLAGS = {"public": (False, False), "domain": (False, False), "subdomain": (False, False),
+                "membersonly": (False, True), "moderatorsonly": (True, False)}
+
+
+@pytest.mark.parametrize("policy", sorted(POLICY_FLAGS))
+def test_access_policy_on_create(mapi, mlmmjadmin, root_connection, domain, policy):
+    mail = f"policy@{domain}"
+    result = mapi.post(f"/api/ml/{mail}", {"name": "Policy", "accessPolicy": policy.upper()})
+    assert result.status_code == 201, result.text
+    entry = read_entry(root_connection, list_dn(mail))
+    assert entry["accessPolicy"] == [policy] and entry["cn"] == ["Policy"]  # not mlmmjadmin's value
+    assert posting_flags(mlmmjadmin, mail) == POLICY_FLAGS[policy]
+    data = mapi.get(f"/api/ml/{mail}").json["_data"]
+    assert data["accessPolicy"] == policy
+    assert (data["only_moderator_can_post"], data["only_subscriber_can_post"]) == tuple(
+        "yes" if flag else "no" for flag in POLICY_FLAGS[policy])
+
+
+def test_access_policy_on_update(mapi, mlmmjadmin, root_connection, domain):
+    mail = f"changing@{domain}"
+    assert mapi.post(f"/api/ml/{mail}", {"name": "Changing"}).status_code == 201
+    # mlmmjadmin's default: subscribers only (mlmmj enforces it); no accessPolicy on the entry
+    assert "accessPolicy" not in read_entry(root_connection, list_dn(mail))
+    assert mapi.get(f"/api/ml/{mail}").json["_data"]["accessPolicy"] == "membersonly"
+    for policy in ("domain", "moderatorsonly", "subdomain", "membersonly", "public", "domain"):
+        result = mapi.put(f"/api/ml/{mail}", {"accessPolicy": policy})
+        assert result.status_code == 200, result.text
+        entry = read_entry(root_connection, list_dn(mail))
+        assert entry["accessPolicy"] == [policy], policy
+        assert entry["cn"] == ["Changing"]
+        assert posting_flags(mlmmjadmin, mail) == POLICY_FLAGS[policy], policy
+        assert mapi.get(f"/api/ml/{mail}").json["_data"]["accessPolicy"] == policy
+
+
+@pytest.mark.parametrize(("form", "policy", "flags"), [
+    # mlmmjadmin alone would write moderatorsonly (the key is present): iRedAPD would stop
+    # enforcing "domain"
+    ({"only_moderator_can_post": "no"}, "domain", (False, False)),
+    ({"only_subscriber_can_post": "no"}, "domain", (False, False)),
+    ({"only_subscriber_can_post": "yes"}, "membersonly", (False, True)),
+    ({"only_moderator_can_post": "yes", "only_subscriber_can_post": "no"}, "moderatorsonly", (True, False)),
+    ({"accessPolicy": "membersonly", "only_subscriber_can_post": "yes"}, "membersonly", (False, True)),
+])
+def test_posting_flags_keep_the_entry_consistent(mapi, mlmmjadmin, root_connection, domain, form, policy, flags):
+    mail = f"flags@{domain}"
+    assert mapi.post(f"/api/ml/{mail}", {"accessPolicy": "domain"}).status_code == 201
+    result = mapi.put(f"/api/ml/{mail}", form)
+    assert result.status_code == 200, result.text
+    assert read_entry(root_connection, list_dn(mail))["accessPolicy"] == [policy]
+    assert posting_flags(mlmmjadmin, mail) == flags
+    # and back to public: the flags off, iRedAPD's value public
+    assert mapi.put(f"/api/ml/{mail}", {"only_subscriber_can_post": "no", "only_moderator_can_post": "no"}
+                    ).status_code == 200
+    expected = policy if policy in ("domain", "subdomain") else "public"
+    assert read_entry(root_connection, list_dn(mail))["accessPolicy"] == [expected]
+
+
+@pytest.mark.parametrize(("form", "param", "code"), [
+    ({"accountStatus": "paused"}, "accountStatus", "INVALID_ACCOUNT_STATUS"),
+    ({"accessPolicy": "everyone"}, "accessPolicy", "INVALID_ACCESS_POLICY"),
+    # iRedAPD would look for mlmmj's subscribers in LDAP (memberOfGroup) and reject them
+    ({"accessPolicy": "membersandmoderatorsonly"}, "accessPolicy", "INVALID_ACCESS_POLICY"),
+    ({"accessPolicy": "public", "only_subscriber_can_post": "yes"}, "only_subscriber_can_post",
+     "CONFLICTING_PARAMETERS"),
+    ({"accessPolicy": "membersonly", "only_moderator_can_post": "yes"}, "only_moderator_can_post",
+     "CONFLICTING_PARAMETERS"),
+])
+def test_bad_status_or_policy_changes_nothing(mapi, mlmmjadmin, root_connection, domain, form, param, code):
+    mail = f"strict@{domain}"
+    result = mapi.post(f"/api/ml/{mail}", {"subscribers": "a@ext.test", "require_confirm": "no", **form})
+    assert result.status_code == 400 and result.json["param"] == param and result.json["msg"] == code, result.text
+    assert nothing_of(root_connection, mlmmjadmin, mail)
+    assert list_count(root_connection, domain) == 0
+    assert mapi.post(f"/api/ml/{mail}", {"accessPolicy": "domain", "subject_prefix": "[s]"}).status_code == 201
+    before = read_entry(root_connection, list_dn(mail))
+    result = mapi.put(f"/api/ml/{mail}", {"subject_prefix": "[changed]", "add_subscribers": "b@ext.test",
+                                          "require_confirm": "no", **form})
+    assert result.status_code == 400 and result.json["param"] == param and result.json["msg"] == code, result.text
+    assert read_entry(root_connection, list_dn(mail)) == before
+    assert posting_flags(mlmmjadmin, mail) == (False, False)
+    assert mlmmjadmin.mlmmj_list(mail) == []
+    assert mapi.get(f"/api/ml/{mail}").json["_data"]["subject_prefix"] == "[s]"
+
+
+def test_domain_admin_sets_status_and_policy_of_its_lists(mapi, make_app, app_settings, mlmmjadmin, root_connection,
+                                                          domain, new_domain):
+    """As for old-style lists (/api/maillist): a domain admin manages its domains' lists
+    whole, status and policy included, and nothing of another domain's."""
+    other = new_domain()
+    assert mapi.post(f"/api/domain/{other}").status_code == 201
+    assert mapi.post(f"/api/ml/theirs@{other}").status_code == 201
+    admin = f"policyadmin@{domain}"
+    root_connection.add(f"mail={admin},o=domainAdmins,{SUFFIX}", attributes={
+        "objectClass": ["mailAdmin"], "mail": [admin], "userPassword": [_ssha("Admin-Pw-9")],
+        "accountStatus": ["active"]})
+    root_connection.modify(domain_dn(domain), {"domainAdmin": [(ldap3.MODIFY_ADD, [admin])]})
+    client = ApiClient(make_app(**app_settings)).login(admin, "Admin-Pw-9")
+    mail = f"own@{domain}"
+    assert client.post(f"/api/ml/{mail}", {"accessPolicy": "domain", "accountStatus": "disabled"}).status_code == 201
+    entry = read_entry(root_connection, list_dn(mail))
+    assert entry["accessPolicy"] == ["domain"] and entry["accountStatus"] == ["disabled"]
+    assert client.put(f"/api/ml/{mail}", {"accountStatus": "active"}).status_code == 200
+    assert read_entry(root_connection, list_dn(mail))["accountStatus"] == ["active"]
+    result = client.put(f"/api/ml/theirs@{other}", {"accountStatus": "disabled", "accessPolicy": "public"})
+    assert result.status_code == 403 and result.json["msg"] == "PERMISSION_DENIED", result.text
+    entry = read_entry(root_connection, list_dn(f"theirs@{other}"))
+    assert entry["accountStatus"] == ["active"] and "accessPolicy" not in entry
+
+
+def test_iredapd_enforces_status_and_sender_policy(mapi, mlmmjadmin, iredapd_peer, domain, new_domain):
+    """The real iRedAPD 6.1 (plugin ldap_maillist_access_policy) reads what we wrote: a disabled
+    list is rejected; ``domain`` rejects a sender outside the list's domain; membersonly is left
+    to mlmmj (DUNNO here, mlmmj's subonlypost decides)."""
+    other = new_domain()
+    assert mapi.post(f"/api/domain/{other}").status_code == 201
+    mail = f"apd@{domain}"
+    assert mapi.post(f"/api/ml/{mail}", {"accessPolicy": "domain"}).status_code == 201
+    inside, outside = f"someone@{domain}", f"someone@{other}"
+    assert iredapd_peer.ask(sender=inside, recipient=mail) == "DUNNO"
+    assert iredapd_peer.ask(sender=outside, recipient=mail) == "REJECT Not authorized"
+    assert iredapd_peer.ask(sender="x@ext.test", recipient=mail) == "REJECT Not authorized"
+    # a posting flag alone: mlmmjadmin writes accessPolicy moderatorsonly (iRedAPD would then
+    # leave the list to mlmmj, which lets anyone post); we put "domain" back
+    assert mapi.put(f"/api/ml/{mail}", {"only_moderator_can_post": "no"}).status_code == 200
+    assert iredapd_peer.ask(sender=outside, recipient=mail) == "REJECT Not authorized"
+
+    assert mapi.put(f"/api/ml/{mail}", {"accessPolicy": "membersonly"}).status_code == 200
+    assert iredapd_peer.ask(sender=outside, recipient=mail) == "DUNNO"
+    assert posting_flags(mlmmjadmin, mail) == (False, True)
+
+    assert mapi.put(f"/api/ml/{mail}", {"accountStatus": "disabled"}).status_code == 200
+    assert iredapd_peer.ask(sender=inside, recipient=mail) == "REJECT Policy rejection"
+    assert mapi.put(f"/api/ml/{mail}", {"accountStatus": "active", "accessPolicy": "subdomain"}).status_code == 200
+    assert iredapd_peer.ask(sender=f"a@sub.{domain}", recipient=mail) == "DUNNO"
+    assert iredapd_peer.ask(sender=outside, recipient=mail) == "REJECT Not authorized"
+
+
+def test_disabling_a_list_needs_no_mlmmjadmin(make_app, ldap_server, mailstack, root_connection, new_domain):
+    """accountStatus alone is ours to write: it works while mlmmjadmin is down, and Postfix
+    stops routing the list; an accessPolicy needs mlmmjadmin (mlmmj's flags) and changes nothing."""
+    peer = start_peer(ldap_server)
+    try:
+        client = ApiClient(make_app(**peer.settings())).login()
+        domain = new_domain()
+        assert client.post(f"/api/domain/{domain}").status_code == 201
+        mail = f"down@{domain}"
+        assert client.post(f"/api/ml/{mail}", {"accessPolicy": "domain"}).status_code == 201
+        peer.stop()
+        assert client.put(f"/api/ml/{mail}", {"accountStatus": "disabled"}).status_code == 200
+        assert mailstack.postfix.lookup("transport_maps_user", mail) == []
+        result = client.put(f"/api/ml/{mail}", {"accountStatus": "active", "accessPolicy": "membersonly"})
+        assert result.status_code == 503 and result.json["msg"] == "SERVICE_UNAVAILABLE", result.text
+        entry = read_entry(root_connection, list_dn(mail))
+        assert entry["accountStatus"] == ["disabled"] and entry["accessPolicy"] == ["domain"]
+    finally:
+        peer.close()

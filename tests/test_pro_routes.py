@@ -77,12 +77,8 @@ def test_an_unrouted_url_is_told_apart(api, absent):
 
 # Documented parameters we take but do not act on, each named in X-Ignored-Parameters (README):
 KNOWN_IGNORED = {
-    # mlmmjadmin, which owns mlmmj lists, stores none of these (README, "Subscribable mailing lists")
-    ("POST", "/api/ml/<mail>", "accountStatus"),
-    ("POST", "/api/ml/<mail>", "accessPolicy"),
+    # mlmmjadmin, which owns mlmmj lists, has no newsletter page (README, "Subscribable mailing lists")
     ("POST", "/api/ml/<mail>", "newsletter_description"),
-    ("PUT", "/api/ml/<mail>", "accountStatus"),
-    ("PUT", "/api/ml/<mail>", "accessPolicy"),
     ("PUT", "/api/ml/<mail>", "newsletter_description"),
     # iRedAPD's own cron job resolves SPF domains (README, "Greylisting")
     ("POST", "/api/greylisting/whitelist_spf_domains", "query_dns_immediately"),

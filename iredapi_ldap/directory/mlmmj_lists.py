@@ -5,14 +5,17 @@ backend adds ``mail=<list>,ou=Groups,domainName=<domain>,...`` with ``objectClas
 ``enabledService: mlmmj`` and ``mtaTransport: mlmmj:<domain>/<name>`` (which Postfix's
 transport_maps_user returns), and deletes it.  (It writes ``shadowAddress`` for the domain's
 alias domains and ``domainStatus`` only at creation; the alias-domain sweep and the domain
-status sweep keep those two in step, as for every account.)  We only read these entries here:
-to know whether a list exists, list a domain's lists, and tell whether any exist at all.  Old-style
+status sweep keep those two in step, as for every account.)  Here we read these entries (to
+know whether a list exists, list a domain's lists, and tell whether any exist at all) and write
+their ``accountStatus`` and ``accessPolicy``, which mlmmjadmin has no API for
+(``set_status_and_policy``).  Old-style
 lists (directory/lists.py) are the mailList entries without ``enabledService: mlmmj``.
 Both kinds live in ou=Groups and count in the domain's ``domainCurrentListNumber``.
 """
 
 from .. import errors
 from . import dn as dnlib
+from .connection import ASSERTION_FAILED, MODIFY_REPLACE, NO_SUCH_OBJECT, LdapOperationError
 
 IS_MLMMJ_LIST = dnlib.all_of(dnlib.eq("objectClass", "mailList"), dnlib.eq("enabledService", "mlmmj"))
 # What a listing shows of each list (the rest of its profile is mlmmjadmin's, one call per list).
@@ -53,3 +56,28 @@ def not_old_style(directory, mail):
         return errors.NoSuchObject(errors.NO_SUCH_ACCOUNT, detail=f"{mail} is a subscribable (mlmmj) list, "
                                    f"managed by mlmmjadmin: use /api/ml/{mail}")
     return errors.NoSuchObject(errors.NO_SUCH_ACCOUNT, detail=mail)
+
+
+# -- the two attributes we write on mlmmjadmin's entry (iredapi_ldap.mlmmj_policy) ---------------
+
+
+def set_status_and_policy(directory, mail, account_status=None, access_policy=None):
+    """Replace the list's ``accountStatus`` and/or ``accessPolicy``: the one documented
+    exception to "mlmmjadmin owns the entry".  mlmmjadmin has no API for accountStatus (its
+    backend writes ``active`` at create and never again) and writes accessPolicy from the mere
+    presence of a posting flag; iRedAPD's ldap_maillist_access_policy and Postfix's
+    transport_maps_user read both.  Asserted to still be an mlmmj list: a list deleted (or
+    replaced by an old-style one) meanwhile is NO_SUCH_ACCOUNT, nothing written."""
+    changes = {}
+    if account_status is not None:
+        changes["accountStatus"] = [(MODIFY_REPLACE, [account_status])]
+    if access_policy is not None:
+        changes["accessPolicy"] = [(MODIFY_REPLACE, [access_policy])]
+    if not changes:
+        return
+    try:
+        directory.modify(directory.names.mail_list(mail), changes, assertion=IS_MLMMJ_LIST)
+    except LdapOperationError as exc:
+        if exc.result in (NO_SUCH_OBJECT, ASSERTION_FAILED):
+            raise errors.NoSuchObject(errors.NO_SUCH_ACCOUNT, detail=mail) from exc
+        raise

@@ -6,12 +6,15 @@ GET ml: ``with_subscribers``.  POST: the profile options below, ``subscribers``,
 options, ``add_subscribers``, ``remove_subscribers``, ``require_confirm``, ``subscription``.
 DELETE: ``keep_archive`` (default yes).  GET mls: ``email_only``.
 
+POST and PUT also take ``accountStatus`` (active, disabled) and ``accessPolicy`` (public, domain,
+subdomain, membersonly, moderatorsonly): mlmmj's posting flags through mlmmjadmin, then both
+written on the list's entry, which Postfix and iRedAPD read (iredapi_ldap.mlmmj_policy).
+
 Not taken (so ignored and named in X-Ignored-Parameters, or refused with STRICT_PARAMETERS):
-``accountStatus``, ``accessPolicy`` and ``newsletter_description``: mlmmjadmin stores none of
-them, and we do not write the list's entry behind its back.
+``newsletter_description``: mlmmjadmin has no newsletter page to show it on.
 """
 
-from .. import addresses, authorization, errors, params
+from .. import addresses, authorization, errors, mlmmj_policy, params
 from .. import mlmmj_lists as operations
 from ..directory import admin_limits
 from ..directory import mlmmj_lists as directory_lists
@@ -31,6 +34,9 @@ PROFILE_PARAMS = (
     Param("max_message_size", params.integer(0, _MAX_MESSAGE_SIZE)),
     Param("custom_headers", params.header_lines),
     Param("remove_headers", params.header_names),
+    Param("accountStatus", params.account_status),
+    Param("accessPolicy", params.choice(*mlmmj_policy.ACCESS_POLICIES, aliases={"allowedonly": "moderatorsonly"},
+                                        code=errors.INVALID_ACCESS_POLICY)),
 )
 _SUBSCRIBING = (Param("require_confirm", params.yes_no), Param("subscription", subscription))
 CREATE_PARAMS = PROFILE_PARAMS + _SUBSCRIBING + (Param("subscribers", addresses.email_list),)
@@ -59,6 +65,7 @@ class MlItem(Resource):
 
     def on_post(self, req, resp, mail):
         values = self.params(req, CREATE_PARAMS)
+        values = mlmmj_policy.with_posting_flags(values)
         mail = _checked_address(mail)
         admin = req.context.admin
         domain_entry = authorization.managed_account_domain(self.directory, admin, mail)
@@ -69,6 +76,7 @@ class MlItem(Resource):
     def on_put(self, req, resp, mail):
         values = self.params(req, UPDATE_PARAMS)
         forbid_overlap(values, "add_subscribers", "remove_subscribers")
+        values = mlmmj_policy.with_posting_flags(values)
         authorization.managed_account_domain(self.directory, req.context.admin, mail)
         entry = directory_lists.get_list(self.directory, mail)
         operations.update_list(self.directory, self.client, entry, values)
