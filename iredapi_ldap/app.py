@@ -92,35 +92,39 @@ def add_routes(app, services):
     routes = [
         ("/login", login.Login(services)),
         ("/logout", login.Logout(services)),
+        # domains, with their mail routing, and their admins
         ("/domains", domain.DomainCollection(services)),
         ("/domain/{domain}", domain_item),
         ("/domain/{domain}/keep_mailbox_days/{days}", domain_item, "keep_mailbox_days"),
+        ("/domain/admins/{domain}", domain_admins.DomainAdmins(services)),
+        # accounts: users, aliases, old-style lists, subscribable (mlmmj) lists through mlmmjadmin
         ("/users/{domain}", user.UserCollection(services)),
         ("/user/{mail}", user_item),
         ("/user/{mail}/keep_mailbox_days/{days}", user_item, "keep_mailbox_days"),
-        ("/maillists/{domain}", maillist.MailListCollection(services)),
-        ("/maillist/{mail}", maillist_item),
+        ("/user/{mail}/change_email/{new_mail}", user_item, "change_email"),
+        ("/verify_password/user/{mail}", verify_password.VerifyPassword(services, "user")),
         ("/aliases/{domain}", alias.AliasCollection(services)),
         ("/alias/{mail}", alias_item),
-        ("/throttle/{target}/{kind}", throttle.ThrottleSetting(services)),
-        # Admins: standalone admins, a domain's admins, password checks
+        ("/alias/{mail}/change_email/{new_mail}", alias_item, "change_email"),
+        ("/maillists/{domain}", maillist.MailListCollection(services)),
+        ("/maillist/{mail}", maillist_item),
+        ("/maillist/{mail}/change_email/{new_mail}", maillist_item, "change_email"),
+        ("/mls/{domain}", ml.MlCollection(services)),
+        ("/ml/{mail}", ml.MlItem(services)),
+        # standalone admins
         ("/admins", admin.AdminCollection(services)),
         ("/admin/{mail}", admin.AdminItem(services)),
-        ("/domain/admins/{domain}", domain_admins.DomainAdmins(services)),
-        ("/verify_password/user/{mail}", verify_password.VerifyPassword(services, "user")),
         ("/verify_password/admin/{mail}", verify_password.VerifyPassword(services, "admin")),
-        # Amavisd: spam policy, white/blacklists
+        # mail policy: throttling and greylisting (iRedAPD's tables), spam policy and
+        # white/blacklists (Amavisd's tables)
+        ("/throttle/{target}/{kind}", throttle.ThrottleSetting(services)),
+        ("/greylisting/whitelist_spf_domains", greylisting.GreylistingSpfDomains(services)),
+        ("/greylisting/{target}", greylisting.GreylistingSetting(services)),
+        ("/greylisting/{target}/whitelists", greylisting.GreylistingWhitelists(services)),
         ("/spampolicy/global", spam_policy, "global"),
         ("/spampolicy/domain/{domain}", spam_policy, "domain"),
         ("/spampolicy/user/{mail}", spam_policy, "user"),
         ("/wblist/{direction}/{listname}/{target}", wblist.WbList(services)),
-        # subscribable (mlmmj) lists, through mlmmjadmin
-        ("/mls/{domain}", ml.MlCollection(services)),
-        ("/ml/{mail}", ml.MlItem(services)),
-        # renames
-        ("/user/{mail}/change_email/{new_mail}", user_item, "change_email"),
-        ("/alias/{mail}/change_email/{new_mail}", alias_item, "change_email"),
-        ("/maillist/{mail}/change_email/{new_mail}", maillist_item, "change_email"),
         # LDIF export
         ("/ldif/domain/{domain}", ldif.LdifExport(services, "domain")),
         ("/ldif/catchall/{domain}", ldif.LdifExport(services, "catchall")),
@@ -128,10 +132,6 @@ def add_routes(app, services):
         ("/ldif/user/{mail}", ldif.LdifExport(services, "user")),
         ("/ldif/maillist/{mail}", ldif.LdifExport(services, "maillist")),
         ("/ldif/alias/{mail}", ldif.LdifExport(services, "alias")),
-        # greylisting (iRedAPD's tables)
-        ("/greylisting/whitelist_spf_domains", greylisting.GreylistingSpfDomains(services)),
-        ("/greylisting/{target}", greylisting.GreylistingSetting(services)),
-        ("/greylisting/{target}/whitelists", greylisting.GreylistingWhitelists(services)),
     ]
     for mount_point in MOUNT_POINTS:
         for template, resource, *suffix in routes:
