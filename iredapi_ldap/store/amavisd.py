@@ -582,7 +582,7 @@ def delete_domain(store, domain, alias_domains=()):
     domains ``alias_domains`` (every address there is one of the domain's accounts), in batches;
     rows elsewhere linked to the domain's policies are released.  A repeat finishes an interrupted
     run."""
-    in_domain_users = sa.or_(*(_in_domain(users.c.email, name) for name in [domain, *alias_domains]))
+    in_domain_users = sa.or_(*(_in_domain(users.c.email, name.lower()) for name in [domain, *alias_domains]))
     in_domain_policies = _in_domain(policy.c.policy_name, domain)
     total = 0
     while True:
