@@ -351,3 +351,30 @@ def test_spam_policies_apply_at_the_alias_domain_addresses(client, amavisd_store
     assert client.delete(f"/api/domain/{domain}").status_code == 200
     assert accounts() == {"@."}
     assert query(amavisd_store, "SELECT policy_name FROM policy") == [("@.",)]
+
+
+def test_a_policy_put_racing_an_alias_domain_change_ends_in_step(client, amavisd_store, domain, new_domain,
+                                                                 monkeypatch):
+    """The policy PUT read the alias domains (none) before a domain PUT added one and linked the
+    domain's policies; its own link, with what it read, comes last and takes the row away: it reads
+    the alias domains once more, sees the change, and links again."""
+    from iredapi_ldap import provisioning
+    from tests.amavisd_lookup import field
+
+    alias, user = new_domain(), f"user@{domain}"
+    real = provisioning.amavisd.link_alias_domains
+    calls = []
+
+    def link(store, name, names, accounts=None):
+        calls.append(list(names))
+        if len(calls) == 1:  # the racing domain PUT, between this request's read and its link
+            monkeypatch.setattr(provisioning.amavisd, "link_alias_domains", real)
+            assert client.put(f"/api/domain/{domain}", {"addAliasDomain": alias}).status_code == 200
+            monkeypatch.setattr(provisioning.amavisd, "link_alias_domains", link)
+        return real(store, name, names, accounts)
+
+    monkeypatch.setattr(provisioning.amavisd, "link_alias_domains", link)
+    assert client.put(f"/api/spampolicy/user/{user}", {"spam_score": "4"}).status_code == 200
+    with amavisd_store.engine.connect() as conn:
+        assert field(conn, f"user@{alias}", "spam_kill_level") == 4.0
+    assert calls == [[], [alias]]
