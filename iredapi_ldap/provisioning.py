@@ -138,7 +138,9 @@ def rename_account(services, kind, old, new, admin, domain_entry=None):
         # white/blacklists) and its own policy, iRedAPD's greylisting rows
         greylisting.rename_account(services.iredapd_store, before, after)
         amavisd.rename_account(services.amavisd_store, before, after)
-    link_spam_policy_aliases(services, new.split("@", 1)[1], new)  # (whatever the mapping missed)
+    # Amavisd's rows at the alias-domain addresses: the loop moved those of the mapping (the
+    # entry's shadowAddress values); this brings the rest to the domain's alias domains
+    link_spam_policy_aliases(services, new.split("@", 1)[1], new)
     if services.mlmmjadmin is not None:
         # subscriptions, owners and moderators of mlmmj lists: mlmmjadmin's (subscribe the new
         # address first, then unsubscribe the old: a repeat finds what is left)

@@ -12,6 +12,10 @@ account's users.id, rid = the recipient's mailaddr.id); wb is "W" or "B".  ``mai
 shared by every account and never deleted here (iRedAPD's cleanup_amavisd_db.py removes unused
 ones).
 
+A domain's alias domains get ``users`` rows too ("@<alias>", "<local part>@<alias>") linked to the
+account's own policy, since Amavisd looks a recipient up by the address as given (section "alias
+domains" below).
+
 Callers validate accounts; list entries are validated here (``entry``).  Nothing here knows HTTP.
 """
 
