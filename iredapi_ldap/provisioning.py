@@ -6,8 +6,8 @@ references and records first, the directory entry last.
 
 import posixpath
 
-from . import authorization, mlmmj_lists
-from .directory import domain_admins, references, renames
+from . import authorization, errors, mlmmj_lists
+from .directory import alias_domains, domain_admins, references, renames
 from .directory import domains as domain_directory
 from .directory import users as user_directory
 from .store import amavisd, deleted_mailboxes, dovecot, greylisting, throttle
@@ -59,14 +59,15 @@ def delete_domain(services, domain, admin, keep_days):
     references.remove_domain_references(directory, domain, names)
     throttle.delete_settings_for_domain(services.iredapd_store, domain)
     greylisting.delete_for_domain(services.iredapd_store, domain)
-    amavisd.delete_domain(services.amavisd_store, domain)  # spam policies, white/blacklists
+    # spam policies, white/blacklists; the alias domains' rows too
+    amavisd.delete_domain(services.amavisd_store, domain, names[1:])
     domain_directory.delete_accounts(directory, domain, before_delete=record_mailbox)
     references.remove_domain_references(directory, domain, names)
     # once more: a setting (throttle, greylisting, spam policy, white/blacklist) written for one
     # of its accounts while they were being deleted would be inherited by a later account there
     throttle.delete_settings_for_domain(services.iredapd_store, domain)
     greylisting.delete_for_domain(services.iredapd_store, domain)
-    amavisd.delete_domain(services.amavisd_store, domain)
+    amavisd.delete_domain(services.amavisd_store, domain, names[1:])
     # mail users of other domains that administered only this one are admins no more.
     # Before the domain entry goes, so that a repeat after a crash finds the entry (not a 404)
     # and its domainAdmin values, and finishes this.
@@ -137,6 +138,9 @@ def rename_account(services, kind, old, new, admin, domain_entry=None):
         # white/blacklists) and its own policy, iRedAPD's greylisting rows
         greylisting.rename_account(services.iredapd_store, before, after)
         amavisd.rename_account(services.amavisd_store, before, after)
+    # Amavisd's rows at the alias-domain addresses: the loop moved those of the mapping (the
+    # entry's shadowAddress values); this brings the rest to the domain's alias domains
+    link_spam_policy_aliases(services, new.split("@", 1)[1], new)
     if services.mlmmjadmin is not None:
         # subscriptions, owners and moderators of mlmmj lists: mlmmjadmin's (subscribe the new
         # address first, then unsubscribe the old: a repeat finds what is left)
@@ -158,3 +162,30 @@ def delete_alias_or_list(services, entry, delete, domain_entry=None):
         mlmmj_lists.forget_addresses(services.directory, services.mlmmjadmin,
                                      [*entry.values("mail"), *entry.values("shadowAddress")])
     delete(services.directory, entry, domain_entry)
+
+
+# -- Amavisd: spam policies at the alias-domain addresses ----------------------------------------
+
+_SETTLE_ROUNDS = 5
+
+
+def link_spam_policy_aliases(services, domain, account=None):
+    """Bring the Amavisd rows linking the domain's alias-domain addresses to its spam policies
+    (``store/amavisd.link_alias_domains``) to the domain's alias domains as they are now: for
+    ``account``'s own policy ("@domain" or "user@domain"), or for every policy of the domain.
+
+    Called after the SQL write (a policy PUT, a rename) or the LDAP write (alias domains changed);
+    the alias domains are read after it and read once more after the link: if they changed
+    meanwhile, the link runs again.  So of a policy write and an alias-domain change racing, the
+    later one's link sees the other's write."""
+    names = None
+    for _ in range(_SETTLE_ROUNDS):
+        try:
+            entry = domain_directory.get_domain(services.directory, domain, [alias_domains.ATTRIBUTE])
+        except errors.NoSuchObject:
+            return  # deleted meanwhile: delete_domain takes the rows
+        now = sorted(alias_domains.names_of(entry))
+        if now == names:
+            return
+        names = now
+        amavisd.link_alias_domains(services.amavisd_store, domain, names, None if account is None else [account])

@@ -296,3 +296,85 @@ def test_rows_written_while_a_domain_or_user_is_deleted_go_too(client, amavisd_s
     assert client.delete(f"/api/domain/{domain}").status_code == 200
     assert users_rows(amavisd_store) == [] and query(amavisd_store, "SELECT COUNT(*) FROM policy") == [(0,)]
     assert inbound_rows(amavisd_store) == [] and outbound_rows(amavisd_store) == []
+
+
+# -- alias domains ----------------------------------------------------------------------------------
+
+
+def test_spam_policies_apply_at_the_alias_domain_addresses(client, amavisd_store, domain, new_domain):
+    """Amavisd's own lookup (its SELECT, the keys it builds from the recipient address) for the
+    addresses in an alias domain finds the domain's and the users' policies, in step with every
+    change."""
+    from tests.amavisd_lookup import field
+
+    def scores(*addresses):
+        with amavisd_store.engine.connect() as conn:
+            return tuple(field(conn, a, "spam_kill_level") for a in addresses)
+
+    def accounts():
+        return {e for e, _, _ in users_rows(amavisd_store)}
+
+    user, two, alias = f"user@{domain}", f"two@{domain}", new_domain()
+    for path, score in (("global", 8), (f"domain/{domain}", 6), (f"user/{user}", 4)):
+        assert client.put(f"/api/spampolicy/{path}", {"spam_score": score}).status_code == 200
+    assert client.put(f"/api/domain/{domain}", {"addAliasDomain": alias}).status_code == 200
+    assert scores(f"user@{alias}", f"nobody@{alias}") == (4.0, 6.0)
+    assert accounts() == {"@.", f"@{domain}", user, f"@{alias}", f"user@{alias}"}  # no row per user
+    # A user's policy written after the alias domain: linked at once.
+    assert client.post(f"/api/user/{two}", {"password": PASSWORD}).status_code == 201
+    assert client.put(f"/api/spampolicy/user/{two}", {"spam_score": "3"}).status_code == 200
+    assert scores(f"two@{alias}") == (3.0,)
+    # GET answers the account's own policy, as before; the alias addresses are no targets.
+    assert listed(client, f"/api/spampolicy/user/{user}")["spam_score"] == 4.0
+    before = users_rows(amavisd_store)
+    assert client.get(f"/api/spampolicy/domain/{alias}").status_code == 404
+    assert client.put(f"/api/spampolicy/user/user@{alias}", {"spam_score": "1"}).status_code == 404
+    assert client.post(f"/api/wblist/inbound/whitelist/user@{alias}", {"addresses": "1.2.3.4"}).status_code == 404
+    assert client.post(f"/api/wblist/inbound/whitelist/{alias}", {"addresses": "1.2.3.4"}).status_code == 404
+    assert users_rows(amavisd_store) == before and inbound_rows(amavisd_store) == []
+    # A rename takes the alias address along.
+    assert client.post(f"/api/user/{user}/change_email/renamed@{domain}").status_code == 200
+    assert scores(f"renamed@{alias}", f"user@{alias}") == (4.0, 6.0)
+    assert f"user@{alias}" not in accounts()
+    # DELETE of a policy: its alias rows go; the domain's policy applies there again.
+    assert client.delete(f"/api/spampolicy/user/renamed@{domain}").status_code == 200
+    assert scores(f"renamed@{alias}") == (6.0,) and f"renamed@{alias}" not in accounts()
+    # The alias domain removed: its rows go; added again: back.
+    assert client.put(f"/api/domain/{domain}", {"removeAliasDomain": alias}).status_code == 200
+    assert scores(f"two@{alias}", f"nobody@{alias}") == (8.0, 8.0)
+    assert accounts() == {"@.", f"@{domain}", f"renamed@{domain}", two}
+    assert client.put(f"/api/domain/{domain}", {"aliasDomains": alias}).status_code == 200
+    assert scores(f"two@{alias}", f"nobody@{alias}") == (3.0, 6.0)
+    # Deletes take them.
+    assert client.delete(f"/api/user/{two}").status_code == 200
+    assert f"two@{alias}" not in accounts() and scores(f"two@{alias}") == (6.0,)
+    assert client.delete(f"/api/domain/{domain}").status_code == 200
+    assert accounts() == {"@."}
+    assert query(amavisd_store, "SELECT policy_name FROM policy") == [("@.",)]
+
+
+def test_a_policy_put_racing_an_alias_domain_change_ends_in_step(client, amavisd_store, domain, new_domain,
+                                                                 monkeypatch):
+    """The policy PUT read the alias domains (none) before a domain PUT added one and linked the
+    domain's policies; its own link, with what it read, comes last and takes the row away: it reads
+    the alias domains once more, sees the change, and links again."""
+    from iredapi_ldap import provisioning
+    from tests.amavisd_lookup import field
+
+    alias, user = new_domain(), f"user@{domain}"
+    real = provisioning.amavisd.link_alias_domains
+    calls = []
+
+    def link(store, name, names, accounts=None):
+        calls.append(list(names))
+        if len(calls) == 1:  # the racing domain PUT, between this request's read and its link
+            monkeypatch.setattr(provisioning.amavisd, "link_alias_domains", real)
+            assert client.put(f"/api/domain/{domain}", {"addAliasDomain": alias}).status_code == 200
+            monkeypatch.setattr(provisioning.amavisd, "link_alias_domains", link)
+        return real(store, name, names, accounts)
+
+    monkeypatch.setattr(provisioning.amavisd, "link_alias_domains", link)
+    assert client.put(f"/api/spampolicy/user/{user}", {"spam_score": "4"}).status_code == 200
+    with amavisd_store.engine.connect() as conn:
+        assert field(conn, f"user@{alias}", "spam_kill_level") == 4.0
+    assert calls == [[], [alias]]

@@ -56,6 +56,8 @@ class DomainItem(Resource):
         entry = authorization.managed_domain(self.directory, admin, domain, domain_directory.UPDATE_ATTRIBUTES)
         authorization.check_domain_parameters(admin, values, entry)
         swept = domain_directory.update_domain(self.directory, domain, values, entry)
+        if swept is not None:  # alias domains changed: the spam policies follow (Amavisd's rows)
+            provisioning.link_spam_policy_aliases(self.services, domain)
         # The alias-domain sweep's account: how many accounts it changed, what it could not add.
         if values.get("accountStatus") == "disabled":
             # its users that are admins are out at their next request, not at the recheck

@@ -3,10 +3,11 @@ Amavisd's per-account spam policy (``store/amavisd.py`` has the column mapping).
 
 GET answers iRedAdmin-Pro's parameters as the account's own policy holds them (null: not set
 here, the broader policy applies); PUT writes the given ones and keeps the others; DELETE removes
-the account's own policy.
+the account's own policy (and, with it, the rows linking the account's alias-domain addresses
+to it: ``store/amavisd.py``, "alias domains").
 """
 
-from .. import errors, params
+from .. import errors, params, provisioning
 from ..params import Param
 from ..store import amavisd as amavisd_store
 from .amavisd_common import amavisd_account
@@ -38,6 +39,8 @@ class SpamPolicy(Resource):
                                       detail="give at least one of " + ", ".join(amavisd_store.POLICY_PARAMS))
         columns = amavisd_store.policy_columns(values, self.services.settings.AMAVISD_SPAM_SUBJECT_PREFIX)
         amavisd_store.set_policy(self.services.amavisd_store, account, columns)
+        if account != amavisd_store.GLOBAL_ACCOUNT:  # the policy also applies at the alias-domain addresses
+            provisioning.link_spam_policy_aliases(self.services, account.rsplit("@", 1)[1], account)
         self.ok(resp)
 
     def _delete(self, req, resp, **target):

@@ -12,6 +12,10 @@ account's users.id, rid = the recipient's mailaddr.id); wb is "W" or "B".  ``mai
 shared by every account and never deleted here (iRedAPD's cleanup_amavisd_db.py removes unused
 ones).
 
+A domain's alias domains get ``users`` rows too ("@<alias>", "<local part>@<alias>") linked to the
+account's own policy, since Amavisd looks a recipient up by the address as given (section "alias
+domains" below).
+
 Callers validate accounts; list entries are validated here (``entry``).  Nothing here knows HTTP.
 """
 
@@ -418,13 +422,146 @@ def set_policy(store, account, columns):
 
 def delete_policy(store, account):
     """Remove the account's own policy: Amavisd then applies the broader ones.  The users row stays
-    (white/blacklists hang on it), unlinked (policy_id 0), as iRedAPD leaves rows it creates.
-    Returns whether there was a policy."""
-    with store.transaction() as conn:
+    (white/blacklists hang on it), unlinked (policy_id 0), as iRedAPD leaves rows it creates; the
+    rows of its alias-domain addresses linked to that policy go (``_release``).  Returns whether
+    there was a policy."""
+
+    def work(conn):
+        # The policy row locked first: a concurrent link_alias_domains, which locks it too, either
+        # committed its rows before (found below) or finds the policy gone.
+        own = conn.execute(sa.select(policy.c.id).where(policy.c.policy_name == account).with_for_update()).scalar()
         user = _user_row(conn, account, create=False)
         if user is not None and user.policy_id:
             conn.execute(users.update().where(users.c.id == user.id).values(policy_id=0))
-        return bool(conn.execute(policy.delete().where(policy.c.policy_name == account)).rowcount)
+        if own is None:
+            return False
+        _release(conn, [id_ for id_, email in _linked(conn, [own]) if email != account])
+        conn.execute(policy.delete().where(policy.c.id == own))
+        return True
+
+    return _retrying(store, work)
+
+
+# -- alias domains ----------------------------------------------------------------------------------
+# Amavisd builds its lookup keys from the recipient address as Postfix passes it (make_query_keys:
+# user@alias.example, user, @alias.example, @.alias.example, @.example, @.), never from the domain
+# the address is an alias of.  So a domain's or a user's policy is linked from the account's
+# addresses in the domain's alias domains too: users rows "<local part>@<alias domain>" ("@<alias
+# domain>" for a domain), with the account's priority, whose policy_id is the account's own policy.
+# A linked row is known by its policy: one named after another account.  It never gets white/
+# blacklist rows from us (our wblist targets are hosted domains and users' own addresses); one that
+# has some (written by hand, e.g. with iRedAPD's wblist_admin.py) is unlinked, never deleted.
+
+
+def alias_accounts(account, alias_domains):
+    """The account's Amavisd accounts in ``alias_domains``: "@<alias>" for "@domain", else
+    "<local part>@<alias>"."""
+    if account == GLOBAL_ACCOUNT:
+        return []
+    local = account.rsplit("@", 1)[0]
+    return [f"{local}@{name}" for name in dict.fromkeys(n.lower() for n in alias_domains)]
+
+
+def link_alias_domains(store, domain, alias_domains, accounts=None):
+    """Make the alias-domain rows of the domain's policies be exactly those of ``alias_domains``
+    (the domain's alias domains as they are now): for the own policies of ``accounts`` ("@domain",
+    "user@domain"), or, when None, of every account of the domain (paged by policy id, 500 at a
+    time: work proportional to the number of the domain's own policies, not of its users).  Rows
+    missing are added, rows linked elsewhere re-linked, rows of other names released.  Harmless to
+    repeat.  Returns how many rows changed."""
+    alias_domains = sorted({n.lower() for n in alias_domains})
+    if accounts is not None:
+        accounts = [a for a in accounts if a != GLOBAL_ACCOUNT]
+        if not accounts:
+            return 0
+        return _retrying(store, lambda conn: _link_page(
+            conn, _own_policies(conn, policy.c.policy_name.in_(accounts)), alias_domains))
+    in_domain = _in_domain(policy.c.policy_name, domain)
+    total, last = 0, 0
+    while True:
+        def work(conn, after=last):
+            page = _own_policies(conn, sa.and_(in_domain, policy.c.id > after), limit=_BATCH)
+            return page, _link_page(conn, page, alias_domains)
+
+        page, changed = _retrying(store, work)
+        total += changed
+        if len(page) < _BATCH:
+            return total
+        last = max(page)
+
+
+def _in_domain(column, domain):
+    if not re.fullmatch(r"[a-z0-9.-]+", domain):  # validated names: nothing LIKE would read as a pattern
+        raise ValueError(f"not a domain name: {domain!r}")
+    return sa.or_(column == "@" + domain, column.like("%@" + domain))
+
+
+def _own_policies(conn, where, limit=None):
+    """{policy id: account} of the policies matching ``where`` that their account's users row is
+    linked to (a policy no account uses is not spread), locked (FOR UPDATE) against a concurrent
+    delete_policy."""
+    query = sa.select(policy.c.id, policy.c.policy_name).where(where).order_by(policy.c.id).with_for_update()
+    if limit is not None:
+        query = query.limit(limit)
+    found = dict(conn.execute(query).all())
+    if not found:
+        return {}
+    # (users.email is binary on MySQL and PostgreSQL: compared here, not joined with policy_name.)
+    linked = dict(conn.execute(sa.select(users.c.email, users.c.policy_id)
+                               .where(users.c.email.in_(list(found.values())))).all())
+    return {id_: name for id_, name in found.items() if linked.get(name) == id_}
+
+
+def _chunks(items, size=500):
+    items = list(items)
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def _link_page(conn, page, alias_domains):
+    if not page:
+        return 0
+    wanted = {address: id_ for id_, name in page.items() for address in alias_accounts(name, alias_domains)}
+    changed = 0
+    existing = {}
+    for chunk in _chunks(sorted(wanted)):
+        existing.update({email: (id_, policy_id) for id_, email, policy_id in conn.execute(
+            sa.select(users.c.id, users.c.email, users.c.policy_id).where(users.c.email.in_(chunk)))})
+    relink = {}
+    for address, policy_id in wanted.items():
+        if address in existing and existing[address][1] != policy_id:
+            relink.setdefault(policy_id, []).append(existing[address][0])
+    for policy_id, ids in relink.items():
+        # An alias-domain address is the account's: a row there linked elsewhere follows it.
+        changed += conn.execute(users.update().where(users.c.id.in_(ids)).values(policy_id=policy_id)).rowcount
+    new = sorted(a for a in wanted if a not in existing)  # sorted: concurrent writers lock keys in one order
+    if new:
+        conn.execute(users.insert(), [{"email": a, "priority": account_priority(a), "policy_id": wanted[a]}
+                                      for a in new])
+        changed += len(new)
+    stale = [id_ for id_, email in _linked(conn, list(page)) if email not in wanted and email not in page.values()]
+    return changed + _release(conn, stale)
+
+
+def _linked(conn, policy_ids):
+    """(id, email) of the users rows linked to ``policy_ids``."""
+    return conn.execute(sa.select(users.c.id, users.c.email).where(users.c.policy_id.in_(policy_ids))
+                        .with_for_update()).all()
+
+
+def _release(conn, ids):
+    """Release linked users rows: deleted, but those holding white/blacklist rows (which hang on
+    users.id), which stay, unlinked (policy_id 0).  Returns how many."""
+    if not ids:
+        return 0
+    listed = set(conn.execute(sa.select(wblist.c.rid).where(wblist.c.rid.in_(ids))).scalars())
+    listed |= set(conn.execute(sa.select(outbound_wblist.c.sid).where(outbound_wblist.c.sid.in_(ids))).scalars())
+    gone = [id_ for id_ in ids if id_ not in listed]
+    if gone:
+        conn.execute(users.delete().where(users.c.id.in_(gone)))
+    if listed:
+        conn.execute(users.update().where(users.c.id.in_(sorted(listed))).values(policy_id=0))
+    return len(ids)
 
 
 # -- life-cycle -----------------------------------------------------------------------------------
@@ -434,7 +571,8 @@ _BATCH = 500
 
 def delete_accounts(store, accounts):
     """Delete the Amavisd rows of ``accounts``: their users rows with their policies and their
-    inbound and outbound list rows.  Shared mailaddr rows stay."""
+    inbound and outbound list rows, and the rows of their alias-domain addresses linked to their
+    policies (``_release``).  Shared mailaddr rows stay."""
     accounts = list(accounts)
     if not accounts:
         return 0
@@ -443,13 +581,13 @@ def delete_accounts(store, accounts):
         return _delete_rows(conn, ids, policy.c.policy_name.in_(accounts))
 
 
-def delete_domain(store, domain):
-    """Delete the Amavisd rows of "@domain" and of every "user@domain", in batches; a repeat
-    finishes an interrupted run."""
-    if not re.fullmatch(r"[a-z0-9.-]+", domain):  # validated names: nothing LIKE would read as a pattern
-        raise ValueError(f"not a domain name: {domain!r}")
-    in_domain_users = sa.or_(users.c.email == "@" + domain, users.c.email.like("%@" + domain))
-    in_domain_policies = sa.or_(policy.c.policy_name == "@" + domain, policy.c.policy_name.like("%@" + domain))
+def delete_domain(store, domain, alias_domains=()):
+    """Delete the Amavisd rows of "@domain" and of every "user@domain", and of the domain's alias
+    domains ``alias_domains`` (every address there is one of the domain's accounts), in batches;
+    rows elsewhere linked to the domain's policies are released.  A repeat finishes an interrupted
+    run."""
+    in_domain_users = sa.or_(*(_in_domain(users.c.email, name.lower()) for name in [domain, *alias_domains]))
+    in_domain_policies = _in_domain(policy.c.policy_name, domain)
     total = 0
     while True:
         with store.transaction() as conn:
@@ -458,7 +596,10 @@ def delete_domain(store, domain):
         if len(ids) < _BATCH:
             break
     with store.transaction() as conn:
-        conn.execute(policy.delete().where(in_domain_policies))
+        own = conn.execute(sa.select(policy.c.id).where(in_domain_policies)).scalars().all()
+        for chunk in _chunks(own):
+            _release(conn, [id_ for id_, _ in _linked(conn, chunk)])
+            conn.execute(policy.delete().where(policy.c.id.in_(chunk)))
     return total
 
 
@@ -468,9 +609,15 @@ def _delete_rows(conn, user_ids, own_policies):
         conn.execute(outbound_wblist.delete().where(outbound_wblist.c.sid.in_(user_ids)))
         # Their own policies, named after the account; shared ones stay.
         accounts = conn.execute(sa.select(users.c.email).where(users.c.id.in_(user_ids))).scalars().all()
-        conn.execute(policy.delete().where(policy.c.policy_name.in_(accounts)))
+        own_policies = policy.c.policy_name.in_(accounts) if own_policies is None else \
+            sa.or_(own_policies, policy.c.policy_name.in_(accounts))
     if own_policies is not None:
-        conn.execute(policy.delete().where(own_policies))
+        policy_ids = conn.execute(sa.select(policy.c.id).where(own_policies)).scalars().all()
+        if policy_ids:
+            # the rows of their alias-domain addresses (linked to these policies) go with them
+            doomed = set(user_ids)
+            _release(conn, [id_ for id_, _ in _linked(conn, policy_ids) if id_ not in doomed])
+            conn.execute(policy.delete().where(policy.c.id.in_(policy_ids)))
     if user_ids:
         conn.execute(users.delete().where(users.c.id.in_(user_ids)))
     return len(user_ids)
