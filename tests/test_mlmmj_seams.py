@@ -285,3 +285,24 @@ def test_renaming_an_alias_or_old_style_list_carries_its_mlmmj_places(mapi, mlmm
     assert mapi.post(f"/api/{kind}/{old}/change_email/{new}").status_code == 200
     assert mlmmjadmin.mlmmj_list(f"subscribed@{domain}", "-n") == [new]
     assert _profile(mlmmjadmin, f"owned@{domain}")["owner"] == [new]
+
+
+def test_a_user_a_limited_admin_made_an_admin_creates_mlmmj_lists_within_its_limits(mapi, mlmmjadmin,
+                                                                                    root_connection, new_domain):
+    """As for old-style lists (test_admin_limits): a mail user a limited admin promoted creates
+    mlmmj lists within that admin's maxLists, or the limit would be a formality."""
+    from tests.test_admin_limits import leases, make_admin
+
+    mail, admin = make_admin(mapi, maxDomains="1", maxUsers="1", maxLists="1")
+    domain = new_domain()
+    assert admin.post(f"/api/domain/{domain}").status_code == 201
+    helper = f"helper@{domain}"
+    assert admin.post(f"/api/user/{helper}", {"password": PASSWORD}).status_code == 201
+    assert admin.put(f"/api/domain/admins/{domain}", {"addAdmin": helper}).status_code == 200
+    deputy = ApiClient(mapi.app).login(helper, PASSWORD)
+    assert deputy.post(f"/api/ml/first@{domain}", {"name": "First"}).status_code == 201
+    result = deputy.post(f"/api/ml/second@{domain}", {"name": "Second"})
+    assert result.status_code == 403 and result.json["_msg"] == "EXCEEDED_ADMIN_LIMIT", result.text
+    assert _list_entry(root_connection, f"second@{domain}") is None
+    assert not mlmmjadmin.list_dir(f"second@{domain}").exists()
+    assert leases(root_connection, mail) == []
