@@ -103,8 +103,22 @@ def create_list(directory, client, mail, values, domain_entry, admin_limit=admin
     form = profile_form(values)
     posting = {name: form.pop(name) for name in _POSTING_OPTIONS if name in form}
     # A normal admin's maxLists (summed over its domains) counts mlmmj lists like old-style ones.
+    failure = None
     with admin_limit({limitlib.LISTS: 1}), limitlib.reserved(directory, domain, {limitlib.LISTS: 1}, domain_entry):
-        client.create(mail, form)
+        try:
+            client.create(mail, form)
+        except errors.ApiError as exc:
+            # mlmmjadmin writes the LDAP entry first, then the spool: a failed spool step (its
+            # error text, MLMMJADMIN_ERROR), or an answer lost after the work was done (a timeout),
+            # leaves the entry.  Its slot stays taken while the entry exists, or every such failure
+            # would pass numberOfLists.  (Its own codes, ALREADY_EXISTS from a racing create among
+            # them, come before or instead of its write: that entry is not ours.)
+            if getattr(exc, "status", 500) < 500 or directory_lists.find_list(directory, mail, ["1.1"]) is None:
+                raise
+            failure = exc
+    if failure is not None:
+        _undo_create(directory, client, mail)
+        raise failure
     subscribers = values.get("subscribers")
     if not posting and not subscribers:
         return
@@ -115,14 +129,22 @@ def create_list(directory, client, mail, values, domain_entry, admin_limit=admin
             client.add_subscribers(mail, subscribers, values.get("subscription", "normal"),
                                    values.get("require_confirm", True))
     except errors.ApiError:
-        try:
-            client.delete(mail, keep_archive=False)
-        except errors.ApiError:
-            log.error("list %s was created but not finished (posting options, subscribers), and deleting it "
-                      "failed", mail)
-            raise
-        limitlib.release(directory, domain, {limitlib.LISTS: 1})
+        _undo_create(directory, client, mail)
         raise
+
+
+def _undo_create(directory, client, mail):
+    """Have mlmmjadmin delete a list whose create failed after it made the entry, and give its
+    slot back once the entry is gone; if the entry stays (mlmmjadmin fails again), so does the
+    slot, and a PUT or DELETE can finish the job."""
+    try:
+        client.delete(mail, keep_archive=False)
+    except errors.ApiError:
+        if directory_lists.find_list(directory, mail, ["1.1"]) is not None:
+            log.error("list %s was created but not finished (posting options, subscribers, or mlmmjadmin's "
+                      "answer), and deleting it failed", mail)
+            return
+    limitlib.release(directory, _domain(mail), {limitlib.LISTS: 1})
 
 
 _POSTING_OPTIONS = ("only_moderator_can_post", "only_subscriber_can_post")
@@ -157,7 +179,15 @@ def delete_list(directory, client, entry, keep_archive=True, domain_entry=None):
     mail = entry.first("mail").lower()
     forget_addresses(directory, client, [mail, *entry.values("shadowAddress")])
     references.remove_references(directory, [mail, *entry.values("shadowAddress")], entry.dn)
-    client.delete(mail, keep_archive=keep_archive)
+    try:
+        client.delete(mail, keep_archive=keep_archive)
+    except errors.ApiError as exc:
+        # mlmmjadmin removes the entry first, then the spool: if the entry went though its answer
+        # failed (a failed spool step, a lost answer), the slot goes back now; a repeat finds no list.
+        # (Its 404 says another request deleted the list, and gave the slot back.)
+        if getattr(exc, "status", None) != 404 and directory_lists.find_list(directory, mail, ["1.1"]) is None:
+            limitlib.adjust_counters(directory, _domain(mail), {limitlib.LISTS: -1}, domain_entry)
+        raise
     limitlib.adjust_counters(directory, _domain(mail), {limitlib.LISTS: -1}, domain_entry)
 
 

@@ -138,8 +138,10 @@ class MlmmjadminClient:
         if message.startswith("ALREADY_EXISTS(") or (message.startswith("CONSTRAINT_VIOLATION(")
                                                      and ("not unique" in message or "non-unique" in message)):
             raise errors.PeerRefused(errors.ALREADY_EXISTS, 409, detail="mlmmjadmin: the entry exists")
-        # Not one of its codes but an exception's text (its backend's LDAP error): its failure.
-        raise errors.PeerRefused(errors.MLMMJADMIN_ERROR, 502, detail=message[:500])
+        # Not one of its codes but an exception's text (its backend's LDAP error, a spool error with
+        # the server's paths): its failure.  The text is for the operator (logged above), not for
+        # the client, which may be a domain admin.
+        raise errors.PeerRefused(errors.MLMMJADMIN_ERROR, 502, detail="mlmmjadmin failed; its message is in our log")
 
     @staticmethod
     def _unavailable(why):
