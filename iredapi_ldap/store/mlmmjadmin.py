@@ -39,6 +39,14 @@ _STATUS = {
 _CODE = re.compile(r"[A-Z][A-Z0-9_]{1,63}")
 
 
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """mlmmjadmin never redirects: a 3xx (something else at its address) is an answer we do not
+    take, not a place to send the token to."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        return None
+
+
 class MlmmjadminClient:
     def __init__(self, base_url, token, header, verify_ssl=True, timeout=10):
         self.base_url = base_url.rstrip("/")
@@ -51,6 +59,11 @@ class MlmmjadminClient:
             if not verify_ssl:
                 self.context.check_hostname = False
                 self.context.verify_mode = ssl.CERT_NONE
+        # Straight to MLMMJADMIN_API_BASE_URL: no proxy from the environment (http_proxy set for
+        # the host's other traffic would get every request and the token), no redirect followed
+        # (urllib would send the token header on to wherever it points).
+        self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}), _NoRedirect,
+                                                   urllib.request.HTTPSHandler(context=self.context))
 
     @classmethod
     def from_settings(cls, settings):
@@ -111,7 +124,7 @@ class MlmmjadminClient:
         if body is not None:
             request.add_header("Content-Type", "application/x-www-form-urlencoded")
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout, context=self.context) as answer:
+            with self._opener.open(request, timeout=self.timeout) as answer:
                 raw = answer.read()
         except urllib.error.HTTPError as exc:
             raw = exc.read() if exc.code < 500 else b""
