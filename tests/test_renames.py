@@ -505,3 +505,51 @@ def test_a_standalone_admin_at_the_renamed_address_keeps_its_domains(api, root_c
     assert api.post(f"/api/user/{shared}", {"password": PASSWORD}).status_code == 201
     assert api.post(f"/api/user/{shared}/change_email/renamed@{domain}").status_code == 200
     assert _lower(read_entry(root_connection, domain_dn(other), ["domainAdmin"])["domainAdmin"]) == [shared]
+
+
+def test_the_old_address_stays_taken_until_a_rename_that_died_after_the_move_is_finished(
+        api, root_connection, domain, monkeypatch):
+    """The move keeps the old mail beside the new one until the rest has followed: after a crash
+    there, a new account cannot be made at the old address (it would inherit what is still kept
+    under it: throttle rows here, mlmmj subscriptions, sessions), and the repeat finishes."""
+    old, new = f"old@{domain}", f"new@{domain}"
+    api.post(f"/api/user/{old}", {"password": PASSWORD})
+    _alias_domain(root_connection, domain, old, f"alias-{domain}")
+    api.post(f"/api/throttle/{old}/outbound", {"period": "60", "max_msgs": "5"})
+    monkeypatch.setattr(throttle_store, "rename_account", _crash)
+    assert api.post(f"/api/user/{old}/change_email/{new}").status_code == 500
+    monkeypatch.undo()
+    assert read_entry(root_connection, user_dn(old)) is None  # moved
+    for kind in ("user", "alias", "maillist"):
+        result = api.post(f"/api/{kind}/{old}", {"password": PASSWORD} if kind == "user" else {})
+        assert result.status_code == 409 and result.json["_msg"] == "ALREADY_EXISTS", result.text
+    assert _throttle_accounts(api) == [(old, "outbound")]
+    result = api.post(f"/api/user/{old}/change_email/{new}")
+    assert result.status_code == 200, result.text
+    moved = read_entry(root_connection, user_dn(new))
+    assert moved["mail"] == [new] and moved["uid"] == ["new"]
+    assert _lower(moved["shadowAddress"]) == [f"new@alias-{domain}"]
+    assert _throttle_accounts(api) == [(new, "outbound")]
+    # now the old address is free, and a new account there starts with nothing of the renamed one's
+    assert api.post(f"/api/user/{old}", {"password": PASSWORD}).status_code == 201
+    assert _throttle_accounts(api) == [(new, "outbound")]
+
+
+def test_a_rename_on_from_a_rename_that_died_after_the_move_takes_both_old_addresses_along(
+        api, root_connection, domain, monkeypatch):
+    """old -> new dies after the move; the client then renames new -> other: the entry ends with
+    other as its only mail, and what was kept under old and new (throttle rows) follows."""
+    old, new, other = f"old@{domain}", f"new@{domain}", f"other@{domain}"
+    api.post(f"/api/user/{old}", {"password": PASSWORD})
+    api.post(f"/api/alias/team@{domain}", {"members": old})
+    api.post(f"/api/throttle/{old}/outbound", {"period": "60", "max_msgs": "5"})
+    monkeypatch.setattr(throttle_store, "rename_account", _crash)
+    assert api.post(f"/api/user/{old}/change_email/{new}").status_code == 500
+    monkeypatch.undo()
+    result = api.post(f"/api/user/{new}/change_email/{other}")
+    assert result.status_code == 200, result.text
+    entry = read_entry(root_connection, user_dn(other))
+    assert entry["mail"] == [other] and "shadowAddress" not in entry
+    assert _throttle_accounts(api) == [(other, "outbound")]
+    assert _lower(read_entry(root_connection, alias_dn(f"team@{domain}"))["mailForwardingAddress"]) == [other]
+    assert api.post(f"/api/user/{old}", {"password": PASSWORD}).status_code == 201
