@@ -553,3 +553,28 @@ def test_a_rename_on_from_a_rename_that_died_after_the_move_takes_both_old_addre
     assert _throttle_accounts(api) == [(other, "outbound")]
     assert _lower(read_entry(root_connection, alias_dn(f"team@{domain}"))["mailForwardingAddress"]) == [other]
     assert api.post(f"/api/user/{old}", {"password": PASSWORD}).status_code == 201
+
+
+@pytest.mark.parametrize("change", ["addAliasDomain", "removeAliasDomain"])
+def test_a_rename_racing_an_alias_domain_change_ends_with_the_domains_alias_domains(
+        api, root_connection, domain, new_domain, monkeypatch, change):
+    """An alias domain added or removed between the rename's read of the domain and its finish:
+    the renamed entry ends with its address in each alias domain the domain has then, and none
+    in another (an old-local-part address there would stay with it after the old address is a
+    new account's; a new one in a removed alias domain would catch mail once that name is
+    another domain's)."""
+    old, new = f"old@{domain}", f"new@{domain}"
+    alias = new_domain()
+    if change == "removeAliasDomain":
+        assert api.put(f"/api/domain/{domain}", {"addAliasDomain": alias}).status_code == 200
+    assert api.post(f"/api/user/{old}", {"password": PASSWORD}).status_code == 201
+    real = renames.move
+
+    def racing_move(directory, rename):
+        assert api.put(f"/api/domain/{domain}", {change: alias}).status_code == 200
+        return real(directory, rename)
+
+    monkeypatch.setattr(renames, "move", racing_move)
+    assert api.post(f"/api/user/{old}/change_email/{new}").status_code == 200
+    shadow = _lower(read_entry(root_connection, user_dn(new)).get("shadowAddress"))
+    assert shadow == ([f"new@{alias}"] if change == "addAliasDomain" else []), shadow

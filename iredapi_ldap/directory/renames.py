@@ -19,7 +19,8 @@ that the same request repeated after a crash finishes the job:
    kept under it elsewhere has followed: else a crash here and a new account made at the old
    address would inherit the SQL rows, mlmmj subscriptions and sessions a repeat then moves.
 5. (the SQL side: provisioning.rename_account)
-6. ``finish_own_entry``: the old ``mail``, the claim's and the old alias-domain addresses go,
+6. ``finish_own_entry``: the old ``mail``, the claim's and the old alias-domain addresses go (the
+   alias-domain addresses as the domain has them now: an alias domain may have come or gone),
    ``uid`` follows.
 7. ``rename_references`` again: references a racing request wrote to the old address meanwhile.
 
@@ -30,8 +31,8 @@ DN with the old one gone (and does 5-7).  A rename that is done answers the same
 from dataclasses import dataclass
 
 from .. import errors
+from . import alias_domains, mlmmj_lists
 from . import dn as dnlib
-from . import mlmmj_lists
 from .connection import (
     ATTRIBUTE_OR_VALUE_EXISTS,
     ENTRY_ALREADY_EXISTS,
@@ -218,15 +219,6 @@ def finish_own_entry(directory, rename):
         return
     changes = renamed_values(entry, {old: new for old, new in rename.mapping.items()},
                              attributes=("mailForwardingAddress", "listAllowedUser", "listModerator", "listOwner"))
-    shadow = {v.lower(): v for v in entry.values("shadowAddress")}
-    domain = rename.old.split("@", 1)[1]
-    twins = {old: new for old, new in rename.mapping.items() if old.split("@", 1)[1] != domain}
-    # (an old address among them: an earlier rename's claim, that rename having died after its move)
-    gone = [shadow[a] for a in [rename.new, *rename.mapping] if a in shadow]
-    missing = [new for new in twins.values() if new not in shadow]
-    operations = ([(MODIFY_DELETE, gone)] if gone else []) + ([(MODIFY_ADD, missing)] if missing else [])
-    if operations:
-        changes["shadowAddress"] = operations
     old_mail = [v for v in entry.values("mail") if v.lower() != rename.new]  # kept by ``move``
     if old_mail:
         changes["mail"] = [(MODIFY_DELETE, old_mail)]
@@ -239,6 +231,38 @@ def finish_own_entry(directory, rename):
         if entry.values(attribute) == [old_local]:
             changes[attribute] = [(MODIFY_REPLACE, [new_local])]
     modify_quietly(directory, entry.dn, changes)
+    _settle_alias_domain_addresses(directory, rename, entry)
+
+
+def _settle_alias_domain_addresses(directory, rename, entry):
+    """The claim's shadowAddress values go, and the entry's addresses in alias domains become
+    ``<new local part>@<alias domain>`` for each alias domain the domain has *now*: one added or
+    removed while the rename ran (its sweep wrote the entry under the old address, or took the
+    claim away) is not in ``rename.mapping``.  An old-local-part address left there would stay
+    with this account once the old address is a new account's; a new one in a removed alias
+    domain would catch mail once that name is another domain's.  (Addresses another account holds
+    stay with it, as in the sweep.)"""
+    domain = rename.old.split("@", 1)[1]
+    domain_entry = directory.read(directory.names.domain(domain), [alias_domains.ATTRIBUTE],
+                                  dnlib.eq("objectClass", "mailDomain"))
+    mapped = {old.split("@", 1)[1] for old in rename.mapping} - {domain}
+    now = set(alias_domains.names_of(domain_entry)) if domain_entry is not None else mapped
+    old_locals = {old.split("@", 1)[0] for old in rename.mapping}
+    new_local = rename.new.split("@", 1)[0]
+
+    def gone(value):
+        local, _, name = value.lower().partition("@")
+        if value.lower() == rename.new or value.lower() in rename.mapping:
+            return True  # the claim, or an earlier rename's (that rename died after its move)
+        if name in now or name in mapped:
+            return local in old_locals or (local == new_local and name not in now)
+        return False
+
+    remove = [v for v in entry.values("shadowAddress") if gone(v)]
+    held = {v.lower() for v in entry.values("shadowAddress")} - {v.lower() for v in remove}
+    add = [a for a in alias_domains.shadow_addresses(rename.new, sorted(now)) if a not in held]
+    if add or remove:
+        alias_domains.apply_addresses(directory, entry.dn, add, remove)
 
 
 def references(directory, rename):
