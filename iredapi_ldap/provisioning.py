@@ -143,7 +143,7 @@ def rename_account(services, kind, old, new, admin, domain_entry=None):
         mlmmj_lists.move_subscriptions(directory, services.mlmmjadmin, rename.mapping)
         mlmmj_lists.rename_owner_and_moderator(directory, services.mlmmjadmin, rename.mapping)
     if kind == renames.USER:
-        services.sessions.rename_sessions(old, new, rename.new_dn)
+        services.sessions.rename_sessions(old, new, rename.new_dn, old_dn=rename.old_dn)
         dovecot.rename_mailbox(services.admin_store, old, new)
     renames.finish_own_entry(directory, rename)
     renames.references(directory, rename)

@@ -125,12 +125,17 @@ class SessionStore:
         with self._store.transaction() as conn:
             return conn.execute(sa.delete(table).where(where)).rowcount
 
-    def rename_sessions(self, username, new_username, new_dn):
+    def rename_sessions(self, username, new_username, new_dn, old_dn=None):
         """The admin ``username`` was renamed: its sessions go on under its new name and DN
-        (``Admin.manages`` compares the name with domainAdmin, which the rename rewrote)."""
+        (``Admin.manages`` compares the name with domainAdmin, which the rename rewrote).
+        ``old_dn``: only the sessions of that entry (compared without case), not those of a
+        standalone admin sharing the address (o=domainAdmins is outside slapd's unique overlay)."""
         table = tables.api_sessions
+        where = table.c.username == username
+        if old_dn is not None:
+            where = sa.and_(where, sa.func.lower(table.c.admin_dn) == old_dn.lower())
         with self._store.transaction() as conn:
-            return conn.execute(sa.update(table).where(table.c.username == username)
+            return conn.execute(sa.update(table).where(where)
                                 .values(username=new_username, admin_dn=new_dn)).rowcount
 
     def end_sessions_below(self, base_dn):

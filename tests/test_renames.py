@@ -578,3 +578,20 @@ def test_a_rename_racing_an_alias_domain_change_ends_with_the_domains_alias_doma
     assert api.post(f"/api/user/{old}/change_email/{new}").status_code == 200
     shadow = _lower(read_entry(root_connection, user_dn(new)).get("shadowAddress"))
     assert shadow == ([f"new@{alias}"] if change == "addAliasDomain" else []), shadow
+
+
+def test_renaming_a_user_leaves_the_sessions_of_a_standalone_admin_at_its_address_alone(make_app, root_connection,
+                                                                                        domain):
+    """A standalone admin and a mail user may share an address; the sessions that follow a
+    renamed user are its own (by DN), not the standalone admin's, which would otherwise turn into
+    sessions of the user (its rights at the next recheck) or end."""
+    app = make_app(SESSION_RECHECK_INTERVAL=0)
+    api = ApiClient(app).login()
+    shared = f"shared@{domain}"
+    assert api.post(f"/api/admin/{shared}", {"password": PASSWORD, "isGlobalAdmin": "yes"}).status_code == 201
+    standalone = ApiClient(app).login(shared, PASSWORD)
+    assert api.post(f"/api/user/{shared}", {"password": PASSWORD}).status_code == 201
+    assert api.post(f"/api/user/{shared}/change_email/renamed@{domain}").status_code == 200
+    result = standalone.get(f"/api/admin/{shared}")
+    assert result.status_code == 200, result.text
+    assert standalone.post(f"/api/user/x@{domain}", {"password": PASSWORD}).status_code == 201
