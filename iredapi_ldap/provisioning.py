@@ -106,7 +106,7 @@ def delete_user(services, mail, admin, keep_days, domain_entry=None):
     amavisd.delete_accounts(services.amavisd_store, [mail])  # spam policy, white/blacklists
     # An admin's sessions end before its entry goes: a repeat of a delete that died after it
     # answers 404 (the caller ends them again after, for a login that raced the delete).
-    services.sessions.end_sessions(mail)
+    services.sessions.end_sessions(mail, except_below=directory.names.admin_basedn)
     user_directory.delete_user_entry(directory, entry, domain_entry)
     # once more: rows a request racing the delete wrote would be a later account's at this address
     throttle.delete_settings_for_accounts(services.iredapd_store, [mail])
