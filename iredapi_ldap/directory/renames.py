@@ -106,7 +106,12 @@ def prepare(directory, kind, old, new, domain_entry=None):
                                   detail=f"{new} is not in the domain of {old}; an account stays in its domain")
     if new == old:
         raise errors.InvalidInput(errors.INVALID_MAIL, param="new_mail", detail="the address it has")
-    old_dn, new_dn = _dn(directory, kind, old), _dn(directory, kind, new)
+    old_dn = _dn(directory, kind, old)
+    try:
+        new_dn = _dn(directory, kind, new)
+    except errors.InvalidInput as exc:  # longer than slapd can hold as an entry's name
+        exc.param = "new_mail"
+        raise
     entry = _read(directory, kind, old)
     moved = False
     if entry is None:
