@@ -188,3 +188,24 @@ def test_a_look_alike_users_password_change_or_delete_leaves_the_standalone_admi
                    lambda: api.delete(f"/api/user/{shared}")):
         assert change().status_code == 200
         assert standalone.get(f"/api/admin/{shared}").status_code == 200
+
+
+def test_a_bulk_disable_that_died_before_ending_sessions_ends_them_when_repeated(api, make_app, root_connection,
+                                                                                  domain, monkeypatch):
+    """The repeat finds the admin disabled already and writes nothing; its sessions end all the
+    same (not only at the next recheck), as a single PUT's repeat does."""
+    admin = f"u3@{domain}"
+    root_connection.modify(user_dn(admin), {"enabledService": [(ldap3.MODIFY_ADD, ["domainadmin"])]})
+    root_connection.modify(domain_dn(domain), {"domainAdmin": [(ldap3.MODIFY_ADD, [admin])]})
+    session = ApiClient(make_app(SESSION_RECHECK_INTERVAL=3600)).login(admin, PASSWORD)
+    sessions = api.app.services.sessions
+
+    def killed(*args, **kwargs):
+        raise RuntimeError("worker killed")
+
+    monkeypatch.setattr(sessions, "end_sessions", killed)
+    assert api.put(f"/api/users/{domain}", {"accountStatus": "disabled"}).status_code == 500
+    monkeypatch.undo()
+    assert read_entry(root_connection, user_dn(admin))["accountStatus"] == ["disabled"]
+    assert api.put(f"/api/users/{domain}", {"accountStatus": "disabled"}).json["_data"]["changed"] == 0
+    assert session.get(f"/api/user/u4@{domain}").status_code == 401
