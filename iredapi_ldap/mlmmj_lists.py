@@ -93,6 +93,9 @@ def create_list(directory, client, mail, values, domain_entry, admin_limit=admin
     (with its counter slot) and a PUT can finish the job.
     """
     domain = _domain(mail)
+    # mlmmjadmin writes mail=<list>,ou=Groups,...: an address longer than slapd holds as an entry's
+    # name is the 400 it is for every other account (dn.rdn), before mlmmjadmin is asked.
+    directory.names.mail_list(mail)
     # mlmmjadmin's create also writes <name>@<alias domain> for each of the domain's alias
     # domains (bk_iredmail_ldap's shadowAddress), all or nothing: each must be free as well.
     wanted = [mail, *alias_domains.shadow_addresses(mail, alias_domains.names_of(domain_entry))]

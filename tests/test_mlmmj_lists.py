@@ -556,3 +556,32 @@ def test_a_create_whose_spool_step_fails_leaves_no_entry_and_the_counter_right(m
         blocker.unlink()
     assert mapi.post(f"/api/ml/broken@{domain}").status_code == 201
     assert list_count(root_connection, domain) == 1
+
+
+def test_an_address_slapd_cannot_hold_is_refused_before_mlmmjadmin_is_asked(mapi, mlmmjadmin, root_connection):
+    """As for the other accounts (tests/test_dn_limits.py): 400 INVALID_MAIL, and neither an entry,
+    nor a spool, nor a counter slot."""
+    from iredapi_ldap.directory.dn import MAX_RDN_BYTES
+    from tests.test_dn_limits import exact_domain
+
+    domain = exact_domain(200)
+    assert mapi.post(f"/api/domain/{domain}").status_code == 201
+    local = "l" * (MAX_RDN_BYTES - len("mail=@") - len(domain) + 1)
+    mail = f"{local}@{domain}"
+    client = mapi.app.services.mlmmjadmin
+    calls = []
+    real = client._call
+
+    def counted(*args, **kwargs):
+        calls.append(args)
+        return real(*args, **kwargs)
+
+    client._call = counted
+    try:
+        result = mapi.post(f"/api/ml/{mail}", {"name": "x"})
+    finally:
+        del client._call
+    assert result.status_code == 400 and result.json["msg"] == "INVALID_MAIL", result.text
+    assert calls == []
+    assert nothing_of(root_connection, mlmmjadmin, mail)
+    assert list_count(root_connection, domain) == 0
