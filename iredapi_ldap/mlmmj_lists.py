@@ -18,6 +18,7 @@ from .directory import admin_limits, alias_domains, references
 from .directory import dn as dnlib
 from .directory import limits as limitlib
 from .directory import mlmmj_lists as directory_lists
+from .store.mlmmjadmin import takes
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +76,25 @@ def _domain(mail):
     return mail.split("@", 1)[1]
 
 
+_ADDRESS_PARAMS = ("subscribers", "add_subscribers", "remove_subscribers", *ADDRESS_OPTIONS)
+
+
+def check_addresses(mail=None, values=()):
+    """400 INVALID_MAIL for a list address (``mail``) or an address parameter in ``values`` that
+    mlmmjadmin does not take (``store.mlmmjadmin.takes``): it would answer a create with web.py's
+    "not found" (a 503 here) and drop such a subscriber, owner or moderator without a word (a
+    success here that did nothing)."""
+    if mail is not None and not takes(mail):
+        raise errors.InvalidInput(errors.INVALID_MAIL, detail=f"{mail}: mlmmjadmin does not take this address "
+                                  "(a name beginning with a letter, digit, _ or -; a top-level domain of 2-15 "
+                                  "characters)")
+    for param in _ADDRESS_PARAMS:
+        refused = [a for a in values.get(param, ()) if not takes(a)]
+        if refused:
+            raise errors.InvalidInput(errors.INVALID_MAIL, param=param,
+                                      detail=f"mlmmjadmin does not take: {', '.join(refused)}")
+
+
 # -- create, update, delete ----------------------------------------------------------------
 
 
@@ -92,6 +112,7 @@ def create_list(directory, client, mail, values, domain_entry, admin_limit=admin
     (its spool too) so that the whole create failed; if even that delete fails, the list stays
     (with its counter slot) and a PUT can finish the job.
     """
+    check_addresses(mail, values)
     domain = _domain(mail)
     # mlmmjadmin writes mail=<list>,ou=Groups,...: an address longer than slapd holds as an entry's
     # name is the 400 it is for every other account (dn.rdn), before mlmmjadmin is asked.
@@ -159,6 +180,7 @@ def update_list(directory, client, entry, values):
     mlmmjadmin's LDAP backend (update_maillist) removes the list's ``cn`` from a PUT without
     ``name``, and fails on ``owner`` without ``moderators``; so both are sent as they are
     (read from the list's entry) unless the request changes them."""
+    check_addresses(values=values)
     mail = entry.first("mail").lower()
     form = profile_form(values)
     if form:
@@ -281,6 +303,23 @@ def unsubscribe_domain_everywhere(directory, client, domain, names):
 # owner or moderator (the spool's control files and the entry's listOwner / listModerator /
 # listAllowedUser, both written by mlmmjadmin's PUT).  The directory layer's reference sweeps
 # (directory/references.py) leave mlmmj lists alone; these functions ask mlmmjadmin instead.
+
+
+def check_rename(directory, client, mapping):
+    """Before a rename writes anything: 400 INVALID_MAIL (``new_mail``) if an old address is on an
+    mlmmj list (subscribed, owner or moderator) and its new one is an address mlmmjadmin does not
+    take: moving it would subscribe nothing (mlmmjadmin drops it) and then unsubscribe the old."""
+    if not directory_lists.any_list_exists(directory):
+        return
+    for old, new in mapping.items():
+        if takes(new) or not takes(old):
+            continue
+        named = next(iter(directory.paged_search(directory.names.basedn,
+                                                 dnlib.all_of(directory_lists.IS_MLMMJ_LIST, _naming([old])),
+                                                 ["1.1"], page_size=1)), None)
+        if named is not None or client.subscriptions(old):
+            raise errors.InvalidInput(errors.INVALID_MAIL, param="new_mail",
+                                      detail=f"{old} is on mlmmj lists, and mlmmjadmin does not take {new}")
 
 
 def move_subscriptions(directory, client, mapping):

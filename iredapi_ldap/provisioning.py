@@ -128,6 +128,8 @@ def rename_account(services, kind, old, new, admin, domain_entry=None):
         authorization.require_manageable_account(directory, admin, rename.entry)
     moved_now = not rename.moved
     if moved_now:
+        if services.mlmmjadmin is not None:
+            mlmmj_lists.check_rename(directory, services.mlmmjadmin, rename.mapping)
         renames.claim(directory, rename)
         renames.references(directory, rename)
         renames.move(directory, rename)

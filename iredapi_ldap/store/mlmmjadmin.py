@@ -37,6 +37,18 @@ _STATUS = {
     "NOT_AUTHORIZED_API_CLIENT": 503,
 }
 _CODE = re.compile(r"[A-Z][A-Z0-9_]{1,63}")
+# The addresses mlmmjadmin 3.6.3 takes (its libs/regxes.py ``email``, matched whole): its URL
+# routes (``/api/<list>``, ``subscriber/<address>/subscribed``) match only these, so another one
+# is answered with web.py's plain "not found"; and its subscriber, owner and moderator parsers
+# drop the others without a word.  Narrower than ours in two ways: the local part begins with a
+# letter, digit, ``_``, ``-`` or ``#`` (not ``+`` or ``=``), and the top-level label has 2 to 15
+# characters (``xn--vermgensberatung-pwb`` has 24).
+_ITS_ADDRESS = re.compile(r"[\w#-][\w.+=/&#-]*@[\w-][\w.-]*\.[a-z0-9-]{2,15}", re.IGNORECASE)
+
+
+def takes(address):
+    """Whether mlmmjadmin takes ``address`` (as a list, subscriber, owner or moderator)."""
+    return _ITS_ADDRESS.fullmatch(address) is not None
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
@@ -101,14 +113,20 @@ class MlmmjadminClient:
         self._call("POST", f"{mail}/subscribers", form={"remove_subscribers": ",".join(subscribers)})
 
     def subscribed_lists(self, subscriber):
-        """The mlmmj lists (of every domain) that ``subscriber`` is subscribed to."""
+        """The mlmmj lists (of every domain) that ``subscriber`` is subscribed to; none for an
+        address mlmmjadmin does not take (it could not have subscribed it, nor answer for it)."""
+        if not takes(subscriber):
+            return []
         data = self._call("GET", f"subscriber/{subscriber}/subscribed",
                           query={"query_all_lists": "yes", "email_only": "yes"})
         return sorted({a.lower() for a in data or []})
 
     def subscriptions(self, subscriber):
         """[(list address, subscription version)] of every mlmmj list (of every domain) that
-        ``subscriber`` is subscribed to; the version is normal, digest or nomail."""
+        ``subscriber`` is subscribed to; the version is normal, digest or nomail.  None for an
+        address mlmmjadmin does not take (as ``subscribed_lists``)."""
+        if not takes(subscriber):
+            return []
         data = self._call("GET", f"subscriber/{subscriber}/subscribed", query={"query_all_lists": "yes"})
         return sorted({(str(item["mail"]).lower(), str(item.get("subscription") or "normal"))
                        for item in data or [] if isinstance(item, dict) and item.get("mail")})
