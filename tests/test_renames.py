@@ -595,3 +595,22 @@ def test_renaming_a_user_leaves_the_sessions_of_a_standalone_admin_at_its_addres
     result = standalone.get(f"/api/admin/{shared}")
     assert result.status_code == 200, result.text
     assert standalone.post(f"/api/user/x@{domain}", {"password": PASSWORD}).status_code == 201
+
+
+def test_deleting_a_user_whose_rename_died_after_the_move_leaves_nothing_under_its_old_address(
+        api, root_connection, domain, monkeypatch):
+    """The entry keeps its old mail until its rename finishes; deleted instead, everything kept
+    under the old address (throttle rows here, references) goes with it, or a new account at the
+    old address would inherit it."""
+    old, new = f"old@{domain}", f"new@{domain}"
+    api.post(f"/api/user/{old}", {"password": PASSWORD})
+    api.post(f"/api/throttle/{old}/outbound", {"period": "60", "max_msgs": "5"})
+    monkeypatch.setattr(throttle_store, "rename_account", _crash)
+    assert api.post(f"/api/user/{old}/change_email/{new}").status_code == 500
+    monkeypatch.undo()
+    api.post(f"/api/alias/late@{domain}", {"members": old})  # a reference to the old address meanwhile
+    assert api.delete(f"/api/user/{new}").status_code == 200
+    assert _throttle_accounts(api) == []
+    assert "mailForwardingAddress" not in read_entry(root_connection, alias_dn(f"late@{domain}"))
+    assert api.post(f"/api/user/{old}", {"password": PASSWORD}).status_code == 201
+    assert _throttle_accounts(api) == []
