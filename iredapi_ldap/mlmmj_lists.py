@@ -19,6 +19,7 @@ from .directory import dn as dnlib
 from .directory import limits as limitlib
 from .directory import mlmmj_lists as directory_lists
 from .directory.connection import LdapOperationError
+from .store.mlmmjadmin import takes
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +77,25 @@ def _domain(mail):
     return mail.split("@", 1)[1]
 
 
+_ADDRESS_PARAMS = ("subscribers", "add_subscribers", "remove_subscribers", *ADDRESS_OPTIONS)
+
+
+def check_addresses(mail=None, values=()):
+    """400 INVALID_MAIL for a list address (``mail``) or an address parameter in ``values`` that
+    mlmmjadmin does not take (``store.mlmmjadmin.takes``): it would answer a create with web.py's
+    "not found" (a 503 here) and drop such a subscriber, owner or moderator without a word (a
+    success here that did nothing)."""
+    if mail is not None and not takes(mail):
+        raise errors.InvalidInput(errors.INVALID_MAIL, detail=f"{mail}: mlmmjadmin does not take this address "
+                                  "(a name beginning with a letter, digit, _ or -; a top-level domain of 2-15 "
+                                  "characters)")
+    for param in _ADDRESS_PARAMS:
+        refused = [a for a in values.get(param, ()) if not takes(a)]
+        if refused:
+            raise errors.InvalidInput(errors.INVALID_MAIL, param=param,
+                                      detail=f"mlmmjadmin does not take: {', '.join(refused)}")
+
+
 # -- create, update, delete ----------------------------------------------------------------
 
 
@@ -95,7 +115,11 @@ def create_list(directory, client, mail, values, domain_entry, admin_limit=admin
     (its spool too) so that the whole create failed; if even that delete fails, the list stays
     (with its counter slot) and a PUT can finish the job.
     """
+    check_addresses(mail, values)
     domain = _domain(mail)
+    # mlmmjadmin writes mail=<list>,ou=Groups,...: an address longer than slapd holds as an entry's
+    # name is the 400 it is for every other account (dn.rdn), before mlmmjadmin is asked.
+    directory.names.mail_list(mail)
     # mlmmjadmin's create also writes <name>@<alias domain> for each of the domain's alias
     # domains (bk_iredmail_ldap's shadowAddress), all or nothing: each must be free as well.
     wanted = [mail, *alias_domains.shadow_addresses(mail, alias_domains.names_of(domain_entry))]
@@ -106,8 +130,22 @@ def create_list(directory, client, mail, values, domain_entry, admin_limit=admin
     form = profile_form(values)
     posting = {name: form.pop(name) for name in _POSTING_OPTIONS if name in form}
     # A normal admin's maxLists (summed over its domains) counts mlmmj lists like old-style ones.
+    failure = None
     with admin_limit({limitlib.LISTS: 1}), limitlib.reserved(directory, domain, {limitlib.LISTS: 1}, domain_entry):
-        client.create(mail, form)
+        try:
+            client.create(mail, form)
+        except errors.ApiError as exc:
+            # mlmmjadmin writes the LDAP entry first, then the spool: a failed spool step (its
+            # error text, MLMMJADMIN_ERROR), or an answer lost after the work was done (a timeout),
+            # leaves the entry.  Its slot stays taken while the entry exists, or every such failure
+            # would pass numberOfLists.  (Its own codes, ALREADY_EXISTS from a racing create among
+            # them, come before or instead of its write: that entry is not ours.)
+            if getattr(exc, "status", 500) < 500 or directory_lists.find_list(directory, mail, ["1.1"]) is None:
+                raise
+            failure = exc
+    if failure is not None:
+        _undo_create(directory, client, mail)
+        raise failure
     subscribers = values.get("subscribers")
     settling = posting or "accountStatus" in values or "accessPolicy" in values
     if not settling and not subscribers:
@@ -121,14 +159,22 @@ def create_list(directory, client, mail, values, domain_entry, admin_limit=admin
             client.add_subscribers(mail, subscribers, values.get("subscription", "normal"),
                                    values.get("require_confirm", True))
     except (errors.ApiError, LdapOperationError):
-        try:
-            client.delete(mail, keep_archive=False)
-        except errors.ApiError:
-            log.error("list %s was created but not finished (posting options, subscribers), and deleting it "
-                      "failed", mail)
-            raise
-        limitlib.release(directory, domain, {limitlib.LISTS: 1})
+        _undo_create(directory, client, mail)
         raise
+
+
+def _undo_create(directory, client, mail):
+    """Have mlmmjadmin delete a list whose create failed after it made the entry, and give its
+    slot back once the entry is gone; if the entry stays (mlmmjadmin fails again), so does the
+    slot, and a PUT or DELETE can finish the job."""
+    try:
+        client.delete(mail, keep_archive=False)
+    except errors.ApiError:
+        if directory_lists.find_list(directory, mail, ["1.1"]) is not None:
+            log.error("list %s was created but not finished (posting options, subscribers, or mlmmjadmin's "
+                      "answer), and deleting it failed", mail)
+            return
+    limitlib.release(directory, _domain(mail), {limitlib.LISTS: 1})
 
 
 _POSTING_OPTIONS = ("only_moderator_can_post", "only_subscriber_can_post")
@@ -140,6 +186,7 @@ def update_list(directory, client, entry, values):
     mlmmjadmin's LDAP backend (update_maillist) removes the list's ``cn`` from a PUT without
     ``name``, and fails on ``owner`` without ``moderators``; so both are sent as they are
     (read from the list's entry) unless the request changes them."""
+    check_addresses(values=values)
     mail = entry.first("mail").lower()
     form = profile_form(values)
     if form:
@@ -165,7 +212,15 @@ def delete_list(directory, client, entry, keep_archive=True, domain_entry=None):
     mail = entry.first("mail").lower()
     forget_addresses(directory, client, [mail, *entry.values("shadowAddress")])
     references.remove_references(directory, [mail, *entry.values("shadowAddress")], entry.dn)
-    client.delete(mail, keep_archive=keep_archive)
+    try:
+        client.delete(mail, keep_archive=keep_archive)
+    except errors.ApiError as exc:
+        # mlmmjadmin removes the entry first, then the spool: if the entry went though its answer
+        # failed (a failed spool step, a lost answer), the slot goes back now; a repeat finds no list.
+        # (Its 404 says another request deleted the list, and gave the slot back.)
+        if getattr(exc, "status", None) != 404 and directory_lists.find_list(directory, mail, ["1.1"]) is None:
+            limitlib.adjust_counters(directory, _domain(mail), {limitlib.LISTS: -1}, domain_entry)
+        raise
     limitlib.adjust_counters(directory, _domain(mail), {limitlib.LISTS: -1}, domain_entry)
 
 
@@ -257,6 +312,23 @@ def unsubscribe_domain_everywhere(directory, client, domain, names):
 # owner or moderator (the spool's control files and the entry's listOwner / listModerator /
 # listAllowedUser, both written by mlmmjadmin's PUT).  The directory layer's reference sweeps
 # (directory/references.py) leave mlmmj lists alone; these functions ask mlmmjadmin instead.
+
+
+def check_rename(directory, client, mapping):
+    """Before a rename writes anything: 400 INVALID_MAIL (``new_mail``) if an old address is on an
+    mlmmj list (subscribed, owner or moderator) and its new one is an address mlmmjadmin does not
+    take: moving it would subscribe nothing (mlmmjadmin drops it) and then unsubscribe the old."""
+    if not directory_lists.any_list_exists(directory):
+        return
+    for old, new in mapping.items():
+        if takes(new) or not takes(old):
+            continue
+        named = next(iter(directory.paged_search(directory.names.basedn,
+                                                 dnlib.all_of(directory_lists.IS_MLMMJ_LIST, _naming([old])),
+                                                 ["1.1"], page_size=1)), None)
+        if named is not None or client.subscriptions(old):
+            raise errors.InvalidInput(errors.INVALID_MAIL, param="new_mail",
+                                      detail=f"{old} is on mlmmj lists, and mlmmjadmin does not take {new}")
 
 
 def move_subscriptions(directory, client, mapping):

@@ -93,26 +93,31 @@ def delete_user(services, mail, admin, keep_days, domain_entry=None):
                                                       "storageBaseDirectory", "mailMessageStore",
                                                       "domainGlobalAdmin"])
     authorization.require_manageable_account(directory, admin, entry)
+    # Its mail values: a second one is the old address of a rename that died after its move
+    # (renames.move keeps it until the rest has followed); what is kept under it goes too, or a
+    # new account at that address would inherit it.
+    mails = list(dict.fromkeys([mail, *(v.lower() for v in entry.values("mail"))]))
     # Off every mlmmj list first (mlmmjadmin keeps subscribers in the spool, not in LDAP).
     # (and no owner or moderator of one: mlmmjadmin rewrites its spool and the list's entry)
     if services.mlmmjadmin is not None:
-        mlmmj_lists.forget_addresses(directory, services.mlmmjadmin, [mail, *entry.values("shadowAddress")])
-    references.remove_references(directory, [mail, *entry.values("shadowAddress")], entry.dn)
+        mlmmj_lists.forget_addresses(directory, services.mlmmjadmin, [*mails, *entry.values("shadowAddress")])
+    references.remove_references(directory, [*mails, *entry.values("shadowAddress")], entry.dn)
     maildir = maildir_of(entry)
     if maildir:
         deleted_mailboxes.record_deleted_mailbox(services.admin_store, mail, domain, maildir, admin.username,
                                                  keep_days)
-    throttle.delete_settings_for_accounts(services.iredapd_store, [mail])
-    greylisting.delete_for_accounts(services.iredapd_store, [mail])
-    amavisd.delete_accounts(services.amavisd_store, [mail])  # spam policy, white/blacklists
+    throttle.delete_settings_for_accounts(services.iredapd_store, mails)
+    greylisting.delete_for_accounts(services.iredapd_store, mails)
+    amavisd.delete_accounts(services.amavisd_store, mails)  # spam policy, white/blacklists
     # An admin's sessions end before its entry goes: a repeat of a delete that died after it
     # answers 404 (the caller ends them again after, for a login that raced the delete).
-    services.sessions.end_sessions(mail)
+    for address in mails:
+        services.sessions.end_sessions(address, except_below=directory.names.admin_basedn)
     user_directory.delete_user_entry(directory, entry, domain_entry)
     # once more: rows a request racing the delete wrote would be a later account's at this address
-    throttle.delete_settings_for_accounts(services.iredapd_store, [mail])
-    greylisting.delete_for_accounts(services.iredapd_store, [mail])
-    amavisd.delete_accounts(services.amavisd_store, [mail])
+    throttle.delete_settings_for_accounts(services.iredapd_store, mails)
+    greylisting.delete_for_accounts(services.iredapd_store, mails)
+    amavisd.delete_accounts(services.amavisd_store, mails)
 
 
 def rename_account(services, kind, old, new, admin, domain_entry=None):
@@ -129,6 +134,8 @@ def rename_account(services, kind, old, new, admin, domain_entry=None):
         authorization.require_manageable_account(directory, admin, rename.entry)
     moved_now = not rename.moved
     if moved_now:
+        if services.mlmmjadmin is not None:
+            mlmmj_lists.check_rename(directory, services.mlmmjadmin, rename.mapping)
         renames.claim(directory, rename)
         renames.references(directory, rename)
         renames.move(directory, rename)
@@ -147,7 +154,7 @@ def rename_account(services, kind, old, new, admin, domain_entry=None):
         mlmmj_lists.move_subscriptions(directory, services.mlmmjadmin, rename.mapping)
         mlmmj_lists.rename_owner_and_moderator(directory, services.mlmmjadmin, rename.mapping)
     if kind == renames.USER:
-        services.sessions.rename_sessions(old, new, rename.new_dn)
+        services.sessions.rename_sessions(old, new, rename.new_dn, old_dn=rename.old_dn)
         dovecot.rename_mailbox(services.admin_store, old, new)
     renames.finish_own_entry(directory, rename)
     renames.references(directory, rename)

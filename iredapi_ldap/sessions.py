@@ -110,14 +110,19 @@ class SessionStore:
         with self._store.transaction() as conn:
             conn.execute(sa.delete(tables.api_sessions).where(tables.api_sessions.c.id_hash == _hash(token)))
 
-    def end_sessions(self, username, keep=None, unless_global=None):
+    def end_sessions(self, username, keep=None, unless_global=None, except_below=None):
         """Delete every session of ``username`` (but the one of token ``keep``): its password
         changed, or it was disabled or deleted.  One DELETE on the indexed username.
         ``unless_global`` (True/False): only the sessions whose global-admin right differs from
         it (the admin was promoted or demoted; a repeat of a request that died after the write
-        still finds them)."""
+        still finds them).  ``except_below``: not the sessions of entries below that DN (a mail
+        user's change leaves a standalone admin at the same address alone: o=domainAdmins is
+        outside slapd's unique overlay, so the two may share it)."""
         table = tables.api_sessions
         where = table.c.username == username
+        if except_below:
+            where = sa.and_(where, sa.not_(sa.func.lower(table.c.admin_dn).endswith("," + except_below.lower(),
+                                                                                   autoescape=True)))
         if keep:
             where = sa.and_(where, table.c.id_hash != _hash(keep))
         if unless_global is not None:
@@ -125,12 +130,17 @@ class SessionStore:
         with self._store.transaction() as conn:
             return conn.execute(sa.delete(table).where(where)).rowcount
 
-    def rename_sessions(self, username, new_username, new_dn):
+    def rename_sessions(self, username, new_username, new_dn, old_dn=None):
         """The admin ``username`` was renamed: its sessions go on under its new name and DN
-        (``Admin.manages`` compares the name with domainAdmin, which the rename rewrote)."""
+        (``Admin.manages`` compares the name with domainAdmin, which the rename rewrote).
+        ``old_dn``: only the sessions of that entry (compared without case), not those of a
+        standalone admin sharing the address (o=domainAdmins is outside slapd's unique overlay)."""
         table = tables.api_sessions
+        where = table.c.username == username
+        if old_dn is not None:
+            where = sa.and_(where, sa.func.lower(table.c.admin_dn) == old_dn.lower())
         with self._store.transaction() as conn:
-            return conn.execute(sa.update(table).where(table.c.username == username)
+            return conn.execute(sa.update(table).where(where)
                                 .values(username=new_username, admin_dn=new_dn)).rowcount
 
     def end_sessions_below(self, base_dn):

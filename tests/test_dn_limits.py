@@ -80,3 +80,17 @@ def test_a_list_too_long_for_its_external_members_entry(api, root_connection, lo
     assert result.status_code == 400, result.text
     assert result.json["_msg"] == "INVALID_MAIL"
     assert count_entries(root_connection, domain_dn(long_domain), "(objectClass=mailExternalUser)") == 0
+
+
+@pytest.mark.parametrize("kind", ["user", "alias", "maillist"])
+def test_a_rename_to_a_name_too_long_for_slapd_is_refused_naming_new_mail(api, root_connection, kind):
+    """A 64-character local part on a 200-character domain: valid, but not storable; 400 naming
+    the parameter, nothing changed."""
+    domain = exact_domain(200)
+    assert api.post(f"/api/domain/{domain}").status_code == 201
+    data = {"password": "Secret-pw1!"} if kind == "user" else {}
+    assert api.post(f"/api/{kind}/a@{domain}", data).status_code == 201
+    result = api.post(f"/api/{kind}/a@{domain}/change_email/{'b' * 64}@{domain}")
+    assert result.status_code == 400 and result.json["msg"] == "INVALID_MAIL", result.text
+    assert result.json.get("param") == "new_mail"
+    assert count_entries(root_connection, domain_dn(domain), f"(mail=a@{domain})") == 1

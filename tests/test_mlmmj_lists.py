@@ -673,3 +673,109 @@ def test_disabling_a_list_needs_no_mlmmjadmin(make_app, ldap_server, mailstack, 
         assert entry["accountStatus"] == ["disabled"] and entry["accessPolicy"] == ["domain"]
     finally:
         peer.close()
+
+
+def _answer_lost(real):
+    """A call mlmmjadmin carries out whose answer never arrives (a timeout, a dropped connection)."""
+    from iredapi_ldap import errors
+
+    def call(*args, **kwargs):
+        real(*args, **kwargs)
+        raise errors.BackendUnavailable(errors.SERVICE_UNAVAILABLE, detail="mlmmjadmin: timed out")
+
+    return call
+
+
+def test_a_create_whose_answer_is_lost_leaves_the_counter_right(mapi, mlmmjadmin, root_connection, monkeypatch,
+                                                                new_domain):
+    """mlmmjadmin made the list (its LDAP entry first, then the spool) but its answer was lost:
+    the slot is not given back while the list exists (else numberOfLists could be passed by
+    every such failure); the create is undone through mlmmjadmin and then the slot goes back, so
+    the client's retry creates it."""
+    domain = new_domain()
+    assert mapi.post(f"/api/domain/{domain}", {"numberOfLists": "1"}).status_code == 201
+    client = mapi.app.services.mlmmjadmin
+    mail = f"lost@{domain}"
+    monkeypatch.setattr(client, "create", _answer_lost(client.create))
+    assert mapi.post(f"/api/ml/{mail}").status_code == 503
+    monkeypatch.undo()
+    lists = count_entries(root_connection, f"ou=Groups,{domain_dn(domain)}", "(objectClass=mailList)")
+    assert list_count(root_connection, domain) == lists == 0
+    assert nothing_of(root_connection, mlmmjadmin, mail)
+    assert mapi.post(f"/api/ml/{mail}").status_code == 201
+    assert list_count(root_connection, domain) == 1
+    # the same, with the undo failing too: the list stays, and so does its slot
+    second = f"second@{domain}"
+    assert mapi.delete(f"/api/ml/{mail}").status_code == 200
+    monkeypatch.setattr(client, "create", _answer_lost(client.create))
+    monkeypatch.setattr(client, "delete", _answer_lost(lambda *a, **k: None))
+    assert mapi.post(f"/api/ml/{second}").status_code == 503
+    monkeypatch.undo()
+    assert read_entry(root_connection, list_dn(second)) is not None
+    assert list_count(root_connection, domain) == 1
+    result = mapi.post(f"/api/ml/third@{domain}")
+    assert result.status_code == 403 and result.json["msg"] == "EXCEEDED_DOMAIN_ACCOUNT_LIMIT", result.text
+
+
+def test_a_delete_whose_answer_is_lost_gives_the_slot_back(mapi, mlmmjadmin, root_connection, monkeypatch, domain):
+    mail = f"gone@{domain}"
+    assert mapi.post(f"/api/ml/{mail}").status_code == 201
+    before = list_count(root_connection, domain)
+    client = mapi.app.services.mlmmjadmin
+    monkeypatch.setattr(client, "delete", _answer_lost(client.delete))
+    assert mapi.delete(f"/api/ml/{mail}").status_code == 503  # what became of the spool is unknown
+    monkeypatch.undo()
+    assert nothing_of(root_connection, mlmmjadmin, mail)
+    assert list_count(root_connection, domain) == before - 1
+    assert mapi.delete(f"/api/ml/{mail}").status_code == 404
+    assert list_count(root_connection, domain) == before - 1
+
+
+def test_a_create_whose_spool_step_fails_leaves_no_entry_and_the_counter_right(mapi, mlmmjadmin, root_connection,
+                                                                              new_domain):
+    """mlmmjadmin 3.6.3 writes the LDAP entry, then fails making the spool (here: a file where
+    the domain's spool directory should be) and answers its error text: the entry it left is
+    deleted through it and the slot given back; its text (server paths) stays in our log."""
+    domain = new_domain()
+    assert mapi.post(f"/api/domain/{domain}", {"numberOfLists": "1"}).status_code == 201
+    blocker = mlmmjadmin.spool / domain
+    blocker.write_text("not a directory\n")
+    try:
+        result = mapi.post(f"/api/ml/broken@{domain}")
+        assert result.status_code == 502 and result.json["msg"] == "MLMMJADMIN_ERROR", result.text
+        assert str(mlmmjadmin.spool) not in result.text
+        assert read_entry(root_connection, list_dn(f"broken@{domain}")) is None
+        assert list_count(root_connection, domain) == 0
+    finally:
+        blocker.unlink()
+    assert mapi.post(f"/api/ml/broken@{domain}").status_code == 201
+    assert list_count(root_connection, domain) == 1
+
+
+def test_an_address_slapd_cannot_hold_is_refused_before_mlmmjadmin_is_asked(mapi, mlmmjadmin, root_connection):
+    """As for the other accounts (tests/test_dn_limits.py): 400 INVALID_MAIL, and neither an entry,
+    nor a spool, nor a counter slot."""
+    from iredapi_ldap.directory.dn import MAX_RDN_BYTES
+    from tests.test_dn_limits import exact_domain
+
+    domain = exact_domain(200)
+    assert mapi.post(f"/api/domain/{domain}").status_code == 201
+    local = "l" * (MAX_RDN_BYTES - len("mail=@") - len(domain) + 1)
+    mail = f"{local}@{domain}"
+    client = mapi.app.services.mlmmjadmin
+    calls = []
+    real = client._call
+
+    def counted(*args, **kwargs):
+        calls.append(args)
+        return real(*args, **kwargs)
+
+    client._call = counted
+    try:
+        result = mapi.post(f"/api/ml/{mail}", {"name": "x"})
+    finally:
+        del client._call
+    assert result.status_code == 400 and result.json["msg"] == "INVALID_MAIL", result.text
+    assert calls == []
+    assert nothing_of(root_connection, mlmmjadmin, mail)
+    assert list_count(root_connection, domain) == 0

@@ -285,3 +285,57 @@ def test_renaming_an_alias_or_old_style_list_carries_its_mlmmj_places(mapi, mlmm
     assert mapi.post(f"/api/{kind}/{old}/change_email/{new}").status_code == 200
     assert mlmmjadmin.mlmmj_list(f"subscribed@{domain}", "-n") == [new]
     assert _profile(mlmmjadmin, f"owned@{domain}")["owner"] == [new]
+
+
+def test_a_user_a_limited_admin_made_an_admin_creates_mlmmj_lists_within_its_limits(mapi, mlmmjadmin,
+                                                                                    root_connection, new_domain):
+    """As for old-style lists (test_admin_limits): a mail user a limited admin promoted creates
+    mlmmj lists within that admin's maxLists, or the limit would be a formality."""
+    from tests.test_admin_limits import leases, make_admin
+
+    mail, admin = make_admin(mapi, maxDomains="1", maxUsers="1", maxLists="1")
+    domain = new_domain()
+    assert admin.post(f"/api/domain/{domain}").status_code == 201
+    helper = f"helper@{domain}"
+    assert admin.post(f"/api/user/{helper}", {"password": PASSWORD}).status_code == 201
+    assert admin.put(f"/api/domain/admins/{domain}", {"addAdmin": helper}).status_code == 200
+    deputy = ApiClient(mapi.app).login(helper, PASSWORD)
+    assert deputy.post(f"/api/ml/first@{domain}", {"name": "First"}).status_code == 201
+    result = deputy.post(f"/api/ml/second@{domain}", {"name": "Second"})
+    assert result.status_code == 403 and result.json["_msg"] == "EXCEEDED_ADMIN_LIMIT", result.text
+    assert _list_entry(root_connection, f"second@{domain}") is None
+    assert not mlmmjadmin.list_dir(f"second@{domain}").exists()
+    assert leases(root_connection, mail) == []
+
+
+def test_addresses_mlmmjadmin_does_not_take(mapi, mlmmjadmin, root_connection, domain, new_domain):
+    """Valid addresses outside mlmmjadmin 3.6.3's own pattern (a local part beginning with = or +,
+    a top-level domain over 15 characters): its routes answer them with a plain "not found" and
+    its parsers drop them silently.  Users at such addresses are deleted and renamed (they cannot
+    be on its lists), lists and list parameters with them are a 400, and a subscribed user is not
+    renamed to one (its subscriptions would be dropped)."""
+    import uuid
+
+    from tests.test_mlmmj_lists import list_count
+
+    assert mapi.post(f"/api/ml/list@{domain}").status_code == 201
+    long_tld = f"p{uuid.uuid4().hex[:6]}.abcdefghijklmnopq"
+    assert mapi.post(f"/api/domain/{long_tld}").status_code == 201
+    for user in (f"=x@{domain}", f"+y@{domain}", f"u@{long_tld}"):
+        assert mapi.post(f"/api/user/{user}", {"password": PASSWORD}).status_code == 201
+        assert mapi.post(f"/api/user/{user}/change_email/z{user.lstrip('=+')}").status_code == 200, user
+        assert mapi.delete(f"/api/user/z{user.lstrip('=+')}").status_code == 200, user
+    result = mapi.post(f"/api/ml/list@{long_tld}")
+    assert result.status_code == 400 and result.json["msg"] == "INVALID_MAIL", result.text
+    assert _list_entry(root_connection, f"list@{long_tld}") is None and list_count(root_connection, long_tld) == 0
+    for param in ("add_subscribers", "owner", "moderators"):
+        result = mapi.put(f"/api/ml/list@{domain}", {param: "ok@ext.test,=bad@ext.test"})
+        assert result.status_code == 400 and result.json.get("param") == param, result.text
+    assert mlmmjadmin.mlmmj_list(f"list@{domain}") == []
+    sub = f"sub@{domain}"
+    assert mapi.post(f"/api/user/{sub}", {"password": PASSWORD}).status_code == 201
+    assert mapi.put(f"/api/ml/list@{domain}", {"add_subscribers": sub, "require_confirm": "no"}).status_code == 200
+    result = mapi.post(f"/api/user/{sub}/change_email/=sub@{domain}")
+    assert result.status_code == 400 and result.json.get("param") == "new_mail", result.text
+    assert read_entry(root_connection, user_dn(sub)) is not None
+    assert mlmmjadmin.mlmmj_list(f"list@{domain}") == [sub]

@@ -114,3 +114,51 @@ def test_a_slow_answer_ends_at_the_timeout(peer):
 def test_nobody_listening():
     with pytest.raises(errors.BackendUnavailable):
         MlmmjadminClient("http://127.0.0.1:9/api", "t", "X-Token", timeout=2).profile("l@x.test")
+
+
+@pytest.fixture
+def bystander():
+    """Another HTTP server on this host: a proxy named in the environment, a redirect's target."""
+    class _Bystander(_Peer):
+        script, seen = {}, []
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Bystander)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server, _Bystander
+    server.shutdown()
+    server.server_close()
+
+
+def test_no_proxy_from_the_environment_sees_the_token(peer, bystander, monkeypatch):
+    """mlmmjadmin listens on the host (or a private address): an http_proxy exported for the
+    server's other traffic must not carry its requests, and its token, elsewhere."""
+    server, recorder = bystander
+    for name in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY"):
+        monkeypatch.setenv(name, f"http://127.0.0.1:{server.server_address[1]}")
+    for name in ("no_proxy", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    _Peer.script = {"/api/l@x.test": (200, envelope(_success=True, _data={"name": "L"}), 0)}
+    assert client_of(peer).profile("l@x.test") == {"name": "L"}
+    assert recorder.seen == [] and [s[:3] for s in _Peer.seen] == [("GET", "/api/l@x.test", "tok")]
+
+
+def test_a_redirect_is_not_followed_with_the_token(peer, bystander):
+    server, recorder = bystander
+    elsewhere = f"http://127.0.0.1:{server.server_address[1]}/api/l@x.test"
+    recorder.script = {"/api/l@x.test": (200, envelope(_success=True), 0)}
+
+    class _Redirecting(_Peer):
+        def _answer(self):
+            type(self).seen.append((self.command, self.path, self.headers.get("X-Token"), ""))
+            self.send_response(302)
+            self.send_header("Location", elsewhere)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        do_GET = do_POST = do_PUT = do_DELETE = _answer
+
+    peer.RequestHandlerClass = _Redirecting
+    with pytest.raises(errors.BackendUnavailable):
+        client_of(peer).profile("l@x.test")
+    assert recorder.seen == []

@@ -41,3 +41,24 @@ def test_a_deleted_account_leaves_no_posting_rights(api, root_connection, new_do
         entry = read_entry(root_connection, list_dn(mail))
         assert entry["listModerator"] == [stays] and entry["listAllowedUser"] == [stays]
         assert ok(api.get(f"/api/maillist/{mail}")).json["_data"]["moderators"] == [stays]
+
+
+@pytest.mark.parametrize("delete", ["user", "domain"])
+def test_a_deleted_accounts_list_ownership_goes_too(api, root_connection, new_domain, delete):
+    """iRedAPD lets a list's listOwner post whatever its access policy (as listModerator and
+    listAllowedUser); iRedAdmin writes owners of old-style lists there.  A deleted account's
+    ownership goes with it (renames move it), or a future account at the address would inherit it."""
+    import ldap3
+
+    domain, other = new_domain(), new_domain()
+    for name in (domain, other):
+        ok(api.post(f"/api/domain/{name}"), 201)
+    owner, stays = f"owner@{domain}", f"stays@{other}"
+    ok(api.post(f"/api/user/{owner}", {"password": PASSWORD}), 201)
+    mail = f"there@{other}"
+    ok(api.post(f"/api/maillist/{mail}", {"accessPolicy": "moderatorsonly"}), 201)
+    root_connection.modify(list_dn(mail), {"listOwner": [(ldap3.MODIFY_ADD, [owner, stays])],
+                                           "listAllowedUser": [(ldap3.MODIFY_ADD, [owner, stays])]})
+    ok(api.delete(f"/api/user/{owner}" if delete == "user" else f"/api/domain/{domain}"))
+    entry = read_entry(root_connection, list_dn(mail))
+    assert entry["listOwner"] == [stays] and entry["listAllowedUser"] == [stays]

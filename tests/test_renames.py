@@ -505,3 +505,112 @@ def test_a_standalone_admin_at_the_renamed_address_keeps_its_domains(api, root_c
     assert api.post(f"/api/user/{shared}", {"password": PASSWORD}).status_code == 201
     assert api.post(f"/api/user/{shared}/change_email/renamed@{domain}").status_code == 200
     assert _lower(read_entry(root_connection, domain_dn(other), ["domainAdmin"])["domainAdmin"]) == [shared]
+
+
+def test_the_old_address_stays_taken_until_a_rename_that_died_after_the_move_is_finished(
+        api, root_connection, domain, monkeypatch):
+    """The move keeps the old mail beside the new one until the rest has followed: after a crash
+    there, a new account cannot be made at the old address (it would inherit what is still kept
+    under it: throttle rows here, mlmmj subscriptions, sessions), and the repeat finishes."""
+    old, new = f"old@{domain}", f"new@{domain}"
+    api.post(f"/api/user/{old}", {"password": PASSWORD})
+    _alias_domain(root_connection, domain, old, f"alias-{domain}")
+    api.post(f"/api/throttle/{old}/outbound", {"period": "60", "max_msgs": "5"})
+    monkeypatch.setattr(throttle_store, "rename_account", _crash)
+    assert api.post(f"/api/user/{old}/change_email/{new}").status_code == 500
+    monkeypatch.undo()
+    assert read_entry(root_connection, user_dn(old)) is None  # moved
+    for kind in ("user", "alias", "maillist"):
+        result = api.post(f"/api/{kind}/{old}", {"password": PASSWORD} if kind == "user" else {})
+        assert result.status_code == 409 and result.json["_msg"] == "ALREADY_EXISTS", result.text
+    assert _throttle_accounts(api) == [(old, "outbound")]
+    result = api.post(f"/api/user/{old}/change_email/{new}")
+    assert result.status_code == 200, result.text
+    moved = read_entry(root_connection, user_dn(new))
+    assert moved["mail"] == [new] and moved["uid"] == ["new"]
+    assert _lower(moved["shadowAddress"]) == [f"new@alias-{domain}"]
+    assert _throttle_accounts(api) == [(new, "outbound")]
+    # now the old address is free, and a new account there starts with nothing of the renamed one's
+    assert api.post(f"/api/user/{old}", {"password": PASSWORD}).status_code == 201
+    assert _throttle_accounts(api) == [(new, "outbound")]
+
+
+def test_a_rename_on_from_a_rename_that_died_after_the_move_takes_both_old_addresses_along(
+        api, root_connection, domain, monkeypatch):
+    """old -> new dies after the move; the client then renames new -> other: the entry ends with
+    other as its only mail, and what was kept under old and new (throttle rows) follows."""
+    old, new, other = f"old@{domain}", f"new@{domain}", f"other@{domain}"
+    api.post(f"/api/user/{old}", {"password": PASSWORD})
+    api.post(f"/api/alias/team@{domain}", {"members": old})
+    api.post(f"/api/throttle/{old}/outbound", {"period": "60", "max_msgs": "5"})
+    monkeypatch.setattr(throttle_store, "rename_account", _crash)
+    assert api.post(f"/api/user/{old}/change_email/{new}").status_code == 500
+    monkeypatch.undo()
+    result = api.post(f"/api/user/{new}/change_email/{other}")
+    assert result.status_code == 200, result.text
+    entry = read_entry(root_connection, user_dn(other))
+    assert entry["mail"] == [other] and "shadowAddress" not in entry
+    assert _throttle_accounts(api) == [(other, "outbound")]
+    assert _lower(read_entry(root_connection, alias_dn(f"team@{domain}"))["mailForwardingAddress"]) == [other]
+    assert api.post(f"/api/user/{old}", {"password": PASSWORD}).status_code == 201
+
+
+@pytest.mark.parametrize("change", ["addAliasDomain", "removeAliasDomain"])
+def test_a_rename_racing_an_alias_domain_change_ends_with_the_domains_alias_domains(
+        api, root_connection, domain, new_domain, monkeypatch, change):
+    """An alias domain added or removed between the rename's read of the domain and its finish:
+    the renamed entry ends with its address in each alias domain the domain has then, and none
+    in another (an old-local-part address there would stay with it after the old address is a
+    new account's; a new one in a removed alias domain would catch mail once that name is
+    another domain's)."""
+    old, new = f"old@{domain}", f"new@{domain}"
+    alias = new_domain()
+    if change == "removeAliasDomain":
+        assert api.put(f"/api/domain/{domain}", {"addAliasDomain": alias}).status_code == 200
+    assert api.post(f"/api/user/{old}", {"password": PASSWORD}).status_code == 201
+    real = renames.move
+
+    def racing_move(directory, rename):
+        assert api.put(f"/api/domain/{domain}", {change: alias}).status_code == 200
+        return real(directory, rename)
+
+    monkeypatch.setattr(renames, "move", racing_move)
+    assert api.post(f"/api/user/{old}/change_email/{new}").status_code == 200
+    shadow = _lower(read_entry(root_connection, user_dn(new)).get("shadowAddress"))
+    assert shadow == ([f"new@{alias}"] if change == "addAliasDomain" else []), shadow
+
+
+def test_renaming_a_user_leaves_the_sessions_of_a_standalone_admin_at_its_address_alone(make_app, root_connection,
+                                                                                        domain):
+    """A standalone admin and a mail user may share an address; the sessions that follow a
+    renamed user are its own (by DN), not the standalone admin's, which would otherwise turn into
+    sessions of the user (its rights at the next recheck) or end."""
+    app = make_app(SESSION_RECHECK_INTERVAL=0)
+    api = ApiClient(app).login()
+    shared = f"shared@{domain}"
+    assert api.post(f"/api/admin/{shared}", {"password": PASSWORD, "isGlobalAdmin": "yes"}).status_code == 201
+    standalone = ApiClient(app).login(shared, PASSWORD)
+    assert api.post(f"/api/user/{shared}", {"password": PASSWORD}).status_code == 201
+    assert api.post(f"/api/user/{shared}/change_email/renamed@{domain}").status_code == 200
+    result = standalone.get(f"/api/admin/{shared}")
+    assert result.status_code == 200, result.text
+    assert standalone.post(f"/api/user/x@{domain}", {"password": PASSWORD}).status_code == 201
+
+
+def test_deleting_a_user_whose_rename_died_after_the_move_leaves_nothing_under_its_old_address(
+        api, root_connection, domain, monkeypatch):
+    """The entry keeps its old mail until its rename finishes; deleted instead, everything kept
+    under the old address (throttle rows here, references) goes with it, or a new account at the
+    old address would inherit it."""
+    old, new = f"old@{domain}", f"new@{domain}"
+    api.post(f"/api/user/{old}", {"password": PASSWORD})
+    api.post(f"/api/throttle/{old}/outbound", {"period": "60", "max_msgs": "5"})
+    monkeypatch.setattr(throttle_store, "rename_account", _crash)
+    assert api.post(f"/api/user/{old}/change_email/{new}").status_code == 500
+    monkeypatch.undo()
+    api.post(f"/api/alias/late@{domain}", {"members": old})  # a reference to the old address meanwhile
+    assert api.delete(f"/api/user/{new}").status_code == 200
+    assert _throttle_accounts(api) == []
+    assert "mailForwardingAddress" not in read_entry(root_connection, alias_dn(f"late@{domain}"))
+    assert api.post(f"/api/user/{old}", {"password": PASSWORD}).status_code == 201
+    assert _throttle_accounts(api) == []

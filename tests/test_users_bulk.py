@@ -166,3 +166,46 @@ def test_a_bulk_disable_leaves_the_admins_own_mailbox_alone(make_app, root_conne
     assert client.get(f"/api/user/{me}").status_code == 200  # still logged in
     # other changes include it
     assert client.put(f"/api/users/{domain}", {"language": "de_DE"}).json["_data"]["changed"] == USERS
+
+
+def test_a_look_alike_users_password_change_or_delete_leaves_the_standalone_admins_sessions(make_app, new_domain):
+    """A standalone admin and a mail user may share an address (o=domainAdmins is outside slapd's
+    unique overlay): what ends the user's sessions (a password change, single or bulk, a disable,
+    a delete) leaves the standalone admin's alone, or a domain admin could log a global admin out
+    at will by making a user at its address."""
+    from tests.conftest import ApiClient
+
+    api = ApiClient(make_app()).login()
+    domain = new_domain()
+    assert api.post(f"/api/domain/{domain}").status_code == 201
+    shared = f"shared@{domain}"
+    assert api.post(f"/api/admin/{shared}", {"password": "Secret-pw1!", "isGlobalAdmin": "yes"}).status_code == 201
+    standalone = ApiClient(api.app).login(shared, "Secret-pw1!")
+    assert api.post(f"/api/user/{shared}", {"password": "Secret-pw1!"}).status_code == 201
+    for change in (lambda: api.put(f"/api/user/{shared}", {"password": "Other-pw2!"}),
+                   lambda: api.put(f"/api/user/{shared}", {"accountStatus": "disabled"}),
+                   lambda: api.put(f"/api/users/{domain}", {"password": "Third-pw3!"}),
+                   lambda: api.delete(f"/api/user/{shared}")):
+        assert change().status_code == 200
+        assert standalone.get(f"/api/admin/{shared}").status_code == 200
+
+
+def test_a_bulk_disable_that_died_before_ending_sessions_ends_them_when_repeated(api, make_app, root_connection,
+                                                                                  domain, monkeypatch):
+    """The repeat finds the admin disabled already and writes nothing; its sessions end all the
+    same (not only at the next recheck), as a single PUT's repeat does."""
+    admin = f"u3@{domain}"
+    root_connection.modify(user_dn(admin), {"enabledService": [(ldap3.MODIFY_ADD, ["domainadmin"])]})
+    root_connection.modify(domain_dn(domain), {"domainAdmin": [(ldap3.MODIFY_ADD, [admin])]})
+    session = ApiClient(make_app(SESSION_RECHECK_INTERVAL=3600)).login(admin, PASSWORD)
+    sessions = api.app.services.sessions
+
+    def killed(*args, **kwargs):
+        raise RuntimeError("worker killed")
+
+    monkeypatch.setattr(sessions, "end_sessions", killed)
+    assert api.put(f"/api/users/{domain}", {"accountStatus": "disabled"}).status_code == 500
+    monkeypatch.undo()
+    assert read_entry(root_connection, user_dn(admin))["accountStatus"] == ["disabled"]
+    assert api.put(f"/api/users/{domain}", {"accountStatus": "disabled"}).json["_data"]["changed"] == 0
+    assert session.get(f"/api/user/u4@{domain}").status_code == 401

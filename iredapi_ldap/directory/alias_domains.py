@@ -122,6 +122,11 @@ def sweep(directory, domain, add_names=(), remove_names=()):
     return result
 
 
+def apply_addresses(directory, dn, add, remove):
+    """``_apply`` for callers outside this module (a rename's finish)."""
+    return _apply(directory, dn, add, remove)
+
+
 def _apply(directory, dn, add, remove):
     """Add the addresses ``add`` to the entry's shadowAddress and delete ``remove``, in one
     modify if it can; else value by value, dropping what is already done and the additions

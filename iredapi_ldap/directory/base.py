@@ -57,8 +57,11 @@ class Directory:
     def delete(self, dn):
         self.client.delete(dn)
 
-    def rename(self, dn, new_rdn):
-        self.client.rename(dn, new_rdn)
+    def rename(self, dn, new_rdn, keep_old_rdn=False):
+        if keep_old_rdn:
+            self.client.rename(dn, new_rdn, keep_old_rdn=True)
+        else:
+            self.client.rename(dn, new_rdn)
 
     def close(self):
         self.client.close()

@@ -305,10 +305,11 @@ class LdapClient:
     def delete(self, dn):
         self._call(dn, lambda conn: conn.delete_ext_s(dn))
 
-    def rename(self, dn, new_rdn):
+    def rename(self, dn, new_rdn, keep_old_rdn=False):
         """Move the entry ``dn`` to ``new_rdn`` under the same parent (modrdn, RFC 4511 4.9),
-        dropping the old RDN value: one atomic operation, the entry keeps everything else."""
-        self._call(dn, lambda conn: conn.rename_s(dn, new_rdn, None, 1))
+        dropping the old RDN value unless ``keep_old_rdn``: one atomic operation, the entry keeps
+        everything else."""
+        self._call(dn, lambda conn: conn.rename_s(dn, new_rdn, None, 0 if keep_old_rdn else 1))
 
     def credentials_valid(self, dn, password):
         """Bind as ``dn`` on a separate per-thread connection: slapd checks its own hashes."""

@@ -172,8 +172,8 @@ def remove_references(directory, addresses, dn):
 
     * domains' ``domainAdmin``;
     * aliases' and users' ``mailForwardingAddress``;
-    * old-style lists' ``member`` DN, and ``listAllowedUser`` / ``listModerator`` (a future
-      account at the address must not inherit a moderator's right to post);
+    * old-style lists' ``member`` DN, and ``listAllowedUser`` / ``listModerator`` / ``listOwner``
+      (a future account at the address must not inherit a moderator's or owner's right to post);
     * ``memberOfGroup`` on users, aliases and lists (they were members of a deleted list);
     * external-member entries: ``mail`` values, the entry itself once its last address
       goes, and a deleted list's own entry (``memberOfGroup=<list>``).
@@ -224,7 +224,11 @@ def _standalone_admins(directory, addresses):
             for v in entry.values("mail")}
 
 
-_REFERENCE_ATTRIBUTES = ["objectClass", "mail", "member", *_ADDRESS_REFERENCES]
+# listOwner: iRedAPD lets a list's owners post whatever its access policy, as its moderators
+# (plugins/ldap_maillist_access_policy.py); iRedAdmin writes them into listAllowedUser too, by
+# which the searches find them.  enabledService: to know an mlmmj list (see above).
+_LIST_ATTRIBUTES = ("listAllowedUser", "listModerator", "listOwner")
+_REFERENCE_ATTRIBUTES = ["objectClass", "mail", "member", "enabledService", *_ADDRESS_REFERENCES, "listOwner"]
 # Accounts whose DNs one search looks for in lists' ``member`` (an OR of indexed equality terms).
 _MEMBER_BATCH = 200
 
@@ -302,7 +306,10 @@ def _remove_from_entry(directory, entry, gone, gone_dn, gone_admin=None):
         _remove_from_external(directory, entry, gone)
         return
     changes = {}
-    for attribute in _ADDRESS_REFERENCES:
+    mlmmj = entry.has_value("enabledService", "mlmmj")  # its owners and moderators are mlmmjadmin's
+    for attribute in (*_ADDRESS_REFERENCES, "listOwner"):
+        if mlmmj and attribute in _LIST_ATTRIBUTES:
+            continue
         test = gone_admin if attribute == "domainAdmin" and gone_admin is not None else gone
         matching = [v for v in entry.values(attribute) if test(v)]
         if matching:
@@ -386,7 +393,7 @@ def rename_references(directory, mapping, old_dn, new_dn):
     own = {dn_key(old_dn), dn_key(new_dn)}
     admin_mapping = None  # mapping less standalone admins' addresses, read once if a domain names one
     written = 0
-    for entry in directory.paged_search(directory.names.basedn, filter_, [*_REFERENCE_ATTRIBUTES, "listOwner"]):
+    for entry in directory.paged_search(directory.names.basedn, filter_, _REFERENCE_ATTRIBUTES):
         if dn_key(entry.dn) in own:
             continue
         if entry.has_value("objectClass", "mailExternalUser"):

@@ -14,9 +14,14 @@ that the same request repeated after a crash finishes the job:
    ours), and a list's members get ``memberOfGroup: <new>`` beside the old one: from here on the
    new address reaches the account too.
 3. ``rename_references`` (old -> new in every other entry).
-4. ``move``: modrdn to ``mail=<new>``.
+4. ``move``: modrdn to ``mail=<new>``, keeping ``mail: <old>`` beside it, so that the old address
+   stays this account's (slapd's unique overlay refuses it to a new account) until everything
+   kept under it elsewhere has followed: else a crash here and a new account made at the old
+   address would inherit the SQL rows, mlmmj subscriptions and sessions a repeat then moves.
 5. (the SQL side: provisioning.rename_account)
-6. ``finish_own_entry``: the claim's and the old alias-domain addresses go, ``uid`` follows.
+6. ``finish_own_entry``: the old ``mail``, the claim's and the old alias-domain addresses go (the
+   alias-domain addresses as the domain has them now: an alias domain may have come or gone),
+   ``uid`` follows.
 7. ``rename_references`` again: references a racing request wrote to the old address meanwhile.
 
 A repeat finds the entry at its old DN (and redoes 2-7, each harmless to repeat) or at its new
@@ -26,8 +31,8 @@ DN with the old one gone (and does 5-7).  A rename that is done answers the same
 from dataclasses import dataclass
 
 from .. import errors
+from . import alias_domains, mlmmj_lists
 from . import dn as dnlib
-from . import mlmmj_lists
 from .connection import (
     ATTRIBUTE_OR_VALUE_EXISTS,
     ENTRY_ALREADY_EXISTS,
@@ -39,7 +44,14 @@ from .connection import (
 )
 from .domains import get_domain
 from .entries import modify_quietly, others_with
-from .references import dn_key, lookup_addresses, remove_references, rename_references, renamed_values
+from .references import (
+    address_of_dn,
+    dn_key,
+    lookup_addresses,
+    remove_references,
+    rename_references,
+    renamed_values,
+)
 
 USER, ALIAS, LIST = "user", "alias", "list"
 # kind -> (the DN of an address, the filter its entry matches)
@@ -71,7 +83,7 @@ class Rename:
     @property
     def claimed(self):
         """The addresses the entry holds as shadowAddress while it moves."""
-        return list(self.mapping.values())
+        return list(dict.fromkeys(self.mapping.values()))
 
 
 def _dn(directory, kind, mail):
@@ -94,7 +106,12 @@ def prepare(directory, kind, old, new, domain_entry=None):
                                   detail=f"{new} is not in the domain of {old}; an account stays in its domain")
     if new == old:
         raise errors.InvalidInput(errors.INVALID_MAIL, param="new_mail", detail="the address it has")
-    old_dn, new_dn = _dn(directory, kind, old), _dn(directory, kind, new)
+    old_dn = _dn(directory, kind, old)
+    try:
+        new_dn = _dn(directory, kind, new)
+    except errors.InvalidInput as exc:  # longer than slapd can hold as an entry's name
+        exc.param = "new_mail"
+        raise
     entry = _read(directory, kind, old)
     moved = False
     if entry is None:
@@ -107,6 +124,11 @@ def prepare(directory, kind, old, new, domain_entry=None):
     if domain_entry is None:  # else the caller's read, with domainAliasName (limits.DOMAIN_ATTRIBUTES)
         domain_entry = get_domain(directory, domain, ["domainAliasName"])
     mapping = {old: new}
+    # A mail beside the entry's own is an earlier rename's old address (``move`` keeps it until
+    # that rename finishes): one that died and is now renamed on follows too, all at once.
+    for earlier in entry.values("mail"):
+        if earlier.lower() not in (old, new):
+            mapping[earlier.lower()] = new
     for alias_domain in sorted({d.lower() for d in domain_entry.values("domainAliasName")}):
         before, after = f"{local}@{alias_domain}", f"{new_local}@{alias_domain}"
         if entry.has_value("shadowAddress", before) or entry.has_value("shadowAddress", after):
@@ -161,7 +183,7 @@ def move(directory, rename):
     if rename.moved:
         return
     try:
-        directory.rename(rename.old_dn, dnlib.rdn("mail", rename.new))
+        directory.rename(rename.old_dn, dnlib.rdn("mail", rename.new), keep_old_rdn=True)
     except LdapOperationError as exc:
         if exc.result == NO_SUCH_OBJECT:
             if _read(directory, rename.kind, rename.new) is not None:
@@ -182,7 +204,8 @@ def _withdraw(directory, rename):
     if holder is None:
         remove_references(directory, rename.claimed, rename.new_dn)
         return
-    local = holder.first("mail").lower().split("@", 1)[0]
+    # (its address is its DN's: a holder half-way through a rename of its own has two mail values)
+    local = (address_of_dn(holder.dn) or holder.first("mail").lower()).split("@", 1)[0]
     # each claimed address (the new one, its alias-domain twins) -> the holder's own in that domain
     redirect = {claimed: f"{local}@{claimed.split('@', 1)[1]}" for claimed in rename.claimed}
     rename_references(directory, redirect, rename.new_dn, holder.dn)
@@ -192,8 +215,8 @@ def _withdraw(directory, rename):
 
 
 def finish_own_entry(directory, rename):
-    """Step 6, on the entry at its new DN: the new address is its mail now, so the claim's
-    shadowAddress goes, as do the old alias-domain addresses (their new twins stay); ``uid`` (a
+    """Step 6, on the entry at its new DN: the new address is its mail now, so the old mail and
+    the claim's shadowAddress go, as do the old alias-domain addresses (their new twins stay); ``uid`` (a
     user's local part) and the entry's own references to its old address (a forwarding that
     keeps a copy) follow, and so do ``cn`` and ``sn`` where they are the old local part."""
     entry = directory.read(rename.new_dn, _ENTRY_ATTRIBUTES)
@@ -201,12 +224,9 @@ def finish_own_entry(directory, rename):
         return
     changes = renamed_values(entry, {old: new for old, new in rename.mapping.items()},
                              attributes=("mailForwardingAddress", "listAllowedUser", "listModerator", "listOwner"))
-    shadow = {v.lower(): v for v in entry.values("shadowAddress")}
-    gone = [shadow[a] for a in [rename.new, *(old for old in rename.mapping if old != rename.old)] if a in shadow]
-    missing = [new for old, new in rename.mapping.items() if old != rename.old and new not in shadow]
-    operations = ([(MODIFY_DELETE, gone)] if gone else []) + ([(MODIFY_ADD, missing)] if missing else [])
-    if operations:
-        changes["shadowAddress"] = operations
+    old_mail = [v for v in entry.values("mail") if v.lower() != rename.new]  # kept by ``move``
+    if old_mail:
+        changes["mail"] = [(MODIFY_DELETE, old_mail)]
     old_local, new_local = rename.old.split("@", 1)[0], rename.new.split("@", 1)[0]
     if rename.kind == USER and entry.values("uid") != [new_local]:
         changes["uid"] = [(MODIFY_REPLACE, [new_local])]
@@ -216,6 +236,38 @@ def finish_own_entry(directory, rename):
         if entry.values(attribute) == [old_local]:
             changes[attribute] = [(MODIFY_REPLACE, [new_local])]
     modify_quietly(directory, entry.dn, changes)
+    _settle_alias_domain_addresses(directory, rename, entry)
+
+
+def _settle_alias_domain_addresses(directory, rename, entry):
+    """The claim's shadowAddress values go, and the entry's addresses in alias domains become
+    ``<new local part>@<alias domain>`` for each alias domain the domain has *now*: one added or
+    removed while the rename ran (its sweep wrote the entry under the old address, or took the
+    claim away) is not in ``rename.mapping``.  An old-local-part address left there would stay
+    with this account once the old address is a new account's; a new one in a removed alias
+    domain would catch mail once that name is another domain's.  (Addresses another account holds
+    stay with it, as in the sweep.)"""
+    domain = rename.old.split("@", 1)[1]
+    domain_entry = directory.read(directory.names.domain(domain), [alias_domains.ATTRIBUTE],
+                                  dnlib.eq("objectClass", "mailDomain"))
+    mapped = {old.split("@", 1)[1] for old in rename.mapping} - {domain}
+    now = set(alias_domains.names_of(domain_entry)) if domain_entry is not None else mapped
+    old_locals = {old.split("@", 1)[0] for old in rename.mapping}
+    new_local = rename.new.split("@", 1)[0]
+
+    def gone(value):
+        local, _, name = value.lower().partition("@")
+        if value.lower() == rename.new or value.lower() in rename.mapping:
+            return True  # the claim, or an earlier rename's (that rename died after its move)
+        if name in now or name in mapped:
+            return local in old_locals or (local == new_local and name not in now)
+        return False
+
+    remove = [v for v in entry.values("shadowAddress") if gone(v)]
+    held = {v.lower() for v in entry.values("shadowAddress")} - {v.lower() for v in remove}
+    add = [a for a in alias_domains.shadow_addresses(rename.new, sorted(now)) if a not in held]
+    if add or remove:
+        alias_domains.apply_addresses(directory, entry.dn, add, remove)
 
 
 def references(directory, rename):

@@ -389,7 +389,8 @@ def update_all_users(directory, domain, values, new_password_hash=None, skip=Non
     Only users whose values differ are written, so a repeat after a crash carries on where the
     first attempt stopped (a password is written again: its hash has a new salt each request).
     ``skip(entry)``: users left alone (a domain admin's reach).  Returns (changed, skipped
-    entries, changed entries that hold admin rights): the caller ends those admins' sessions."""
+    entries, the entries it covers that hold admin rights, changed or already as wanted): the
+    caller ends those admins' sessions."""
     changed, skipped, admins = 0, [], []
     users = dnlib.all_of(dnlib.eq("objectClass", "mailUser"), dnlib.negate(dnlib.eq("mail", "@" + domain)))
     for entry in directory.paged_search(directory.names.ou(domain, dnlib.USERS_OU), users, _BULK_READ,
@@ -404,6 +405,11 @@ def update_all_users(directory, domain, values, new_password_hash=None, skip=Non
         if new_password_hash:
             changes["userPassword"] = [(MODIFY_REPLACE, [new_password_hash])]
             changes["shadowLastChange"] = [(MODIFY_REPLACE, [str(days_since_epoch())])]
+        # every admin the update covers, written now or not: a repeat of an update that died
+        # before ending their sessions finds them as wanted already, and must still end them
+        if (entry.first("domainGlobalAdmin") or "").lower() == "yes" or entry.has_value("enabledService",
+                                                                                        "domainadmin"):
+            admins.append(entry)
         if not changes:
             continue
         try:
@@ -413,7 +419,4 @@ def update_all_users(directory, domain, values, new_password_hash=None, skip=Non
                 continue  # deleted meanwhile
             raise
         changed += 1
-        if (entry.first("domainGlobalAdmin") or "").lower() == "yes" or entry.has_value("enabledService",
-                                                                                        "domainadmin"):
-            admins.append(entry)
     return changed, skipped, admins

@@ -70,7 +70,7 @@ class MlItem(Resource):
         admin = req.context.admin
         domain_entry = authorization.managed_account_domain(self.directory, admin, mail)
         operations.create_list(self.directory, self.client, mail, values, domain_entry,
-                               admin_limits.for_admin(self.directory, admin))
+                               admin_limits.for_admin(self.directory, admin, domain_entry))
         self.ok(resp, status=CREATED)
 
     def on_put(self, req, resp, mail):

@@ -174,14 +174,16 @@ class UserItem(Resource):
                                              values["isGlobalAdmin"])
             # it logs in again with its new rights; by the sessions' own right, so that a repeat of
             # a request that died after the write (and sees no change) ends them too
-            self.services.sessions.end_sessions(mail, unless_global=values["isGlobalAdmin"])
+            self.services.sessions.end_sessions(mail, unless_global=values["isGlobalAdmin"],
+                                                except_below=self.directory.names.admin_basedn)
         if _takes_admin_service(values):
-            self.services.sessions.end_sessions(mail)  # no admin any more: out at its next request
+            # no admin any more: out at its next request
+            self.services.sessions.end_sessions(mail, except_below=self.directory.names.admin_basedn)
         if "password" in values or "password_hash" in values or values.get("accountStatus") == "disabled":
             # Sessions of an admin whose password changed or who was disabled end now, not at
             # the next recheck; an admin changing its own password keeps the session it used.
             keep = req.context.session_token if mail == admin.username and "accountStatus" not in values else None
-            self.services.sessions.end_sessions(mail, keep=keep)
+            self.services.sessions.end_sessions(mail, keep=keep, except_below=self.directory.names.admin_basedn)
         self.ok(resp)
 
     def on_delete(self, req, resp, mail):
@@ -195,7 +197,7 @@ class UserItem(Resource):
         authorization.check_own_admin_account(req.context.admin, mail)  # a mail-user admin, as for /api/admin
         domain_entry = authorization.managed_account_domain(self.directory, req.context.admin, mail)
         provisioning.delete_user(self.services, mail, req.context.admin, keep_days, domain_entry)
-        self.services.sessions.end_sessions(mail)
+        self.services.sessions.end_sessions(mail, except_below=self.directory.names.admin_basedn)
         self.ok(resp)
 
 
@@ -232,5 +234,5 @@ class UserCollection(Resource):
             for entry in admins:  # as a single PUT does: their sessions end now
                 mail = entry.first("mail").lower()
                 keep = req.context.session_token if mail == admin.username and "accountStatus" not in values else None
-                self.services.sessions.end_sessions(mail, keep=keep)
+                self.services.sessions.end_sessions(mail, keep=keep, except_below=self.directory.names.admin_basedn)
         self.ok(resp, {"changed": changed, "skipped": sorted(e.first("mail").lower() for e in skipped)})

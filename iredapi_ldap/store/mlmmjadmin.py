@@ -37,6 +37,26 @@ _STATUS = {
     "NOT_AUTHORIZED_API_CLIENT": 503,
 }
 _CODE = re.compile(r"[A-Z][A-Z0-9_]{1,63}")
+# The addresses mlmmjadmin 3.6.3 takes (its libs/regxes.py ``email``, matched whole): its URL
+# routes (``/api/<list>``, ``subscriber/<address>/subscribed``) match only these, so another one
+# is answered with web.py's plain "not found"; and its subscriber, owner and moderator parsers
+# drop the others without a word.  Narrower than ours in two ways: the local part begins with a
+# letter, digit, ``_``, ``-`` or ``#`` (not ``+`` or ``=``), and the top-level label has 2 to 15
+# characters (``xn--vermgensberatung-pwb`` has 24).
+_ITS_ADDRESS = re.compile(r"[\w#-][\w.+=/&#-]*@[\w-][\w.-]*\.[a-z0-9-]{2,15}", re.IGNORECASE)
+
+
+def takes(address):
+    """Whether mlmmjadmin takes ``address`` (as a list, subscriber, owner or moderator)."""
+    return _ITS_ADDRESS.fullmatch(address) is not None
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """mlmmjadmin never redirects: a 3xx (something else at its address) is an answer we do not
+    take, not a place to send the token to."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        return None
 
 
 class MlmmjadminClient:
@@ -51,6 +71,11 @@ class MlmmjadminClient:
             if not verify_ssl:
                 self.context.check_hostname = False
                 self.context.verify_mode = ssl.CERT_NONE
+        # Straight to MLMMJADMIN_API_BASE_URL: no proxy from the environment (http_proxy set for
+        # the host's other traffic would get every request and the token), no redirect followed
+        # (urllib would send the token header on to wherever it points).
+        self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}), _NoRedirect,
+                                                   urllib.request.HTTPSHandler(context=self.context))
 
     @classmethod
     def from_settings(cls, settings):
@@ -88,14 +113,20 @@ class MlmmjadminClient:
         self._call("POST", f"{mail}/subscribers", form={"remove_subscribers": ",".join(subscribers)})
 
     def subscribed_lists(self, subscriber):
-        """The mlmmj lists (of every domain) that ``subscriber`` is subscribed to."""
+        """The mlmmj lists (of every domain) that ``subscriber`` is subscribed to; none for an
+        address mlmmjadmin does not take (it could not have subscribed it, nor answer for it)."""
+        if not takes(subscriber):
+            return []
         data = self._call("GET", f"subscriber/{subscriber}/subscribed",
                           query={"query_all_lists": "yes", "email_only": "yes"})
         return sorted({a.lower() for a in data or []})
 
     def subscriptions(self, subscriber):
         """[(list address, subscription version)] of every mlmmj list (of every domain) that
-        ``subscriber`` is subscribed to; the version is normal, digest or nomail."""
+        ``subscriber`` is subscribed to; the version is normal, digest or nomail.  None for an
+        address mlmmjadmin does not take (as ``subscribed_lists``)."""
+        if not takes(subscriber):
+            return []
         data = self._call("GET", f"subscriber/{subscriber}/subscribed", query={"query_all_lists": "yes"})
         return sorted({(str(item["mail"]).lower(), str(item.get("subscription") or "normal"))
                        for item in data or [] if isinstance(item, dict) and item.get("mail")})
@@ -111,7 +142,7 @@ class MlmmjadminClient:
         if body is not None:
             request.add_header("Content-Type", "application/x-www-form-urlencoded")
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout, context=self.context) as answer:
+            with self._opener.open(request, timeout=self.timeout) as answer:
                 raw = answer.read()
         except urllib.error.HTTPError as exc:
             raw = exc.read() if exc.code < 500 else b""
@@ -138,8 +169,10 @@ class MlmmjadminClient:
         if message.startswith("ALREADY_EXISTS(") or (message.startswith("CONSTRAINT_VIOLATION(")
                                                      and ("not unique" in message or "non-unique" in message)):
             raise errors.PeerRefused(errors.ALREADY_EXISTS, 409, detail="mlmmjadmin: the entry exists")
-        # Not one of its codes but an exception's text (its backend's LDAP error): its failure.
-        raise errors.PeerRefused(errors.MLMMJADMIN_ERROR, 502, detail=message[:500])
+        # Not one of its codes but an exception's text (its backend's LDAP error, a spool error with
+        # the server's paths): its failure.  The text is for the operator (logged above), not for
+        # the client, which may be a domain admin.
+        raise errors.PeerRefused(errors.MLMMJADMIN_ERROR, 502, detail="mlmmjadmin failed; its message is in our log")
 
     @staticmethod
     def _unavailable(why):
