@@ -69,9 +69,12 @@ def managed_account_domain(directory, admin, mail):
 DOMAIN_PROFILE_TAB_OF = {
     "senderBcc": "bcc", "recipientBcc": "bcc", "outboundRelay": "relay", "catchall": "catchall",
     "aliasDomains": "aliases", "addAliasDomain": "aliases", "removeAliasDomain": "aliases",
+    # Pro: "password_policies | Password policies. including min/max password lengths."
+    "minPasswordLength": "password_policies", "maxPasswordLength": "password_policies",
 }
 USER_PROFILE_TAB_OF = {
-    "senderBcc": "bcc", "recipientBcc": "bcc", "outboundRelay": "relay",
+    # Pro's relay tab is the user's "inbound relay and outbound relay": transport is the inbound one
+    "senderBcc": "bcc", "recipientBcc": "bcc", "outboundRelay": "relay", "transport": "relay",
     "forwarding": "forwarding", "addForwarding": "forwarding", "removeForwarding": "forwarding",
     "aliases": "aliases", "addAlias": "aliases", "removeAlias": "aliases",
 }
@@ -87,12 +90,12 @@ def check_domain_parameters(admin, values, domain_entry=None):
     withheld = _profile_parts(domain_entry, DISABLED_DOMAIN_PROFILE) if domain_entry is not None else set()
     for name in values:
         tab = DOMAIN_PROFILE_TAB_OF.get(name)
-        if tab is not None and tab not in withheld:
-            continue
-        if name not in DOMAIN_ADMIN_MAY_CHANGE:
-            detail = (f"a global admin reserved the {tab} tab to global admins ({DISABLED_DOMAIN_PROFILE})"
-                      if tab is not None else "only global admins may change this")
-            raise errors.NotPermitted(errors.PERMISSION_DENIED, param=name, detail=detail)
+        if tab is not None and tab in withheld:  # also for what a domain admin may change otherwise
+            raise errors.NotPermitted(errors.PERMISSION_DENIED, param=name, detail=(
+                f"a global admin reserved the {tab} tab to global admins ({DISABLED_DOMAIN_PROFILE})"))
+        if tab is None and name not in DOMAIN_ADMIN_MAY_CHANGE:
+            raise errors.NotPermitted(errors.PERMISSION_DENIED, param=name,
+                                      detail="only global admins may change this")
 
 
 def check_user_profile_tabs(admin, values, domain_entry):

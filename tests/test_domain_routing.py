@@ -341,6 +341,8 @@ def test_domain_admin_cannot_change_global_features(domain_admin, root_connectio
 @pytest.mark.parametrize("tab, params", [
     ("bcc", {"recipientBcc": "x@archive.test"}), ("relay", {"outboundRelay": "[relay.test]:25"}),
     ("catchall", {"catchall": "x@archive.test"}), ("aliases", {"aliasDomains": "alias-x.test"}),
+    # what domain admins may change otherwise is withheld with its tab too
+    ("password_policies", {"minPasswordLength": "4"}), ("password_policies", {"maxPasswordLength": "200"}),
 ])
 def test_a_withheld_domain_tab_is_refused(api, domain_admin, root_connection, domain, tab, params):
     api.put(f"/api/domain/{domain}", {"disableDomainProfile": tab})
@@ -356,6 +358,7 @@ def test_a_withheld_domain_tab_is_refused(api, domain_admin, root_connection, do
 @pytest.mark.parametrize("tab, params", [
     ("bcc", {"senderBcc": "x@archive.test"}), ("relay", {"outboundRelay": "[relay.test]:25"}),
     ("aliases", {"addAlias": "other@{domain}"}), ("forwarding", {"forwarding": "x@archive.test"}),
+    ("relay", {"transport": "smtp:[relay.test]:25"}),  # Pro's relay tab: inbound relay too
 ])
 def test_a_withheld_user_tab_is_refused(api, domain_admin, root_connection, domain, tab, params):
     params = {k: v.format(domain=domain) for k, v in params.items()}
@@ -421,3 +424,16 @@ def test_a_users_aliases_reset_keeps_its_alias_domain_addresses(api, root_connec
     # taken away explicitly, it goes (and the next sweep gives it back)
     api.put(f"/api/user/{mail}", {"removeAlias": f"alice@{alias}"})
     assert shadow(root_connection, user_dn(mail)) == []
+
+
+def test_a_withheld_relay_tab_refuses_transport_on_create_and_bulk_update(api, domain_admin, root_connection,
+                                                                           domain):
+    api.put(f"/api/domain/{domain}", {"disableUserProfile": "relay"})
+    result = domain_admin.post(f"/api/user/carol@{domain}", {"password": PASSWORD, "transport": "smtp:[x.test]"})
+    assert result.status_code == 403 and result.json["param"] == "transport"
+    assert read_entry(root_connection, user_dn(f"carol@{domain}")) is None
+    before = read_entry(root_connection, user_dn(f"alice@{domain}"))
+    result = domain_admin.put(f"/api/users/{domain}", {"transport": "smtp:[x.test]"})
+    assert result.status_code == 403 and result.json["param"] == "transport"
+    assert read_entry(root_connection, user_dn(f"alice@{domain}")) == before
+    assert domain_admin.put(f"/api/users/{domain}", {"preferredLanguage": "de_DE"}).status_code == 200

@@ -151,6 +151,7 @@ class UserItem(Resource):
         admin = req.context.admin
         authorization.check_user_parameters(admin, values)
         domain_entry = authorization.managed_account_domain(self.directory, admin, mail)
+        authorization.check_user_profile_tabs(admin, values, domain_entry)  # transport: the relay tab
         user_directory.create_user(self.directory, mail, values, domain_entry,
                                    admin_limits.for_admin(self.directory, admin, domain_entry))
         self.ok(resp, status=CREATED)
@@ -224,6 +225,7 @@ class UserCollection(Resource):
         admin = req.context.admin
         domain_entry = authorization.managed_domain(self.directory, admin, domain,
                                                     ["domainName", *limitlib.DOMAIN_ATTRIBUTES])
+        authorization.check_user_profile_tabs(admin, values, domain_entry)  # transport: the relay tab
         new_hash = user_directory.bulk_password_hash(self.directory, values, domain_entry)
         skip = authorization.bulk_user_skip(self.directory, admin, domain_entry,
                                             keep_own=values.get("accountStatus") == "disabled")
