@@ -10,7 +10,7 @@ knows HTTP; refusals are ``errors.NotPermitted``.
 """
 
 from . import errors
-from .directory import admin_limits
+from .directory import admin_limits, alias_domains
 from .directory import dn as dnlib
 from .directory import domains as domain_directory
 from .directory import limits as limitlib
@@ -96,6 +96,20 @@ def check_domain_parameters(admin, values, domain_entry=None):
         if tab is None and name not in DOMAIN_ADMIN_MAY_CHANGE:
             raise errors.NotPermitted(errors.PERMISSION_DENIED, param=name,
                                       detail="only global admins may change this")
+
+
+def check_name_claim(directory, admin, domain, names, param):
+    """A normal admin may not make a name its domain's (an alias domain, or a new domain) when
+    addresses in that name are used outside the domain: other domains' forwardings, admins, list
+    senders, external members, a standalone admin.  Deletes of accounts there take every
+    reference to their addresses away, so the name would reach into entries it does not manage.
+    Global admins see the whole directory and decide."""
+    if admin.is_global or not names:
+        return
+    used = alias_domains.used_outside(directory, names, domain)
+    if used:
+        raise errors.NotPermitted(errors.PERMISSION_DENIED, param=param, detail=(
+            f"addresses in {', '.join(used)} are used outside this domain; only global admins may claim it"))
 
 
 def check_user_profile_tabs(admin, values, domain_entry):

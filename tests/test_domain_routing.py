@@ -437,3 +437,54 @@ def test_a_withheld_relay_tab_refuses_transport_on_create_and_bulk_update(api, d
     assert result.status_code == 403 and result.json["param"] == "transport"
     assert read_entry(root_connection, user_dn(f"alice@{domain}")) == before
     assert domain_admin.put(f"/api/users/{domain}", {"preferredLanguage": "de_DE"}).status_code == 200
+
+
+# -- a domain admin cannot claim a name whose addresses other domains use --------------------------
+
+
+@pytest.mark.parametrize("claim", ["addAliasDomain", "aliasDomains"])
+def test_domain_admin_cannot_claim_an_alias_domain_other_domains_use(api, domain_admin, root_connection, domain,
+                                                                     new_domain, claim):
+    # Another domain forwards to an outside address; were the name this domain's alias domain,
+    # deleting a user made at that local part would take the address out of the other domain's
+    # alias (deletes remove every reference to a deleted account's addresses).
+    other, partner = new_domain(), new_domain()
+    assert api.post(f"/api/domain/{other}").status_code == 201
+    assert api.post(f"/api/alias/sales@{other}", {"members": f"bob@{partner}"}).status_code == 201
+    before = domain_entry(root_connection, domain)
+    result = domain_admin.put(f"/api/domain/{domain}", {claim: partner})
+    assert result.status_code == 403, result.text
+    assert result.json["msg"] == "PERMISSION_DENIED" and result.json["param"] == claim
+    assert domain_entry(root_connection, domain) == before
+    assert shadow(root_connection, user_dn(f"bob@{domain}")) == []
+    # a global admin may (it sees the whole directory)
+    assert api.put(f"/api/domain/{domain}", {claim: partner}).status_code == 200
+
+
+def test_domain_admin_cannot_claim_a_standalone_admins_domain(api, domain_admin, root_connection, domain, new_domain):
+    corp = new_domain()
+    add_standalone_admin(root_connection, f"boss@{corp}", "Admin-Pw-9", domains=[domain])
+    result = domain_admin.put(f"/api/domain/{domain}", {"addAliasDomain": corp})
+    assert result.status_code == 403 and result.json["param"] == "addAliasDomain"
+    assert "domainAliasName" not in domain_entry(root_connection, domain)
+
+
+def test_domain_admin_may_claim_a_name_only_its_own_domain_uses(domain_admin, api, root_connection, domain,
+                                                                new_domain):
+    partner = new_domain()
+    assert api.put(f"/api/user/alice@{domain}", {"forwarding": f"alice@{partner}"}).status_code == 200
+    assert domain_admin.put(f"/api/domain/{domain}", {"addAliasDomain": partner}).status_code == 200
+
+
+def test_a_limited_admin_cannot_create_a_domain_other_domains_use(api, root_connection, new_domain):
+    from tests.test_admin_limits import make_admin
+
+    other, partner = new_domain(), new_domain()
+    assert api.post(f"/api/domain/{other}").status_code == 201
+    assert api.post(f"/api/user/ann@{other}", {"password": PASSWORD}).status_code == 201
+    assert api.put(f"/api/user/ann@{other}", {"forwarding": f"ann@{partner}"}).status_code == 200
+    _, admin = make_admin(api, maxDomains="2")
+    result = admin.post(f"/api/domain/{partner}")
+    assert result.status_code == 403 and result.json["msg"] == "PERMISSION_DENIED", result.text
+    assert read_entry(root_connection, domain_dn(partner)) is None
+    assert admin.post(f"/api/domain/{new_domain()}").status_code == 201

@@ -183,3 +183,32 @@ def require_unclaimed(directory, names, domain, param):
     if taken:
         raise errors.AlreadyExists(errors.ALREADY_EXISTS, param=param, detail=", ".join(
             f"{name} (domain {owner})" for name, owner in sorted(taken.items())))
+
+
+# Address-valued attributes a delete cleans of a deleted account's addresses (references.py),
+# and the addresses of accounts and external members (mail, shadowAddress); all indexed ``sub``.
+_USED_IN = ("mail", "shadowAddress", "mailForwardingAddress", "domainAdmin", "listAllowedUser")
+
+
+def used_outside(directory, names, domain):
+    """The names among ``names`` in which some address is used outside the domain ``domain``'s
+    own entry and subtree: another domain's forwardings, admins, list senders, external members
+    or accounts, or a standalone admin's address.  Once the name is the domain's, a delete of an
+    account there takes such addresses out of the entries that name them.  Two indexed searches,
+    paged and left once every name is found (a name may be used by many entries)."""
+    names = [n.lower() for n in names]
+    if not names:
+        return []
+    suffixes = ["@" + n for n in names]
+    filter_ = dnlib.any_of(*(dnlib.ends_with(attribute, s) for attribute in _USED_IN for s in suffixes))
+    own = dnlib.in_dn("domainName", domain)
+    found = set()
+    for base, query in ((directory.names.basedn, dnlib.all_of(filter_, dnlib.negate(own))),
+                        (directory.names.admin_basedn, filter_)):
+        for entry in directory.paged_search(base, query, list(_USED_IN), page_size=50):
+            for attribute in _USED_IN:
+                for value in entry.values(attribute):
+                    found.update(n for n in names if value.lower().endswith("@" + n))
+            if len(found) == len(names):
+                return sorted(found)
+    return sorted(found)
