@@ -488,3 +488,67 @@ def test_a_limited_admin_cannot_create_a_domain_other_domains_use(api, root_conn
     assert result.status_code == 403 and result.json["msg"] == "PERMISSION_DENIED", result.text
     assert read_entry(root_connection, domain_dn(partner)) is None
     assert admin.post(f"/api/domain/{new_domain()}").status_code == 201
+
+
+# -- a reset that dies mid-sweep, and sweeps that race ---------------------------------------------
+
+
+def _crash_after(monkeypatch, count):
+    from iredapi_ldap.directory import alias_domains
+
+    real, calls = alias_domains._apply, []
+
+    def crashing(directory, dn, add, remove):
+        if len(calls) == count:
+            raise RuntimeError("worker died")
+        calls.append(dn)
+        return real(directory, dn, add, remove)
+
+    monkeypatch.setattr(alias_domains, "_apply", crashing)
+    return lambda: monkeypatch.setattr(alias_domains, "_apply", real)
+
+
+@pytest.mark.parametrize("keep", [False, True])
+def test_a_reset_that_died_mid_sweep_is_finished_by_a_repeat(api, make_app, root_connection, domain, new_domain,
+                                                             monkeypatch, keep):
+    gone, kept = new_domain(), new_domain()
+    api.put(f"/api/domain/{domain}", {"aliasDomains": f"{gone},{kept}"})
+    reset = {"aliasDomains": kept if keep else ""}
+    restore = _crash_after(monkeypatch, 2)
+    assert ApiClient(make_app()).login().put(f"/api/domain/{domain}", reset).status_code == 500
+    restore()
+    result = api.put(f"/api/domain/{domain}", reset)
+    assert result.status_code == 200, result.text
+    assert result.json["_data"]["accounts_changed"] == 2
+    assert count_entries(root_connection, domain_dn(domain), f"(shadowAddress=*@{gone})") == 0
+    assert count_entries(root_connection, domain_dn(domain), f"(shadowAddress=*@{kept})") == (4 if keep else 0)
+    assert domain_entry(root_connection, domain).get("domainAliasName") == ([kept] if keep else None)
+
+
+@pytest.mark.parametrize("first, second", [("addAliasDomain", "removeAliasDomain"),
+                                           ("removeAliasDomain", "addAliasDomain")])
+def test_an_add_and_a_remove_racing_leave_accounts_as_the_domain_says(api, make_app, root_connection, domain,
+                                                                      new_domain, monkeypatch, first, second):
+    # The second request runs whole while the first is half-way through its sweep.
+    from iredapi_ldap.directory import alias_domains
+
+    alias = new_domain()
+    if first == "removeAliasDomain":
+        api.put(f"/api/domain/{domain}", {"addAliasDomain": alias})
+    real, calls = alias_domains._apply, []
+    other = ApiClient(make_app()).login()
+
+    def racing(directory, dn, add, remove):
+        result = real(directory, dn, add, remove)
+        calls.append(dn)
+        if len(calls) == 1:
+            monkeypatch.setattr(alias_domains, "_apply", real)
+            assert other.put(f"/api/domain/{domain}", {second: alias}).status_code == 200
+            monkeypatch.setattr(alias_domains, "_apply", racing)
+        return result
+
+    monkeypatch.setattr(alias_domains, "_apply", racing)
+    assert api.put(f"/api/domain/{domain}", {first: alias}).status_code == 200
+    monkeypatch.setattr(alias_domains, "_apply", real)
+    has_alias = alias in domain_entry(root_connection, domain).get("domainAliasName", [])
+    assert count_entries(root_connection, domain_dn(domain), f"(shadowAddress=*@{alias})") == (4 if has_alias else 0)

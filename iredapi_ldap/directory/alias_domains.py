@@ -10,9 +10,13 @@ one shadowAddress per alias domain: written at creation (``addresses_for_new_acc
 (``sweep``).  Nothing here knows HTTP.
 
 Adding an alias domain is work proportional to the domain's size.  The sweep is paged and
-harmless to repeat: the domain's ``domainAliasName`` is written first, then every account is
-brought to what the domain says now, so a repeated request finishes what a crashed one began
-and adds nothing twice.  An address an account should get but another account already holds
+harmless to repeat: a new ``domainAliasName`` is written first, then every account is brought
+to what the request asks, and only then does the domain lose the names it removes; so a
+repeated request, which finds the names it adds on the domain and the ones it removes still
+there, finishes what a crashed one began and adds nothing twice.  Afterwards ``catch_up`` reads
+the domain again and sweeps the names the domain lost or regained meanwhile (a racing request).
+
+An address an account should get but another account already holds
 (an explicit per-user alias address of that other account, which slapd's unique overlay keeps)
 stays with its holder; the sweep reports it (``SweepResult.not_added``).
 """
@@ -86,7 +90,12 @@ class SweepResult:
     not_added: list = field(default_factory=list)
 
     def as_dict(self):
-        return {"accounts_changed": self.changed, "addresses_not_added": sorted(self.not_added)}
+        return {"accounts_changed": self.changed, "addresses_not_added": sorted(set(self.not_added))}
+
+    def merge(self, other):
+        self.changed += other.changed
+        self.not_added += other.not_added
+        return self
 
 
 def sweep(directory, domain, add_names=(), remove_names=()):
@@ -120,6 +129,20 @@ def sweep(directory, domain, add_names=(), remove_names=()):
         if remove or len(not_added) < len(add):
             result.changed += 1
     return result
+
+
+def catch_up(directory, domain, names):
+    """Bring the domain's accounts to what the domain says now for each of ``names``: read the
+    domain once more and sweep in those it has, sweep out those it has not.  After a sweep: a
+    request that changed the same names meanwhile may have written the domain after this one and
+    swept before it (an add sweeping in after a remove swept out), and the later of the two
+    catches up when it reads this."""
+    entry = directory.read(directory.names.domain(domain), [ATTRIBUTE], dnlib.eq("objectClass", "mailDomain"))
+    if entry is None:
+        return SweepResult()
+    now = set(names_of(entry))
+    names = list(dict.fromkeys(n.lower() for n in names))
+    return sweep(directory, domain, [n for n in names if n in now], [n for n in names if n not in now])
 
 
 def _apply(directory, dn, add, remove):
