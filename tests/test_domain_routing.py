@@ -155,6 +155,9 @@ def test_a_name_is_a_domain_or_an_alias_domain_once(api, root_connection, domain
     ({"outboundRelay": "smtp:[192.0.2.2]:99999"}, "outboundRelay", "INVALID_PARAMETER"),
     ({"outboundRelay": "relay host"}, "outboundRelay", "INVALID_PARAMETER"),
     ({"outboundRelay": "[relay.test]:587;x"}, "outboundRelay", "INVALID_PARAMETER"),
+    ({"outboundRelay": "smtp:[ipv6:1:2]:25"}, "outboundRelay", "INVALID_PARAMETER"),  # no IPv6 address
+    ({"outboundRelay": "[ipv6:::::::]"}, "outboundRelay", "INVALID_PARAMETER"),
+    ({"is_backupmx": "yes", "primarymx": "[ipv6:2001:db8::g]"}, "primarymx", "INVALID_PARAMETER"),
     ({"is_backupmx": "maybe"}, "is_backupmx", "INVALID_PARAMETER"),
     ({"primarymx": "mx one.test"}, "primarymx", "INVALID_PARAMETER"),
     ({"primarymx": "mx.test"}, "primarymx", "INVALID_PARAMETER"),  # not a backup MX
@@ -234,6 +237,10 @@ def test_bcc_and_relay_with_their_services(api, root_connection, domain):
         "out@archive.test", "in@archive.test", "smtp:[192.0.2.2]:25")
     api.put(f"/api/domain/{domain}", {"outboundRelay": "[relay.example.com]:587"})
     assert domain_entry(root_connection, domain)["senderRelayHost"] == ["[relay.example.com]:587"]
+    for relay in ("smtp:[IPv6:2001:db8::25]:587", "[ipv6:::ffff:192.0.2.2]"):  # smtp(8)'s IPv6 form
+        assert api.put(f"/api/domain/{domain}", {"outboundRelay": relay}).status_code == 200
+        assert domain_entry(root_connection, domain)["senderRelayHost"] == [relay]
+    api.put(f"/api/domain/{domain}", {"outboundRelay": "[relay.example.com]:587"})
     api.put(f"/api/domain/{domain}", {"senderBcc": "", "recipientBcc": "", "outboundRelay": ""})
     entry = domain_entry(root_connection, domain)
     for attribute in ("domainSenderBccAddress", "domainRecipientBccAddress", "senderRelayHost"):
