@@ -58,7 +58,9 @@ class DomainItem(Resource):
         authorization.check_domain_parameters(admin, values, entry)
         routing = domain_directory.RoutingChanges.from_params(values)
         if routing.touches_alias_domains():
-            authorization.check_name_claim(self.directory, admin, domain, routing.alias_names_added(entry),
+            # (the domain's own name is refused as its alias domain by update_domain: 400)
+            authorization.check_name_claim(self.directory, admin, domain,
+                                           [n for n in routing.alias_names_added(entry) if n != domain],
                                            routing.alias_param())
         swept = domain_directory.update_domain(self.directory, domain, values, entry)
         # The alias-domain sweep's account: how many accounts it changed, what it could not add.
