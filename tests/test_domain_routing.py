@@ -559,3 +559,11 @@ def test_an_add_and_a_remove_racing_leave_accounts_as_the_domain_says(api, make_
     monkeypatch.setattr(alias_domains, "_apply", real)
     has_alias = alias in domain_entry(root_connection, domain).get("domainAliasName", [])
     assert count_entries(root_connection, domain_dn(domain), f"(shadowAddress=*@{alias})") == (4 if has_alias else 0)
+
+
+def test_domain_admin_naming_its_own_domain_as_alias_domain_gets_the_400(api, domain_admin, new_domain, domain):
+    other = new_domain()
+    assert api.post(f"/api/domain/{other}").status_code == 201
+    assert api.post(f"/api/alias/sales@{other}", {"members": f"alice@{domain}"}).status_code == 201
+    result = domain_admin.put(f"/api/domain/{domain}", {"addAliasDomain": domain})
+    assert result.status_code == 400 and result.json["msg"] == "INVALID_DOMAIN_NAME", result.text
