@@ -567,3 +567,30 @@ def test_domain_admin_naming_its_own_domain_as_alias_domain_gets_the_400(api, do
     assert api.post(f"/api/alias/sales@{other}", {"members": f"alice@{domain}"}).status_code == 201
     result = domain_admin.put(f"/api/domain/{domain}", {"addAliasDomain": domain})
     assert result.status_code == 400 and result.json["msg"] == "INVALID_DOMAIN_NAME", result.text
+
+
+def test_a_reset_takes_the_addresses_of_a_name_added_meanwhile_along(api, make_app, root_connection, domain,
+                                                                     new_domain, monkeypatch):
+    # aliasDomains=<x> resets the list: a name another request added (and swept) after the reset
+    # read the domain goes with the reset's write, and its addresses with it.
+    from iredapi_ldap.directory import alias_domains
+
+    kept, added = new_domain(), new_domain()
+    real, calls = alias_domains._apply, []
+    other = ApiClient(make_app()).login()
+
+    def racing(directory, dn, add, remove):
+        result = real(directory, dn, add, remove)
+        calls.append(dn)
+        if len(calls) == 1:
+            monkeypatch.setattr(alias_domains, "_apply", real)
+            assert other.put(f"/api/domain/{domain}", {"addAliasDomain": added}).status_code == 200
+            monkeypatch.setattr(alias_domains, "_apply", racing)
+        return result
+
+    monkeypatch.setattr(alias_domains, "_apply", racing)
+    assert api.put(f"/api/domain/{domain}", {"aliasDomains": kept}).status_code == 200
+    monkeypatch.setattr(alias_domains, "_apply", real)
+    assert domain_entry(root_connection, domain)["domainAliasName"] == [kept]
+    assert count_entries(root_connection, domain_dn(domain), f"(shadowAddress=*@{added})") == 0
+    assert count_entries(root_connection, domain_dn(domain), f"(shadowAddress=*@{kept})") == 4

@@ -212,13 +212,17 @@ def update_domain(directory, domain, values, current):
             modification.setdefault("accountSetting", []).append(operation)
         modification.update(routing.value_changes(entry))
         if not modification:
-            return
+            return []
         try:
             directory.modify(domain_dn, modification, keys.unchanged(entry.values("accountSetting"), relied_on))
         except LdapOperationError as exc:
             if exc.result == NO_SUCH_OBJECT:
                 raise errors.NoSuchObject(errors.NO_SUCH_DOMAIN, detail=domain) from None
             raise
+        # the alias domain names this write took off the domain (a reset takes the ones another
+        # request added after this one read the domain too)
+        return [v.lower() for operation, values in modification.get(alias_domains.ATTRIBUTE, ())
+                if operation == MODIFY_DELETE for v in values]
 
     if adding or removing:
         # The accounts before the domain loses a name: a request that dies in between leaves the
@@ -230,7 +234,7 @@ def update_domain(directory, domain, values, current):
         if changes.account_status is not None:
             set_accounts_domain_status(directory, domain, changes.account_status == "disabled")
             plain["accountStatus"] = [(MODIFY_REPLACE, [changes.account_status])]
-        retry_on_conflict(attempt, "domain", attempts=_CAS_ATTEMPTS)
+        taken_off = retry_on_conflict(attempt, "domain", attempts=_CAS_ATTEMPTS)
     except BaseException:
         if claimed:  # the rest was refused: the new alias domain names go again
             _release_alias_domains(directory, domain, claimed)
@@ -252,7 +256,7 @@ def update_domain(directory, domain, values, current):
     # one added, or added back one it removed, after its own sweep: the domain as it is now says.
     # (A name added is swept once more, reading every account and writing what a racing
     # removal took away: half a second for 10,000 accounts, see the README.)
-    return swept.merge(alias_domains.catch_up(directory, domain, list(adding) + list(removing)))
+    return swept.merge(alias_domains.catch_up(directory, domain, list(adding) + list(removing) + taken_off))
 
 
 def _claim_alias_domains(directory, domain, current, routing):
