@@ -263,9 +263,12 @@ def test_user_bcc_and_relay(api, root_connection, domain):
     entry = read_entry(root_connection, user_dn(mail))
     for attribute in ("userSenderBccAddress", "userRecipientBccAddress", "senderRelayHost"):
         assert attribute not in entry
-    for params, param in (({"senderBcc": "x"}, "senderBcc"), ({"outboundRelay": "smtp:[::1"}, "outboundRelay")):
+    for params, param in (({"senderBcc": "x"}, "senderBcc"), ({"outboundRelay": "smtp:[::1"}, "outboundRelay"),
+                          # Postfix's user BCC lookups require the service: the address would be unused
+                          ({"senderBcc": "a@archive.test", "removeService": "senderbcc"}, "removeService"),
+                          ({"recipientBcc": "a@archive.test", "removeService": "RecipientBcc"}, "removeService")):
         result = api.put(f"/api/user/{mail}", params)
-        assert result.status_code == 400 and result.json["param"] == param
+        assert result.status_code == 400 and result.json["param"] == param, result.text
     assert read_entry(root_connection, user_dn(mail)) == entry
 
 
