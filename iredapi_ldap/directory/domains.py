@@ -169,12 +169,13 @@ def update_domain(directory, domain, values, current):
     request changed alias domains, else None.
 
     Everything that can be refused is checked before the first write.  New alias domain names
-    are written first, alone, and looked up again (a name is one domain's); then the rest in
-    one modify by compare-and-set (accountSetting keys, enabledService values), re-read and
-    retried when a concurrent update got there first; then the catch-all entry; then the work
-    proportional to the domain's size: a status change propagated to every account, the alias
-    domain addresses swept over them.  Each is harmless to repeat, so a retried request
-    finishes the job.
+    are written first, alone, and looked up again (a name is one domain's); then the alias
+    domain addresses are swept over the accounts (before the domain loses a name: see
+    ``alias_domains``); then the rest in one modify by compare-and-set (accountSetting keys,
+    enabledService values), re-read and retried when a concurrent update got there first; then
+    the catch-all entry; then a status change propagated to every account, and the accounts
+    brought to the alias domains the domain has by then (``alias_domains.catch_up``).  Each is
+    harmless to repeat, so a retried request finishes the job.
     """
     changes = DomainChanges.from_params(values)
     _check_password_lengths(changes.settings, keys.parse(current.values("accountSetting")))
