@@ -126,6 +126,40 @@ def check_user_profile_tabs(admin, values, domain_entry):
                                              f"({DISABLED_USER_PROFILE})")
 
 
+# User services Postfix's lookups require for a tab's feature (iRedMail's sender_bcc_maps_user,
+# recipient_bcc_maps_user: enabledService=senderbcc / recipientbcc; virtual_alias_maps: a user's
+# forwarding needs enabledService=forward): switching one on or off changes that feature.
+USER_SERVICE_TAB_OF = {"senderbcc": "bcc", "recipientbcc": "bcc", "forward": "forwarding"}
+
+
+def check_user_service_tabs(admin, entry, values, domain_entry):
+    """A domain admin may not switch on or off (``services``/``addService``/``removeService``)
+    a user service that carries the feature of a tab the domain's ``disabledUserProfile``
+    withholds: removing ``senderbcc`` would stop a BCC a global admin set.  ``entry``: the user
+    as read."""
+    if admin.is_global:
+        return
+    withheld = _profile_parts(domain_entry, DISABLED_USER_PROFILE)
+    if not withheld:
+        return
+    have = {v.lower() for v in entry.values("enabledService")}
+
+    def named(param):
+        return {v.lower() for v in values.get(param, ())}
+
+    for service, tab in USER_SERVICE_TAB_OF.items():
+        if tab not in withheld:
+            continue
+        had = service in have
+        for param, changed in (("services", "services" in values and (service in named("services")) != had),
+                               ("addService", service in named("addService") and not had),
+                               ("removeService", service in named("removeService") and had)):
+            if changed:
+                raise errors.NotPermitted(errors.PERMISSION_DENIED, param=param, detail=(
+                    f"the {service} service is part of the {tab} tab a global admin reserved to global admins "
+                    f"({DISABLED_USER_PROFILE})"))
+
+
 def check_user_parameters(admin, values):
     if admin.is_global:
         return

@@ -597,3 +597,25 @@ def test_a_reset_takes_the_addresses_of_a_name_added_meanwhile_along(api, make_a
     assert domain_entry(root_connection, domain)["domainAliasName"] == [kept]
     assert count_entries(root_connection, domain_dn(domain), f"(shadowAddress=*@{added})") == 0
     assert count_entries(root_connection, domain_dn(domain), f"(shadowAddress=*@{kept})") == 4
+
+
+@pytest.mark.parametrize("tab, params", [
+    ("bcc", {"removeService": "senderbcc"}), ("bcc", {"removeService": "RecipientBcc"}),
+    ("forwarding", {"removeService": "forward"}),
+    ("bcc", {"services": "mail,deliver,forward,recipientbcc"}),  # a reset without senderbcc
+])
+def test_a_withheld_user_tab_covers_the_service_its_feature_needs(api, domain_admin, root_connection, domain, tab,
+                                                                  params):
+    # Postfix's user BCC lookups need enabledService=senderbcc/recipientbcc, a user's forwarding
+    # enabledService=forward: switching the service off would stop what a global admin set.
+    mail = f"alice@{domain}"
+    api.put(f"/api/user/{mail}", {"senderBcc": "legal@archive.test", "forwarding": "x@archive.test"})
+    api.put(f"/api/domain/{domain}", {"disableUserProfile": tab})
+    before = read_entry(root_connection, user_dn(mail))
+    result = domain_admin.put(f"/api/user/{mail}", params)
+    assert result.status_code == 403 and result.json["param"] == next(iter(params)), result.text
+    assert read_entry(root_connection, user_dn(mail)) == before
+    # other services stay the domain admin's, and so do these with the tab open
+    assert domain_admin.put(f"/api/user/{mail}", {"removeService": "pop3"}).status_code == 200
+    api.put(f"/api/domain/{domain}", {"enableUserProfile": tab})
+    assert domain_admin.put(f"/api/user/{mail}", params).status_code == 200

@@ -167,6 +167,7 @@ class UserItem(Resource):
         authorization.check_user_profile_tabs(admin, values, domain_entry)
         current = user_directory.get_user(self.directory, mail)
         authorization.check_admin_service(admin, current, values)
+        authorization.check_user_service_tabs(admin, current, values, domain_entry)
         authorization.require_manageable_account(self.directory, admin, current)
         user_directory.update_user(self.directory, current, values, domain_entry,
                                    admin_limits.for_admin(self.directory, admin, domain_entry))
