@@ -304,7 +304,9 @@ def optional_email(value):
 
 _HOSTNAME = r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _IPV4 = r"(?:(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])\.){3}(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])"
-_IPV6 = r"[Ii][Pp][Vv]6:[0-9A-Fa-f:.]{2,45}"  # smtp(8): "[ipv6:address]"; the address checked below
+# smtp(8): "[ipv6:address]"; Postfix's host_port() takes "[address]" too (any case of "ipv6:");
+# the address is checked below
+_IPV6 = r"(?:[Ii][Pp][Vv]6:)?[0-9A-Fa-f:.]{2,45}"
 _PORT = r"(?::(?:6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3}))?"
 # Postfix's nexthop: a host or [host] (no MX lookup), an optional :port; a relay host may name
 # its transport first (smtp:, relay:, lmtp:), as iRedMail's how-to writes smtp:[192.0.2.2]:25.
@@ -312,17 +314,24 @@ _NEXTHOP = rf"(?:\[(?:{_HOSTNAME}|{_IPV4}|{_IPV6})\]|{_HOSTNAME}|{_IPV4}){_PORT}
 _RELAY_HOST = re.compile(rf"(?:(?:smtp|relay|lmtp):)?{_NEXTHOP}")
 
 
-_IPV6_LITERAL = re.compile(r"\[ipv6:([^\]]*)\]", re.IGNORECASE)
+_HOST_PART = re.compile(r"(?:(?:smtp|relay|lmtp):)?(?:\[(ipv6:)?([^\]]*)\]|([^:]*))", re.IGNORECASE)
 
 
 def _valid_ipv6_literals(value):
-    """Whether every ``[ipv6:…]`` in ``value`` holds an IPv6 address (the pattern lets any hex
-    digits, colons and dots through: ``[ipv6:1:2]`` would leave Postfix deferring the mail)."""
-    for literal in _IPV6_LITERAL.findall(value):
-        try:
-            ipaddress.IPv6Address(literal)
-        except ValueError:
-            return False
+    """Whether the host of a nexthop the patterns took is one Postfix takes (host_port()): an
+    ``[ipv6:…]``, or ``[…]`` with a colon, holds an IPv6 address (the pattern lets any hex
+    digits, colons and dots through: ``[ipv6:1:2]`` leaves Postfix deferring the mail,
+    "malformed IPv6 address"); an all-numeric name is an IPv4 address (``999.1.1.1`` is
+    neither a hostname nor an address to Postfix)."""
+    prefix, literal, bare = _HOST_PART.match(value).groups()
+    host = literal if bare is None else bare
+    try:
+        if prefix or ":" in host:
+            ipaddress.IPv6Address(host)
+        elif re.fullmatch(r"[0-9.]+", host):
+            ipaddress.IPv4Address(host)
+    except ValueError:
+        return False
     return True
 
 

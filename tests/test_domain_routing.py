@@ -158,6 +158,9 @@ def test_a_name_is_a_domain_or_an_alias_domain_once(api, root_connection, domain
     ({"outboundRelay": "smtp:[ipv6:1:2]:25"}, "outboundRelay", "INVALID_PARAMETER"),  # no IPv6 address
     ({"outboundRelay": "[ipv6:::::::]"}, "outboundRelay", "INVALID_PARAMETER"),
     ({"is_backupmx": "yes", "primarymx": "[ipv6:2001:db8::g]"}, "primarymx", "INVALID_PARAMETER"),
+    ({"outboundRelay": "[2001:db8::1:]:25"}, "outboundRelay", "INVALID_PARAMETER"),
+    ({"outboundRelay": "smtp:[999.1.1.1]:25"}, "outboundRelay", "INVALID_PARAMETER"),  # nor name nor address
+    ({"is_backupmx": "yes", "primarymx": "300.1.1.1"}, "primarymx", "INVALID_PARAMETER"),
     ({"is_backupmx": "maybe"}, "is_backupmx", "INVALID_PARAMETER"),
     ({"primarymx": "mx one.test"}, "primarymx", "INVALID_PARAMETER"),
     ({"primarymx": "mx.test"}, "primarymx", "INVALID_PARAMETER"),  # not a backup MX
@@ -237,7 +240,8 @@ def test_bcc_and_relay_with_their_services(api, root_connection, domain):
         "out@archive.test", "in@archive.test", "smtp:[192.0.2.2]:25")
     api.put(f"/api/domain/{domain}", {"outboundRelay": "[relay.example.com]:587"})
     assert domain_entry(root_connection, domain)["senderRelayHost"] == ["[relay.example.com]:587"]
-    for relay in ("smtp:[IPv6:2001:db8::25]:587", "[ipv6:::ffff:192.0.2.2]"):  # smtp(8)'s IPv6 form
+    # smtp(8)'s IPv6 form, and the bare [address] Postfix's host_port() takes too
+    for relay in ("smtp:[IPv6:2001:db8::25]:587", "[ipv6:::ffff:192.0.2.2]", "[2001:db8::25]:25"):
         assert api.put(f"/api/domain/{domain}", {"outboundRelay": relay}).status_code == 200
         assert domain_entry(root_connection, domain)["senderRelayHost"] == [relay]
     api.put(f"/api/domain/{domain}", {"outboundRelay": "[relay.example.com]:587"})
