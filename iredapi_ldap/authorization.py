@@ -112,6 +112,46 @@ def check_name_claim(directory, admin, domain, names, param):
             f"addresses in {', '.join(used)} are used outside this domain; only global admins may claim it"))
 
 
+# Domain parameters whose value reaches the mail of every user of the domain: a copy of what
+# they send or receive (sender_bcc_maps_domain, recipient_bcc_maps_domain), their outgoing mail
+# through a host (sender_dependent_relayhost_maps_domain).
+DOMAIN_WIDE_MAIL_PARAMETERS = ("senderBcc", "recipientBcc", "outboundRelay")
+
+
+def check_domain_wide_mail_access(directory, admin, domain, domain_entry, values):
+    """A domain admin may set a domain's BCC or relay host only if it may change every mail user
+    of the domain (``require_manageable_account``): no global admin's mailbox, no admin of a
+    domain it does not manage.  Else a domain-wide BCC would copy their mail, as the forwarding
+    it may not set on them would.  Removing the value is always its to do.  ``domain_entry``:
+    read with domainAliasName.  Two or three indexed searches, for domain admins setting one."""
+    if admin.is_global:
+        return
+    given = [name for name in DOMAIN_WIDE_MAIL_PARAMETERS if values.get(name)]
+    if not given:
+        return
+    base = directory.names.domain(domain)
+    users = dnlib.eq("objectClass", "mailUser")
+    beyond = bool(directory.search(base, dnlib.all_of(users, dnlib.eq("domainGlobalAdmin", "yes")), ["1.1"]))
+    if not beyond:
+        names = [domain, *(v.lower() for v in domain_entry.values("domainAliasName"))]
+        filter_ = dnlib.all_of(dnlib.eq("objectClass", "mailDomain"),
+                               dnlib.any_of(*(dnlib.ends_with("domainAdmin", "@" + name) for name in names)))
+        suffixes = tuple("@" + name for name in names)
+        foreign = sorted({value.lower()
+                          for entry in directory.search(directory.names.basedn, filter_, ["domainName", "domainAdmin"],
+                                                        scope="one")
+                          if not admin.manages(entry)
+                          for value in entry.values("domainAdmin") if value.lower().endswith(suffixes)})
+        if foreign:
+            holders = dnlib.all_of(users, dnlib.any_of(*(dnlib.eq(attribute, a) for a in foreign
+                                                          for attribute in ("mail", "shadowAddress"))))
+            beyond = bool(directory.search(base, holders, ["1.1"]))
+    if beyond:
+        raise errors.NotPermitted(errors.PERMISSION_DENIED, param=given[0], detail=(
+            "the domain holds mail users you may not change (a global admin, or an admin of domains you do "
+            "not manage); a domain-wide BCC or relay host would reach their mail"))
+
+
 def check_user_profile_tabs(admin, values, domain_entry):
     """A domain admin may not change the user features whose tab the domain's
     ``disabledUserProfile`` lists (``domain_entry``: read with accountSetting)."""

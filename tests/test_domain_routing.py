@@ -623,3 +623,29 @@ def test_a_withheld_user_tab_covers_the_service_its_feature_needs(api, domain_ad
     assert domain_admin.put(f"/api/user/{mail}", {"removeService": "pop3"}).status_code == 200
     api.put(f"/api/domain/{domain}", {"enableUserProfile": tab})
     assert domain_admin.put(f"/api/user/{mail}", params).status_code == 200
+
+
+@pytest.mark.parametrize("param, value", [("senderBcc", "copy@archive.test"), ("recipientBcc", "copy@archive.test"),
+                                          ("outboundRelay", "[relay.archive.test]:25")])
+def test_domain_wide_bcc_and_relay_stay_off_users_a_domain_admin_may_not_change(api, domain_admin, root_connection,
+                                                                                domain, new_domain, param, value):
+    # A domain admin may not forward a global admin's or another domain's admin's mail
+    # (require_manageable_account); a domain-wide BCC or relay would reach it all the same.
+    assert api.put(f"/api/user/bob@{domain}", {"isGlobalAdmin": "yes"}).status_code == 200
+    before = domain_entry(root_connection, domain)
+    result = domain_admin.put(f"/api/domain/{domain}", {param: value})
+    assert result.status_code == 403 and result.json["param"] == param, result.text
+    assert domain_entry(root_connection, domain) == before
+    assert api.put(f"/api/user/bob@{domain}", {"isGlobalAdmin": "no"}).status_code == 200
+    # an admin of a domain it does not manage, by an alias address in an alias domain
+    other, alias = new_domain(), new_domain()
+    assert api.post(f"/api/domain/{other}").status_code == 201
+    assert api.put(f"/api/domain/{domain}", {"addAliasDomain": alias}).status_code == 200
+    assert api.put(f"/api/domain/admins/{other}", {"addAdmin": f"alice@{domain}"}).status_code == 200
+    root_connection.modify(domain_dn(other), {"domainAdmin": [(ldap3.MODIFY_REPLACE, [f"alice@{alias}"])]})
+    result = domain_admin.put(f"/api/domain/{domain}", {param: value})
+    assert result.status_code == 403 and result.json["param"] == param, result.text
+    root_connection.modify(domain_dn(other), {"domainAdmin": [(ldap3.MODIFY_REPLACE, [f"da@{domain}"])]})
+    assert domain_admin.put(f"/api/domain/{domain}", {param: value}).status_code == 200
+    assert api.put(f"/api/user/bob@{domain}", {"isGlobalAdmin": "yes"}).status_code == 200
+    assert domain_admin.put(f"/api/domain/{domain}", {param: ""}).status_code == 200  # removing is its own

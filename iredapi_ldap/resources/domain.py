@@ -56,6 +56,7 @@ class DomainItem(Resource):
         check_combinations(values)
         entry = authorization.managed_domain(self.directory, admin, domain, domain_directory.UPDATE_ATTRIBUTES)
         authorization.check_domain_parameters(admin, values, entry)
+        authorization.check_domain_wide_mail_access(self.directory, admin, domain, entry, values)
         routing = domain_directory.RoutingChanges.from_params(values)
         if routing.touches_alias_domains():
             # (the domain's own name is refused as its alias domain by update_domain: 400)
