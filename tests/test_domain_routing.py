@@ -446,6 +446,8 @@ def test_a_withheld_relay_tab_refuses_transport_on_create_and_bulk_update(api, d
     result = domain_admin.post(f"/api/user/carol@{domain}", {"password": PASSWORD, "transport": "smtp:[x.test]"})
     assert result.status_code == 403 and result.json["param"] == "transport"
     assert read_entry(root_connection, user_dn(f"carol@{domain}")) is None
+    # an empty transport sets none on a create: nothing withheld
+    assert domain_admin.post(f"/api/user/carol@{domain}", {"password": PASSWORD, "transport": ""}).status_code == 201
     before = read_entry(root_connection, user_dn(f"alice@{domain}"))
     result = domain_admin.put(f"/api/users/{domain}", {"transport": "smtp:[x.test]"})
     assert result.status_code == 403 and result.json["param"] == "transport"

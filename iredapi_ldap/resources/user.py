@@ -151,7 +151,8 @@ class UserItem(Resource):
         admin = req.context.admin
         authorization.check_user_parameters(admin, values)
         domain_entry = authorization.managed_account_domain(self.directory, admin, mail)
-        authorization.check_user_profile_tabs(admin, values, domain_entry)  # transport: the relay tab
+        # transport: the relay tab (an empty one sets none on a create: nothing to withhold)
+        authorization.check_user_profile_tabs(admin, {k: v for k, v in values.items() if v != ""}, domain_entry)
         user_directory.create_user(self.directory, mail, values, domain_entry,
                                    admin_limits.for_admin(self.directory, admin, domain_entry))
         self.ok(resp, status=CREATED)
