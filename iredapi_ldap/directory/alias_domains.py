@@ -131,20 +131,6 @@ def sweep(directory, domain, add_names=(), remove_names=()):
     return result
 
 
-def catch_up(directory, domain, names):
-    """Bring the domain's accounts to what the domain says now for each of ``names``: read the
-    domain once more and sweep in those it has, sweep out those it has not.  After a sweep: a
-    request that changed the same names meanwhile may have written the domain after this one and
-    swept before it (an add sweeping in after a remove swept out), and the later of the two
-    catches up when it reads this."""
-    entry = directory.read(directory.names.domain(domain), [ATTRIBUTE], dnlib.eq("objectClass", "mailDomain"))
-    if entry is None:
-        return SweepResult()
-    now = set(names_of(entry))
-    names = list(dict.fromkeys(n.lower() for n in names))
-    return sweep(directory, domain, [n for n in names if n in now], [n for n in names if n not in now])
-
-
 def _apply(directory, dn, add, remove):
     """Add the addresses ``add`` to the entry's shadowAddress and delete ``remove``, in one
     modify if it can; else value by value, dropping what is already done and the additions
@@ -175,6 +161,20 @@ def _apply(directory, dn, add, remove):
                 elif exc.result not in (NO_SUCH_ATTRIBUTE, ATTRIBUTE_OR_VALUE_EXISTS):
                     raise
     return not_added
+
+
+def catch_up(directory, domain, names):
+    """Bring the domain's accounts to what the domain says now for each of ``names``: read the
+    domain once more and sweep in those it has, sweep out those it has not.  After a sweep: a
+    request that changed the same names meanwhile may have written the domain after this one and
+    swept before it (an add sweeping in after a remove swept out), and the later of the two
+    catches up when it reads this."""
+    entry = directory.read(directory.names.domain(domain), [ATTRIBUTE], dnlib.eq("objectClass", "mailDomain"))
+    if entry is None:
+        return SweepResult()
+    now = set(names_of(entry))
+    names = list(dict.fromkeys(n.lower() for n in names))
+    return sweep(directory, domain, [n for n in names if n in now], [n for n in names if n not in now])
 
 
 # -- one name, one domain ------------------------------------------------------------------
