@@ -103,13 +103,24 @@ def check_name_claim(directory, admin, domain, names, param):
     addresses in that name are used outside the domain: other domains' forwardings, admins, list
     senders, external members, a standalone admin.  Deletes of accounts there take every
     reference to their addresses away, so the name would reach into entries it does not manage.
-    Global admins see the whole directory and decide."""
+    Nor a subdomain of another domain's name.  Global admins see the whole directory and decide.
+    Three indexed searches at most."""
     if admin.is_global or not names:
         return
     used = alias_domains.used_outside(directory, names, domain)
     if used:
         raise errors.NotPermitted(errors.PERMISSION_DENIED, param=param, detail=(
             f"addresses in {', '.join(used)} are used outside this domain; only global admins may claim it"))
+    # Nor a subdomain of a name another domain holds that it does not manage: the parent's
+    # owner owns its subdomains (and white/blacklists' "@.parent" entries speak for them).
+    parents = {".".join(n.split(".")[i:]) for n in names for i in range(1, n.count("."))}
+    if parents:
+        filter_ = dnlib.all_of(dnlib.eq("objectClass", "mailDomain"), dnlib.any_of(
+            *(dnlib.eq(attribute, p) for p in sorted(parents) for attribute in ("domainName", "domainAliasName"))))
+        for entry in directory.search(directory.names.basedn, filter_, ["domainName", "domainAdmin"], scope="one"):
+            if not admin.manages(entry) and (entry.first("domainName") or "").lower() != domain:
+                raise errors.NotPermitted(errors.PERMISSION_DENIED, param=param, detail=(
+                    "a subdomain of a domain hosted here that you do not manage; only global admins may claim it"))
 
 
 # Domain parameters whose value reaches the mail of every user of the domain: a copy of what

@@ -651,3 +651,17 @@ def test_domain_wide_bcc_and_relay_stay_off_users_a_domain_admin_may_not_change(
     assert domain_admin.put(f"/api/domain/{domain}", {param: value}).status_code == 200
     assert api.put(f"/api/user/bob@{domain}", {"isGlobalAdmin": "yes"}).status_code == 200
     assert domain_admin.put(f"/api/domain/{domain}", {param: ""}).status_code == 200  # removing is its own
+
+
+def test_domain_admin_cannot_claim_a_subdomain_of_another_domain(api, domain_admin, root_connection, domain,
+                                                                 new_domain):
+    other = new_domain()
+    assert api.post(f"/api/domain/{other}").status_code == 201
+    for name in (f"mail.{other}", f"a.b.{other}"):
+        result = domain_admin.put(f"/api/domain/{domain}", {"addAliasDomain": name})
+        assert result.status_code == 403 and result.json["param"] == "addAliasDomain", result.text
+    assert "domainAliasName" not in domain_entry(root_connection, domain)
+    # a subdomain of its own domain, or of a domain it manages too, is its to claim
+    assert domain_admin.put(f"/api/domain/{domain}", {"addAliasDomain": f"eu.{domain}"}).status_code == 200
+    api.put(f"/api/domain/admins/{other}", {"addAdmin": f"da@{domain}"})
+    assert domain_admin.put(f"/api/domain/{domain}", {"addAliasDomain": f"mail.{other}"}).status_code == 200
