@@ -115,15 +115,30 @@ def policy_sender(text):
     if text == "@.":
         return text
     if text.startswith("@."):
-        return "@." + domain_name(text[2:])
+        name = text[2:]
+        if name and "." not in name:
+            # a top-level domain: iRedAPD matches a sender's "@.com" too; punycode as domains are
+            return "@." + domain_name("tld." + name)[len("tld."):]
+        return "@." + domain_name(name)
     if text.startswith("@"):
         return "@" + domain_name(text[1:])
     if "@" in text:
         return email(text, errors.INVALID_SENDER)
+    if "%" in text:  # an IPv6 zone (fe80::1%eth0) is never part of the client address Postfix sends
+        raise InvalidInput(errors.INVALID_SENDER, detail="an IPv6 zone is never a client address")
     try:
         if "/" in text:
-            return str(ipaddress.ip_network(text, strict=True))
-        return str(ipaddress.ip_address(text))
+            network = ipaddress.ip_network(text, strict=True)
+            if isinstance(network, ipaddress.IPv6Network) and network.prefixlen >= 96 and \
+                    network.network_address.ipv4_mapped is not None:
+                network = ipaddress.IPv4Network((network.network_address.ipv4_mapped, network.prefixlen - 96))
+            return str(network)
+        address = ipaddress.ip_address(text)
+        # Postfix hands iRedAPD an IPv4 client as a.b.c.d, also on an IPv6 socket (and Python's
+        # own text of ::ffff:a.b.c.d changed in 3.13): a mapped address is written as IPv4.
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+            address = address.ipv4_mapped
+        return str(address)
     except ValueError:
         raise InvalidInput(errors.INVALID_SENDER, detail="not an IP address or network") from None
 

@@ -10,7 +10,7 @@ knows HTTP; refusals are ``errors.NotPermitted``.
 """
 
 from . import errors
-from .directory import admin_limits
+from .directory import admin_limits, alias_domains
 from .directory import dn as dnlib
 from .directory import domains as domain_directory
 from .directory import limits as limitlib
@@ -69,9 +69,12 @@ def managed_account_domain(directory, admin, mail):
 DOMAIN_PROFILE_TAB_OF = {
     "senderBcc": "bcc", "recipientBcc": "bcc", "outboundRelay": "relay", "catchall": "catchall",
     "aliasDomains": "aliases", "addAliasDomain": "aliases", "removeAliasDomain": "aliases",
+    # Pro: "password_policies | Password policies. including min/max password lengths."
+    "minPasswordLength": "password_policies", "maxPasswordLength": "password_policies",
 }
 USER_PROFILE_TAB_OF = {
-    "senderBcc": "bcc", "recipientBcc": "bcc", "outboundRelay": "relay",
+    # Pro's relay tab is the user's "inbound relay and outbound relay": transport is the inbound one
+    "senderBcc": "bcc", "recipientBcc": "bcc", "outboundRelay": "relay", "transport": "relay",
     "forwarding": "forwarding", "addForwarding": "forwarding", "removeForwarding": "forwarding",
     "aliases": "aliases", "addAlias": "aliases", "removeAlias": "aliases",
 }
@@ -87,12 +90,77 @@ def check_domain_parameters(admin, values, domain_entry=None):
     withheld = _profile_parts(domain_entry, DISABLED_DOMAIN_PROFILE) if domain_entry is not None else set()
     for name in values:
         tab = DOMAIN_PROFILE_TAB_OF.get(name)
-        if tab is not None and tab not in withheld:
-            continue
-        if name not in DOMAIN_ADMIN_MAY_CHANGE:
-            detail = (f"a global admin reserved the {tab} tab to global admins ({DISABLED_DOMAIN_PROFILE})"
-                      if tab is not None else "only global admins may change this")
-            raise errors.NotPermitted(errors.PERMISSION_DENIED, param=name, detail=detail)
+        if tab is not None and tab in withheld:  # also for what a domain admin may change otherwise
+            raise errors.NotPermitted(errors.PERMISSION_DENIED, param=name, detail=(
+                f"a global admin reserved the {tab} tab to global admins ({DISABLED_DOMAIN_PROFILE})"))
+        if tab is None and name not in DOMAIN_ADMIN_MAY_CHANGE:
+            raise errors.NotPermitted(errors.PERMISSION_DENIED, param=name,
+                                      detail="only global admins may change this")
+
+
+def check_name_claim(directory, admin, domain, names, param):
+    """A normal admin may not make a name its domain's (an alias domain, or a new domain) when
+    addresses in that name are used outside the domain: other domains' forwardings, admins, list
+    senders, external members, a standalone admin.  Deletes of accounts there take every
+    reference to their addresses away, so the name would reach into entries it does not manage.
+    Nor a subdomain of another domain's name.  Global admins see the whole directory and decide.
+    Three indexed searches at most."""
+    if admin.is_global or not names:
+        return
+    used = alias_domains.used_outside(directory, names, domain)
+    if used:
+        raise errors.NotPermitted(errors.PERMISSION_DENIED, param=param, detail=(
+            f"addresses in {', '.join(used)} are used outside this domain; only global admins may claim it"))
+    # Nor a subdomain of a name another domain holds that it does not manage: the parent's
+    # owner owns its subdomains (and white/blacklists' "@.parent" entries speak for them).
+    parents = {".".join(n.split(".")[i:]) for n in names for i in range(1, n.count("."))}
+    if parents:
+        filter_ = dnlib.all_of(dnlib.eq("objectClass", "mailDomain"), dnlib.any_of(
+            *(dnlib.eq(attribute, p) for p in sorted(parents) for attribute in ("domainName", "domainAliasName"))))
+        for entry in directory.search(directory.names.basedn, filter_, ["domainName", "domainAdmin"], scope="one"):
+            if not admin.manages(entry) and (entry.first("domainName") or "").lower() != domain:
+                raise errors.NotPermitted(errors.PERMISSION_DENIED, param=param, detail=(
+                    "a subdomain of a domain hosted here that you do not manage; only global admins may claim it"))
+
+
+# Domain parameters whose value reaches the mail of every user of the domain: a copy of what
+# they send or receive (sender_bcc_maps_domain, recipient_bcc_maps_domain), their outgoing mail
+# through a host (sender_dependent_relayhost_maps_domain).
+DOMAIN_WIDE_MAIL_PARAMETERS = ("senderBcc", "recipientBcc", "outboundRelay")
+
+
+def check_domain_wide_mail_access(directory, admin, domain, domain_entry, values):
+    """A domain admin may set a domain's BCC or relay host only if it may change every mail user
+    of the domain (``require_manageable_account``): no global admin's mailbox, no admin of a
+    domain it does not manage.  Else a domain-wide BCC would copy their mail, as the forwarding
+    it may not set on them would.  Removing the value is always its to do.  ``domain_entry``:
+    read with domainAliasName.  Two or three indexed searches, for domain admins setting one."""
+    if admin.is_global:
+        return
+    given = [name for name in DOMAIN_WIDE_MAIL_PARAMETERS if values.get(name)]
+    if not given:
+        return
+    base = directory.names.domain(domain)
+    users = dnlib.eq("objectClass", "mailUser")
+    beyond = bool(directory.search(base, dnlib.all_of(users, dnlib.eq("domainGlobalAdmin", "yes")), ["1.1"]))
+    if not beyond:
+        names = [domain, *(v.lower() for v in domain_entry.values("domainAliasName"))]
+        filter_ = dnlib.all_of(dnlib.eq("objectClass", "mailDomain"),
+                               dnlib.any_of(*(dnlib.ends_with("domainAdmin", "@" + name) for name in names)))
+        suffixes = tuple("@" + name for name in names)
+        foreign = sorted({value.lower()
+                          for entry in directory.search(directory.names.basedn, filter_, ["domainName", "domainAdmin"],
+                                                        scope="one")
+                          if not admin.manages(entry)
+                          for value in entry.values("domainAdmin") if value.lower().endswith(suffixes)})
+        if foreign:
+            holders = dnlib.all_of(users, dnlib.any_of(*(dnlib.eq(attribute, a) for a in foreign
+                                                          for attribute in ("mail", "shadowAddress"))))
+            beyond = bool(directory.search(base, holders, ["1.1"]))
+    if beyond:
+        raise errors.NotPermitted(errors.PERMISSION_DENIED, param=given[0], detail=(
+            "the domain holds mail users you may not change (a global admin, or an admin of domains you do "
+            "not manage); a domain-wide BCC or relay host would reach their mail"))
 
 
 def check_user_profile_tabs(admin, values, domain_entry):
@@ -107,6 +175,40 @@ def check_user_profile_tabs(admin, values, domain_entry):
             raise errors.NotPermitted(errors.PERMISSION_DENIED, param=name,
                                       detail=f"a global admin reserved the {tab} tab to global admins "
                                              f"({DISABLED_USER_PROFILE})")
+
+
+# User services Postfix's lookups require for a tab's feature (iRedMail's sender_bcc_maps_user,
+# recipient_bcc_maps_user: enabledService=senderbcc / recipientbcc; virtual_alias_maps: a user's
+# forwarding needs enabledService=forward): switching one on or off changes that feature.
+USER_SERVICE_TAB_OF = {"senderbcc": "bcc", "recipientbcc": "bcc", "forward": "forwarding"}
+
+
+def check_user_service_tabs(admin, entry, values, domain_entry):
+    """A domain admin may not switch on or off (``services``/``addService``/``removeService``)
+    a user service that carries the feature of a tab the domain's ``disabledUserProfile``
+    withholds: removing ``senderbcc`` would stop a BCC a global admin set.  ``entry``: the user
+    as read."""
+    if admin.is_global:
+        return
+    withheld = _profile_parts(domain_entry, DISABLED_USER_PROFILE)
+    if not withheld:
+        return
+    have = {v.lower() for v in entry.values("enabledService")}
+
+    def named(param):
+        return {v.lower() for v in values.get(param, ())}
+
+    for service, tab in USER_SERVICE_TAB_OF.items():
+        if tab not in withheld:
+            continue
+        had = service in have
+        for param, changed in (("services", "services" in values and (service in named("services")) != had),
+                               ("addService", service in named("addService") and not had),
+                               ("removeService", service in named("removeService") and had)):
+            if changed:
+                raise errors.NotPermitted(errors.PERMISSION_DENIED, param=param, detail=(
+                    f"the {service} service is part of the {tab} tab a global admin reserved to global admins "
+                    f"({DISABLED_USER_PROFILE})"))
 
 
 def check_user_parameters(admin, values):

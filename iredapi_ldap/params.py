@@ -5,6 +5,7 @@ returns canonical names mapped to typed values, or raises ``InvalidInput`` that
 names the offending parameter.  Unknown parameters are refused, never ignored.
 """
 
+import ipaddress
 import json
 import re
 from dataclasses import dataclass, field
@@ -303,12 +304,35 @@ def optional_email(value):
 
 _HOSTNAME = r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _IPV4 = r"(?:(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])\.){3}(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])"
-_IPV6 = r"ipv6:[0-9A-Fa-f:.]{2,45}"
+# smtp(8): "[ipv6:address]"; Postfix's host_port() takes "[address]" too (any case of "ipv6:");
+# the address is checked below
+_IPV6 = r"(?:[Ii][Pp][Vv]6:)?[0-9A-Fa-f:.]{2,45}"
 _PORT = r"(?::(?:6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3}))?"
 # Postfix's nexthop: a host or [host] (no MX lookup), an optional :port; a relay host may name
 # its transport first (smtp:, relay:, lmtp:), as iRedMail's how-to writes smtp:[192.0.2.2]:25.
 _NEXTHOP = rf"(?:\[(?:{_HOSTNAME}|{_IPV4}|{_IPV6})\]|{_HOSTNAME}|{_IPV4}){_PORT}"
 _RELAY_HOST = re.compile(rf"(?:(?:smtp|relay|lmtp):)?{_NEXTHOP}")
+
+
+_HOST_PART = re.compile(r"(?:(?:smtp|relay|lmtp):)?(?:\[(ipv6:)?([^\]]*)\]|([^:]*))", re.IGNORECASE)
+
+
+def _valid_ipv6_literals(value):
+    """Whether the host of a nexthop the patterns took is one Postfix takes (host_port()): an
+    ``[ipv6:…]``, or ``[…]`` with a colon, holds an IPv6 address (the pattern lets any hex
+    digits, colons and dots through: ``[ipv6:1:2]`` leaves Postfix deferring the mail,
+    "malformed IPv6 address"); an all-numeric name is an IPv4 address (``999.1.1.1`` is
+    neither a hostname nor an address to Postfix)."""
+    prefix, literal, bare = _HOST_PART.match(value).groups()
+    host = literal if bare is None else bare
+    try:
+        if prefix or ":" in host:
+            ipaddress.IPv6Address(host)
+        elif re.fullmatch(r"[0-9.]+", host):
+            ipaddress.IPv4Address(host)
+    except ValueError:
+        return False
+    return True
 
 
 def relay_host(value):
@@ -317,9 +341,10 @@ def relay_host(value):
     value = value.strip()
     if not value:
         return ""
-    if len(value) > 255 or not _RELAY_HOST.fullmatch(value):
+    if len(value) > 255 or not _RELAY_HOST.fullmatch(value) or not _valid_ipv6_literals(value):
         raise InvalidInput(errors.INVALID_PARAMETER,
-                           detail="expected a relay host such as smtp:[192.0.2.2]:25 or [relay.example.com]:587")
+                           detail="expected a relay host such as smtp:[192.0.2.2]:25, [relay.example.com]:587 "
+                                  "or [ipv6:2001:db8::1]:25")
     return value
 
 
@@ -330,9 +355,9 @@ def primary_mx(value):
     value = value.strip()
     if not value:
         return ""
-    if len(value) > 255 or not re.fullmatch(_NEXTHOP, value):
+    if len(value) > 255 or not re.fullmatch(_NEXTHOP, value) or not _valid_ipv6_literals(value):
         raise InvalidInput(errors.INVALID_PARAMETER,
-                           detail="expected the primary MX as host, [host] or [host]:port")
+                           detail="expected the primary MX as host, [host] or [host]:port ([ipv6:address])")
     if value.startswith("["):
         return value
     host, sep, port = value.rpartition(":") if re.search(r":[0-9]+$", value) else (value, "", "")

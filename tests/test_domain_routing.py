@@ -155,6 +155,12 @@ def test_a_name_is_a_domain_or_an_alias_domain_once(api, root_connection, domain
     ({"outboundRelay": "smtp:[192.0.2.2]:99999"}, "outboundRelay", "INVALID_PARAMETER"),
     ({"outboundRelay": "relay host"}, "outboundRelay", "INVALID_PARAMETER"),
     ({"outboundRelay": "[relay.test]:587;x"}, "outboundRelay", "INVALID_PARAMETER"),
+    ({"outboundRelay": "smtp:[ipv6:1:2]:25"}, "outboundRelay", "INVALID_PARAMETER"),  # no IPv6 address
+    ({"outboundRelay": "[ipv6:::::::]"}, "outboundRelay", "INVALID_PARAMETER"),
+    ({"is_backupmx": "yes", "primarymx": "[ipv6:2001:db8::g]"}, "primarymx", "INVALID_PARAMETER"),
+    ({"outboundRelay": "[2001:db8::1:]:25"}, "outboundRelay", "INVALID_PARAMETER"),
+    ({"outboundRelay": "smtp:[999.1.1.1]:25"}, "outboundRelay", "INVALID_PARAMETER"),  # nor name nor address
+    ({"is_backupmx": "yes", "primarymx": "300.1.1.1"}, "primarymx", "INVALID_PARAMETER"),
     ({"is_backupmx": "maybe"}, "is_backupmx", "INVALID_PARAMETER"),
     ({"primarymx": "mx one.test"}, "primarymx", "INVALID_PARAMETER"),
     ({"primarymx": "mx.test"}, "primarymx", "INVALID_PARAMETER"),  # not a backup MX
@@ -234,6 +240,11 @@ def test_bcc_and_relay_with_their_services(api, root_connection, domain):
         "out@archive.test", "in@archive.test", "smtp:[192.0.2.2]:25")
     api.put(f"/api/domain/{domain}", {"outboundRelay": "[relay.example.com]:587"})
     assert domain_entry(root_connection, domain)["senderRelayHost"] == ["[relay.example.com]:587"]
+    # smtp(8)'s IPv6 form, and the bare [address] Postfix's host_port() takes too
+    for relay in ("smtp:[IPv6:2001:db8::25]:587", "[ipv6:::ffff:192.0.2.2]", "[2001:db8::25]:25"):
+        assert api.put(f"/api/domain/{domain}", {"outboundRelay": relay}).status_code == 200
+        assert domain_entry(root_connection, domain)["senderRelayHost"] == [relay]
+    api.put(f"/api/domain/{domain}", {"outboundRelay": "[relay.example.com]:587"})
     api.put(f"/api/domain/{domain}", {"senderBcc": "", "recipientBcc": "", "outboundRelay": ""})
     entry = domain_entry(root_connection, domain)
     for attribute in ("domainSenderBccAddress", "domainRecipientBccAddress", "senderRelayHost"):
@@ -256,9 +267,12 @@ def test_user_bcc_and_relay(api, root_connection, domain):
     entry = read_entry(root_connection, user_dn(mail))
     for attribute in ("userSenderBccAddress", "userRecipientBccAddress", "senderRelayHost"):
         assert attribute not in entry
-    for params, param in (({"senderBcc": "x"}, "senderBcc"), ({"outboundRelay": "smtp:[::1"}, "outboundRelay")):
+    for params, param in (({"senderBcc": "x"}, "senderBcc"), ({"outboundRelay": "smtp:[::1"}, "outboundRelay"),
+                          # Postfix's user BCC lookups require the service: the address would be unused
+                          ({"senderBcc": "a@archive.test", "removeService": "senderbcc"}, "removeService"),
+                          ({"recipientBcc": "a@archive.test", "removeService": "RecipientBcc"}, "removeService")):
         result = api.put(f"/api/user/{mail}", params)
-        assert result.status_code == 400 and result.json["param"] == param
+        assert result.status_code == 400 and result.json["param"] == param, result.text
     assert read_entry(root_connection, user_dn(mail)) == entry
 
 
@@ -341,6 +355,8 @@ def test_domain_admin_cannot_change_global_features(domain_admin, root_connectio
 @pytest.mark.parametrize("tab, params", [
     ("bcc", {"recipientBcc": "x@archive.test"}), ("relay", {"outboundRelay": "[relay.test]:25"}),
     ("catchall", {"catchall": "x@archive.test"}), ("aliases", {"aliasDomains": "alias-x.test"}),
+    # what domain admins may change otherwise is withheld with its tab too
+    ("password_policies", {"minPasswordLength": "4"}), ("password_policies", {"maxPasswordLength": "200"}),
 ])
 def test_a_withheld_domain_tab_is_refused(api, domain_admin, root_connection, domain, tab, params):
     api.put(f"/api/domain/{domain}", {"disableDomainProfile": tab})
@@ -356,6 +372,7 @@ def test_a_withheld_domain_tab_is_refused(api, domain_admin, root_connection, do
 @pytest.mark.parametrize("tab, params", [
     ("bcc", {"senderBcc": "x@archive.test"}), ("relay", {"outboundRelay": "[relay.test]:25"}),
     ("aliases", {"addAlias": "other@{domain}"}), ("forwarding", {"forwarding": "x@archive.test"}),
+    ("relay", {"transport": "smtp:[relay.test]:25"}),  # Pro's relay tab: inbound relay too
 ])
 def test_a_withheld_user_tab_is_refused(api, domain_admin, root_connection, domain, tab, params):
     params = {k: v.format(domain=domain) for k, v in params.items()}
@@ -421,3 +438,230 @@ def test_a_users_aliases_reset_keeps_its_alias_domain_addresses(api, root_connec
     # taken away explicitly, it goes (and the next sweep gives it back)
     api.put(f"/api/user/{mail}", {"removeAlias": f"alice@{alias}"})
     assert shadow(root_connection, user_dn(mail)) == []
+
+
+def test_a_withheld_relay_tab_refuses_transport_on_create_and_bulk_update(api, domain_admin, root_connection,
+                                                                           domain):
+    api.put(f"/api/domain/{domain}", {"disableUserProfile": "relay"})
+    result = domain_admin.post(f"/api/user/carol@{domain}", {"password": PASSWORD, "transport": "smtp:[x.test]"})
+    assert result.status_code == 403 and result.json["param"] == "transport"
+    assert read_entry(root_connection, user_dn(f"carol@{domain}")) is None
+    # an empty transport sets none on a create: nothing withheld
+    assert domain_admin.post(f"/api/user/carol@{domain}", {"password": PASSWORD, "transport": ""}).status_code == 201
+    before = read_entry(root_connection, user_dn(f"alice@{domain}"))
+    result = domain_admin.put(f"/api/users/{domain}", {"transport": "smtp:[x.test]"})
+    assert result.status_code == 403 and result.json["param"] == "transport"
+    assert read_entry(root_connection, user_dn(f"alice@{domain}")) == before
+    assert domain_admin.put(f"/api/users/{domain}", {"preferredLanguage": "de_DE"}).status_code == 200
+
+
+# -- a domain admin cannot claim a name whose addresses other domains use --------------------------
+
+
+@pytest.mark.parametrize("claim", ["addAliasDomain", "aliasDomains"])
+def test_domain_admin_cannot_claim_an_alias_domain_other_domains_use(api, domain_admin, root_connection, domain,
+                                                                     new_domain, claim):
+    # Another domain forwards to an outside address; were the name this domain's alias domain,
+    # deleting a user made at that local part would take the address out of the other domain's
+    # alias (deletes remove every reference to a deleted account's addresses).
+    other, partner = new_domain(), new_domain()
+    assert api.post(f"/api/domain/{other}").status_code == 201
+    assert api.post(f"/api/alias/sales@{other}", {"members": f"bob@{partner}"}).status_code == 201
+    before = domain_entry(root_connection, domain)
+    result = domain_admin.put(f"/api/domain/{domain}", {claim: partner})
+    assert result.status_code == 403, result.text
+    assert result.json["msg"] == "PERMISSION_DENIED" and result.json["param"] == claim
+    assert domain_entry(root_connection, domain) == before
+    assert shadow(root_connection, user_dn(f"bob@{domain}")) == []
+    # a global admin may (it sees the whole directory)
+    assert api.put(f"/api/domain/{domain}", {claim: partner}).status_code == 200
+
+
+def test_domain_admin_cannot_claim_a_standalone_admins_domain(api, domain_admin, root_connection, domain, new_domain):
+    corp = new_domain()
+    add_standalone_admin(root_connection, f"boss@{corp}", "Admin-Pw-9", domains=[domain])
+    result = domain_admin.put(f"/api/domain/{domain}", {"addAliasDomain": corp})
+    assert result.status_code == 403 and result.json["param"] == "addAliasDomain"
+    assert "domainAliasName" not in domain_entry(root_connection, domain)
+
+
+def test_domain_admin_may_claim_a_name_only_its_own_domain_uses(domain_admin, api, root_connection, domain,
+                                                                new_domain):
+    partner = new_domain()
+    assert api.put(f"/api/user/alice@{domain}", {"forwarding": f"alice@{partner}"}).status_code == 200
+    assert domain_admin.put(f"/api/domain/{domain}", {"addAliasDomain": partner}).status_code == 200
+
+
+def test_a_limited_admin_cannot_create_a_domain_other_domains_use(api, root_connection, new_domain):
+    from tests.test_admin_limits import make_admin
+
+    other, partner = new_domain(), new_domain()
+    assert api.post(f"/api/domain/{other}").status_code == 201
+    assert api.post(f"/api/user/ann@{other}", {"password": PASSWORD}).status_code == 201
+    assert api.put(f"/api/user/ann@{other}", {"forwarding": f"ann@{partner}"}).status_code == 200
+    _, admin = make_admin(api, maxDomains="2")
+    result = admin.post(f"/api/domain/{partner}")
+    assert result.status_code == 403 and result.json["msg"] == "PERMISSION_DENIED", result.text
+    assert read_entry(root_connection, domain_dn(partner)) is None
+    assert admin.post(f"/api/domain/{new_domain()}").status_code == 201
+
+
+# -- a reset that dies mid-sweep, and sweeps that race ---------------------------------------------
+
+
+def _crash_after(monkeypatch, count):
+    from iredapi_ldap.directory import alias_domains
+
+    real, calls = alias_domains._apply, []
+
+    def crashing(directory, dn, add, remove):
+        if len(calls) == count:
+            raise RuntimeError("worker died")
+        calls.append(dn)
+        return real(directory, dn, add, remove)
+
+    monkeypatch.setattr(alias_domains, "_apply", crashing)
+    return lambda: monkeypatch.setattr(alias_domains, "_apply", real)
+
+
+@pytest.mark.parametrize("keep", [False, True])
+def test_a_reset_that_died_mid_sweep_is_finished_by_a_repeat(api, make_app, root_connection, domain, new_domain,
+                                                             monkeypatch, keep):
+    gone, kept = new_domain(), new_domain()
+    api.put(f"/api/domain/{domain}", {"aliasDomains": f"{gone},{kept}"})
+    reset = {"aliasDomains": kept if keep else ""}
+    restore = _crash_after(monkeypatch, 2)
+    assert ApiClient(make_app()).login().put(f"/api/domain/{domain}", reset).status_code == 500
+    restore()
+    result = api.put(f"/api/domain/{domain}", reset)
+    assert result.status_code == 200, result.text
+    assert result.json["_data"]["accounts_changed"] == 2
+    assert count_entries(root_connection, domain_dn(domain), f"(shadowAddress=*@{gone})") == 0
+    assert count_entries(root_connection, domain_dn(domain), f"(shadowAddress=*@{kept})") == (4 if keep else 0)
+    assert domain_entry(root_connection, domain).get("domainAliasName") == ([kept] if keep else None)
+
+
+@pytest.mark.parametrize("first, second", [("addAliasDomain", "removeAliasDomain"),
+                                           ("removeAliasDomain", "addAliasDomain")])
+def test_an_add_and_a_remove_racing_leave_accounts_as_the_domain_says(api, make_app, root_connection, domain,
+                                                                      new_domain, monkeypatch, first, second):
+    # The second request runs whole while the first is half-way through its sweep.
+    from iredapi_ldap.directory import alias_domains
+
+    alias = new_domain()
+    if first == "removeAliasDomain":
+        api.put(f"/api/domain/{domain}", {"addAliasDomain": alias})
+    real, calls = alias_domains._apply, []
+    other = ApiClient(make_app()).login()
+
+    def racing(directory, dn, add, remove):
+        result = real(directory, dn, add, remove)
+        calls.append(dn)
+        if len(calls) == 1:
+            monkeypatch.setattr(alias_domains, "_apply", real)
+            assert other.put(f"/api/domain/{domain}", {second: alias}).status_code == 200
+            monkeypatch.setattr(alias_domains, "_apply", racing)
+        return result
+
+    monkeypatch.setattr(alias_domains, "_apply", racing)
+    assert api.put(f"/api/domain/{domain}", {first: alias}).status_code == 200
+    monkeypatch.setattr(alias_domains, "_apply", real)
+    has_alias = alias in domain_entry(root_connection, domain).get("domainAliasName", [])
+    assert count_entries(root_connection, domain_dn(domain), f"(shadowAddress=*@{alias})") == (4 if has_alias else 0)
+
+
+def test_domain_admin_naming_its_own_domain_as_alias_domain_gets_the_400(api, domain_admin, new_domain, domain):
+    other = new_domain()
+    assert api.post(f"/api/domain/{other}").status_code == 201
+    assert api.post(f"/api/alias/sales@{other}", {"members": f"alice@{domain}"}).status_code == 201
+    result = domain_admin.put(f"/api/domain/{domain}", {"addAliasDomain": domain})
+    assert result.status_code == 400 and result.json["msg"] == "INVALID_DOMAIN_NAME", result.text
+
+
+def test_a_reset_takes_the_addresses_of_a_name_added_meanwhile_along(api, make_app, root_connection, domain,
+                                                                     new_domain, monkeypatch):
+    # aliasDomains=<x> resets the list: a name another request added (and swept) after the reset
+    # read the domain goes with the reset's write, and its addresses with it.
+    from iredapi_ldap.directory import alias_domains
+
+    kept, added = new_domain(), new_domain()
+    real, calls = alias_domains._apply, []
+    other = ApiClient(make_app()).login()
+
+    def racing(directory, dn, add, remove):
+        result = real(directory, dn, add, remove)
+        calls.append(dn)
+        if len(calls) == 1:
+            monkeypatch.setattr(alias_domains, "_apply", real)
+            assert other.put(f"/api/domain/{domain}", {"addAliasDomain": added}).status_code == 200
+            monkeypatch.setattr(alias_domains, "_apply", racing)
+        return result
+
+    monkeypatch.setattr(alias_domains, "_apply", racing)
+    assert api.put(f"/api/domain/{domain}", {"aliasDomains": kept}).status_code == 200
+    monkeypatch.setattr(alias_domains, "_apply", real)
+    assert domain_entry(root_connection, domain)["domainAliasName"] == [kept]
+    assert count_entries(root_connection, domain_dn(domain), f"(shadowAddress=*@{added})") == 0
+    assert count_entries(root_connection, domain_dn(domain), f"(shadowAddress=*@{kept})") == 4
+
+
+@pytest.mark.parametrize("tab, params", [
+    ("bcc", {"removeService": "senderbcc"}), ("bcc", {"removeService": "RecipientBcc"}),
+    ("forwarding", {"removeService": "forward"}),
+    ("bcc", {"services": "mail,deliver,forward,recipientbcc"}),  # a reset without senderbcc
+])
+def test_a_withheld_user_tab_covers_the_service_its_feature_needs(api, domain_admin, root_connection, domain, tab,
+                                                                  params):
+    # Postfix's user BCC lookups need enabledService=senderbcc/recipientbcc, a user's forwarding
+    # enabledService=forward: switching the service off would stop what a global admin set.
+    mail = f"alice@{domain}"
+    api.put(f"/api/user/{mail}", {"senderBcc": "legal@archive.test", "forwarding": "x@archive.test"})
+    api.put(f"/api/domain/{domain}", {"disableUserProfile": tab})
+    before = read_entry(root_connection, user_dn(mail))
+    result = domain_admin.put(f"/api/user/{mail}", params)
+    assert result.status_code == 403 and result.json["param"] == next(iter(params)), result.text
+    assert read_entry(root_connection, user_dn(mail)) == before
+    # other services stay the domain admin's, and so do these with the tab open
+    assert domain_admin.put(f"/api/user/{mail}", {"removeService": "pop3"}).status_code == 200
+    api.put(f"/api/domain/{domain}", {"enableUserProfile": tab})
+    assert domain_admin.put(f"/api/user/{mail}", params).status_code == 200
+
+
+@pytest.mark.parametrize("param, value", [("senderBcc", "copy@archive.test"), ("recipientBcc", "copy@archive.test"),
+                                          ("outboundRelay", "[relay.archive.test]:25")])
+def test_domain_wide_bcc_and_relay_stay_off_users_a_domain_admin_may_not_change(api, domain_admin, root_connection,
+                                                                                domain, new_domain, param, value):
+    # A domain admin may not forward a global admin's or another domain's admin's mail
+    # (require_manageable_account); a domain-wide BCC or relay would reach it all the same.
+    assert api.put(f"/api/user/bob@{domain}", {"isGlobalAdmin": "yes"}).status_code == 200
+    before = domain_entry(root_connection, domain)
+    result = domain_admin.put(f"/api/domain/{domain}", {param: value})
+    assert result.status_code == 403 and result.json["param"] == param, result.text
+    assert domain_entry(root_connection, domain) == before
+    assert api.put(f"/api/user/bob@{domain}", {"isGlobalAdmin": "no"}).status_code == 200
+    # an admin of a domain it does not manage, by an alias address in an alias domain
+    other, alias = new_domain(), new_domain()
+    assert api.post(f"/api/domain/{other}").status_code == 201
+    assert api.put(f"/api/domain/{domain}", {"addAliasDomain": alias}).status_code == 200
+    assert api.put(f"/api/domain/admins/{other}", {"addAdmin": f"alice@{domain}"}).status_code == 200
+    root_connection.modify(domain_dn(other), {"domainAdmin": [(ldap3.MODIFY_REPLACE, [f"alice@{alias}"])]})
+    result = domain_admin.put(f"/api/domain/{domain}", {param: value})
+    assert result.status_code == 403 and result.json["param"] == param, result.text
+    root_connection.modify(domain_dn(other), {"domainAdmin": [(ldap3.MODIFY_REPLACE, [f"da@{domain}"])]})
+    assert domain_admin.put(f"/api/domain/{domain}", {param: value}).status_code == 200
+    assert api.put(f"/api/user/bob@{domain}", {"isGlobalAdmin": "yes"}).status_code == 200
+    assert domain_admin.put(f"/api/domain/{domain}", {param: ""}).status_code == 200  # removing is its own
+
+
+def test_domain_admin_cannot_claim_a_subdomain_of_another_domain(api, domain_admin, root_connection, domain,
+                                                                 new_domain):
+    other = new_domain()
+    assert api.post(f"/api/domain/{other}").status_code == 201
+    for name in (f"mail.{other}", f"a.b.{other}"):
+        result = domain_admin.put(f"/api/domain/{domain}", {"addAliasDomain": name})
+        assert result.status_code == 403 and result.json["param"] == "addAliasDomain", result.text
+    assert "domainAliasName" not in domain_entry(root_connection, domain)
+    # a subdomain of its own domain, or of a domain it manages too, is its to claim
+    assert domain_admin.put(f"/api/domain/{domain}", {"addAliasDomain": f"eu.{domain}"}).status_code == 200
+    api.put(f"/api/domain/admins/{other}", {"addAdmin": f"da@{domain}"})
+    assert domain_admin.put(f"/api/domain/{domain}", {"addAliasDomain": f"mail.{other}"}).status_code == 200

@@ -133,8 +133,8 @@ def test_bad_senders_are_named_and_nothing_is_written(client, sql_store, domain,
     path = f"/api/greylisting/{domain}/whitelists"
     client.post(path, {"senders": "1.2.3.4,@example.com"})
     before = snapshot(sql_store)
-    bad = ["300.1.1.1", "192.168.1.1/24", "example.com", "user@", "@.com", "a b@x.org", "x" * 95 + "@x.org",
-           "1.2.3.*"]
+    bad = ["300.1.1.1", "192.168.1.1/24", "example.com", "user@", "@.c0m", "a b@x.org", "x" * 95 + "@x.org",
+           "1.2.3.*", "fe80::1%eth0", "@.xn--zz"]
     result = client.post(path, {param: ",".join(["5.6.7.8", *bad])})
     assert result.status_code == 400, result.text
     assert result.json["msg"] == "INVALID_SENDER" and result.json["param"] == param
@@ -142,6 +142,15 @@ def test_bad_senders_are_named_and_nothing_is_written(client, sql_store, domain,
         assert sender in result.json["detail"]
     assert "5.6.7.8" not in result.json["detail"]
     assert snapshot(sql_store) == before
+
+
+def test_senders_are_written_as_iredapd_compares_them(client, sql_store, domain):
+    # iRedAPD compares the client address Postfix sends (a.b.c.d for an IPv4 client, also on an
+    # IPv6 socket) with the rows as text, and a sender's domain up to its top-level one ("@.com").
+    path = f"/api/greylisting/{domain}/whitelists"
+    result = client.post(path, {"senders": "::ffff:192.0.2.7,::ffff:198.51.100.0/120,@.COM,@.рф"})
+    assert result.status_code == 200, result.text
+    assert client.get(path).json["_data"] == ["192.0.2.7", "198.51.100.0/24", "@.com", "@.xn--p1ai"]
 
 
 def test_conflicting_whitelist_parameters(client, sql_store, domain):

@@ -161,3 +161,16 @@ def test_rows_are_those_iredapds_own_tool_writes(client, iredapd_peer, domain):
     finally:
         delete(greylisting_whitelist_domains)
         engine.dispose()
+
+
+def test_top_level_domain_and_ipv4_mapped_whitelists_are_honoured(client, iredapd_peer, domain):
+    # "@.<tld>" is among the sender forms iRedAPD builds (utils.get_policy_addresses_from_email),
+    # and Postfix sends an IPv4 client as a.b.c.d: entries given as ::ffff:a.b.c.d must match it.
+    alice = f"alice@{domain}"
+    client.post(f"/api/greylisting/{domain}", {"status": "enable"})
+    assert deferred(ask(iredapd_peer, alice, "x@shop.example", "203.0.113.40"))
+    assert deferred(ask(iredapd_peer, alice, None, "192.0.2.77"))
+    result = client.post(f"/api/greylisting/{alice}/whitelists", {"senders": "@.example,::ffff:192.0.2.77"})
+    assert result.status_code == 200, result.text
+    assert ask(iredapd_peer, alice, "y@mail.shop.example", "203.0.113.41") == "DUNNO"
+    assert ask(iredapd_peer, alice, None, "192.0.2.77") == "DUNNO"

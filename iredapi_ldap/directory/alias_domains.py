@@ -10,9 +10,13 @@ one shadowAddress per alias domain: written at creation (``addresses_for_new_acc
 (``sweep``).  Nothing here knows HTTP.
 
 Adding an alias domain is work proportional to the domain's size.  The sweep is paged and
-harmless to repeat: the domain's ``domainAliasName`` is written first, then every account is
-brought to what the domain says now, so a repeated request finishes what a crashed one began
-and adds nothing twice.  An address an account should get but another account already holds
+harmless to repeat: a new ``domainAliasName`` is written first, then every account is brought
+to what the request asks, and only then does the domain lose the names it removes; so a
+repeated request, which finds the names it adds on the domain and the ones it removes still
+there, finishes what a crashed one began and adds nothing twice.  Afterwards ``catch_up`` reads
+the domain again and sweeps the names the domain lost or regained meanwhile (a racing request).
+
+An address an account should get but another account already holds
 (an explicit per-user alias address of that other account, which slapd's unique overlay keeps)
 stays with its holder; the sweep reports it (``SweepResult.not_added``).
 """
@@ -86,7 +90,12 @@ class SweepResult:
     not_added: list = field(default_factory=list)
 
     def as_dict(self):
-        return {"accounts_changed": self.changed, "addresses_not_added": sorted(self.not_added)}
+        return {"accounts_changed": self.changed, "addresses_not_added": sorted(set(self.not_added))}
+
+    def merge(self, other):
+        self.changed += other.changed
+        self.not_added += other.not_added
+        return self
 
 
 def sweep(directory, domain, add_names=(), remove_names=()):
@@ -159,6 +168,20 @@ def _apply(directory, dn, add, remove):
     return not_added
 
 
+def catch_up(directory, domain, names):
+    """Bring the domain's accounts to what the domain says now for each of ``names``: read the
+    domain once more and sweep in those it has, sweep out those it has not.  After a sweep: a
+    request that changed the same names meanwhile may have written the domain after this one and
+    swept before it (an add sweeping in after a remove swept out), and the later of the two
+    catches up when it reads this."""
+    entry = directory.read(directory.names.domain(domain), [ATTRIBUTE], dnlib.eq("objectClass", "mailDomain"))
+    if entry is None:
+        return SweepResult()
+    now = set(names_of(entry))
+    names = list(dict.fromkeys(n.lower() for n in names))
+    return sweep(directory, domain, [n for n in names if n in now], [n for n in names if n not in now])
+
+
 # -- one name, one domain ------------------------------------------------------------------
 
 
@@ -188,3 +211,32 @@ def require_unclaimed(directory, names, domain, param):
     if taken:
         raise errors.AlreadyExists(errors.ALREADY_EXISTS, param=param, detail=", ".join(
             f"{name} (domain {owner})" for name, owner in sorted(taken.items())))
+
+
+# Address-valued attributes a delete cleans of a deleted account's addresses (references.py),
+# and the addresses of accounts and external members (mail, shadowAddress); all indexed ``sub``.
+_USED_IN = ("mail", "shadowAddress", "mailForwardingAddress", "domainAdmin", "listAllowedUser")
+
+
+def used_outside(directory, names, domain):
+    """The names among ``names`` in which some address is used outside the domain ``domain``'s
+    own entry and subtree: another domain's forwardings, admins, list senders, external members
+    or accounts, or a standalone admin's address.  Once the name is the domain's, a delete of an
+    account there takes such addresses out of the entries that name them.  Two indexed searches,
+    paged and left once every name is found (a name may be used by many entries)."""
+    names = [n.lower() for n in names]
+    if not names:
+        return []
+    suffixes = ["@" + n for n in names]
+    filter_ = dnlib.any_of(*(dnlib.ends_with(attribute, s) for attribute in _USED_IN for s in suffixes))
+    own = dnlib.in_dn("domainName", domain)
+    found = set()
+    for base, query in ((directory.names.basedn, dnlib.all_of(filter_, dnlib.negate(own))),
+                        (directory.names.admin_basedn, filter_)):
+        for entry in directory.paged_search(base, query, list(_USED_IN), page_size=50):
+            for attribute in _USED_IN:
+                for value in entry.values(attribute):
+                    found.update(n for n in names if value.lower().endswith("@" + n))
+            if len(found) == len(names):
+                return sorted(found)
+    return sorted(found)

@@ -204,6 +204,7 @@ def update_user(directory, current, values, domain_entry, admin_limit=admin_limi
     domain = mail.split("@", 1)[1]
     limits = limitlib.DomainLimits.of(domain_entry)
     check_alias_addresses(mail, values, domain_entry)
+    _check_bcc_services(values)
     quota_bytes = values["mailQuota"] * MB if "mailQuota" in values else None
     if quota_bytes is not None:
         limits.check_user_quota(quota_bytes)
@@ -260,6 +261,16 @@ def _keeping_alias_domain_addresses(mail, values, current, domain_entry):
     kept = [a for a in shadow_addresses(mail, alias_domain_names(domain_entry))
             if current.has_value("shadowAddress", a) and a not in values["aliases"]]
     return {**values, "aliases": list(values["aliases"]) + kept} if kept else values
+
+
+def _check_bcc_services(values):
+    """A BCC address with its service removed in the same request: Postfix's user BCC lookups
+    require the service, so the address would never be used (as for domains)."""
+    removed = {s.lower() for s in values.get("removeService", ())}
+    for param, service in _BCC_SERVICES:
+        if values.get(param) and service in removed:
+            raise errors.InvalidInput(errors.CONFLICTING_PARAMETERS, param="removeService",
+                                      detail=f"{param} needs the {service} service")
 
 
 def _with_bcc_services(values):

@@ -44,6 +44,7 @@ class DomainItem(Resource):
             # a normal admin may not claim another domain's alias domain (global admins are trusted
             # with their own configuration; their creates keep their round trips)
             domain_directory.require_not_alias_domain(self.directory, domain)
+            authorization.check_name_claim(self.directory, admin, domain, [domain], None)
         with admin_limits.within(self.directory, admin, {admin_limits.DOMAINS: 1}):
             domain_directory.create_domain(self.directory, domain, values,
                                            domain_admins=() if admin.is_global else (admin.username,))
@@ -55,6 +56,13 @@ class DomainItem(Resource):
         check_combinations(values)
         entry = authorization.managed_domain(self.directory, admin, domain, domain_directory.UPDATE_ATTRIBUTES)
         authorization.check_domain_parameters(admin, values, entry)
+        authorization.check_domain_wide_mail_access(self.directory, admin, domain, entry, values)
+        routing = domain_directory.RoutingChanges.from_params(values)
+        if routing.touches_alias_domains():
+            # (the domain's own name is refused as its alias domain by update_domain: 400)
+            authorization.check_name_claim(self.directory, admin, domain,
+                                           [n for n in routing.alias_names_added(entry) if n != domain],
+                                           routing.alias_param())
         swept = domain_directory.update_domain(self.directory, domain, values, entry)
         if swept is not None:  # alias domains changed: the spam policies follow (Amavisd's rows)
             provisioning.link_spam_policy_aliases(self.services, domain)

@@ -151,6 +151,8 @@ class UserItem(Resource):
         admin = req.context.admin
         authorization.check_user_parameters(admin, values)
         domain_entry = authorization.managed_account_domain(self.directory, admin, mail)
+        # transport: the relay tab (an empty one sets none on a create: nothing to withhold)
+        authorization.check_user_profile_tabs(admin, {k: v for k, v in values.items() if v != ""}, domain_entry)
         user_directory.create_user(self.directory, mail, values, domain_entry,
                                    admin_limits.for_admin(self.directory, admin, domain_entry))
         self.ok(resp, status=CREATED)
@@ -166,6 +168,7 @@ class UserItem(Resource):
         authorization.check_user_profile_tabs(admin, values, domain_entry)
         current = user_directory.get_user(self.directory, mail)
         authorization.check_admin_service(admin, current, values)
+        authorization.check_user_service_tabs(admin, current, values, domain_entry)
         authorization.require_manageable_account(self.directory, admin, current)
         user_directory.update_user(self.directory, current, values, domain_entry,
                                    admin_limits.for_admin(self.directory, admin, domain_entry))
@@ -226,6 +229,7 @@ class UserCollection(Resource):
         admin = req.context.admin
         domain_entry = authorization.managed_domain(self.directory, admin, domain,
                                                     ["domainName", *limitlib.DOMAIN_ATTRIBUTES])
+        authorization.check_user_profile_tabs(admin, values, domain_entry)  # transport: the relay tab
         new_hash = user_directory.bulk_password_hash(self.directory, values, domain_entry)
         skip = authorization.bulk_user_skip(self.directory, admin, domain_entry,
                                             keep_own=values.get("accountStatus") == "disabled")
