@@ -124,23 +124,34 @@ def policy_sender(text):
         return "@" + domain_name(text[1:])
     if "@" in text:
         return email(text, errors.INVALID_SENDER)
-    if "%" in text:  # an IPv6 zone (fe80::1%eth0) is never part of the client address Postfix sends
+    if "%" in text:
         raise InvalidInput(errors.INVALID_SENDER, detail="an IPv6 zone is never a client address")
     try:
-        if "/" in text:
-            network = ipaddress.ip_network(text, strict=True)
-            if isinstance(network, ipaddress.IPv6Network) and network.prefixlen >= 96 and \
-                    network.network_address.ipv4_mapped is not None:
-                network = ipaddress.IPv4Network((network.network_address.ipv4_mapped, network.prefixlen - 96))
-            return str(network)
-        address = ipaddress.ip_address(text)
-        # Postfix hands iRedAPD an IPv4 client as a.b.c.d, also on an IPv6 socket (and Python's
-        # own text of ::ffff:a.b.c.d changed in 3.13): a mapped address is written as IPv4.
-        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-            address = address.ipv4_mapped
-        return str(address)
+        return client_address(text)[0]
     except ValueError:
         raise InvalidInput(errors.INVALID_SENDER, detail="not an IP address or network") from None
+
+
+def client_address(text):
+    """An IP address or network as Postfix hands iRedAPD the client address, and its kind:
+    ``("192.0.2.1", "ip")`` or ``("2001:db8::/32", "cidr_network")``; ValueError if it is
+    neither.  Python's canonical text (compressed IPv6); a network must have no host bits set
+    (iRedAPD's ipaddress.ip_network() refuses others, so such a row would never match); an
+    IPv6 zone (``fe80::1%eth0``) is never a client address."""
+    if "%" in text:
+        raise ValueError("an IPv6 zone is never a client address")
+    if "/" in text:
+        network = ipaddress.ip_network(text, strict=True)
+        if isinstance(network, ipaddress.IPv6Network) and network.prefixlen >= 96 and \
+                network.network_address.ipv4_mapped is not None:
+            network = ipaddress.IPv4Network((network.network_address.ipv4_mapped, network.prefixlen - 96))
+        return str(network), "cidr_network"
+    address = ipaddress.ip_address(text)
+    # Postfix hands iRedAPD an IPv4 client as a.b.c.d, also on an IPv6 socket (and Python's own
+    # text of ::ffff:a.b.c.d changed in 3.13): a mapped address is written as IPv4.
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return str(address), "ip"
 
 
 def _checked_list(text, check, code, what):

@@ -19,7 +19,6 @@ domains" below).
 Callers validate accounts; list entries are validated here (``entry``).  Nothing here knows HTTP.
 """
 
-import ipaddress
 import math
 import re
 
@@ -108,21 +107,8 @@ def _entry(text):
             return addresses.email(text), "email"
         except errors.InvalidInput:
             return None
-    if "%" in text:
-        return None  # an IPv6 zone (fe80::1%eth0) is never part of the client address Postfix sends
     try:
-        if "/" in text:
-            network = ipaddress.ip_network(text, strict=True)
-            if isinstance(network, ipaddress.IPv6Network) and network.prefixlen >= 96 and \
-                    network.network_address.ipv4_mapped is not None:
-                network = ipaddress.IPv4Network((network.network_address.ipv4_mapped, network.prefixlen - 96))
-            return str(network), "cidr_network"
-        address = ipaddress.ip_address(text)
-        # Postfix hands iRedAPD an IPv4 client as a.b.c.d, also on an IPv6 socket; and Python's
-        # own text of ::ffff:a.b.c.d differs between versions (3.13 changed it).
-        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-            address = address.ipv4_mapped
-        return str(address), "ip"
+        return addresses.client_address(text)
     except ValueError:
         return None
 
