@@ -184,18 +184,7 @@ def remove_references(directory, addresses, dn):
     if not addresses:
         return
 
-    def naming(attribute):
-        return dnlib.any_of(*(dnlib.eq(attribute, a) for a in addresses))
-
-    is_external = dnlib.eq("objectClass", "mailExternalUser")
-    filter_ = dnlib.any_of(
-        dnlib.all_of(dnlib.eq("objectClass", "mailDomain"), naming("domainAdmin")),
-        dnlib.all_of(dnlib.any_of(dnlib.eq("objectClass", "mailAlias"), dnlib.eq("objectClass", "mailUser")),
-                     naming("mailForwardingAddress")),
-        dnlib.all_of(_OLD_STYLE_LIST, dnlib.any_of(dnlib.eq("member", dn), naming("listAllowedUser"))),
-        dnlib.all_of(dnlib.any_of(dnlib.ACCOUNT_CLASSES, is_external), naming("memberOfGroup")),
-        dnlib.all_of(is_external, naming("mail")),
-    )
+    filter_ = _naming_any(addresses, dn)
     own_key = dn_key(dn)
     wanted = set(addresses)
     standalone = []  # filled once, when a domainAdmin value names one of the addresses
@@ -214,6 +203,26 @@ def remove_references(directory, addresses, dn):
         if dn_key(entry.dn) != own_key:
             _remove_from_entry(directory, entry, lambda value: value.lower() in wanted,
                                lambda value: dn_key(value) == own_key, gone_admin=gone_admin)
+
+
+def _naming_any(addresses, dn):
+    """Entries that name one of ``addresses`` or the account entry ``dn``: domains'
+    ``domainAdmin``; users' and aliases' ``mailForwardingAddress``; old-style lists' ``member``
+    DN and ``listAllowedUser``; ``memberOfGroup`` on accounts and external members; external
+    members' ``mail``.  (mlmmj lists are mlmmjadmin's: not here.)"""
+
+    def naming(attribute):
+        return dnlib.any_of(*(dnlib.eq(attribute, a) for a in addresses))
+
+    is_external = dnlib.eq("objectClass", "mailExternalUser")
+    return dnlib.any_of(
+        dnlib.all_of(dnlib.eq("objectClass", "mailDomain"), naming("domainAdmin")),
+        dnlib.all_of(dnlib.any_of(dnlib.eq("objectClass", "mailAlias"), dnlib.eq("objectClass", "mailUser")),
+                     naming("mailForwardingAddress")),
+        dnlib.all_of(_OLD_STYLE_LIST, dnlib.any_of(dnlib.eq("member", dn), naming("listAllowedUser"))),
+        dnlib.all_of(dnlib.any_of(dnlib.ACCOUNT_CLASSES, is_external), naming("memberOfGroup")),
+        dnlib.all_of(is_external, naming("mail")),
+    )
 
 
 def _standalone_admins(directory, addresses):
@@ -378,18 +387,7 @@ def rename_references(directory, mapping, old_dn, new_dn):
     if not mapping:
         return 0
 
-    def naming(attribute):
-        return dnlib.any_of(*(dnlib.eq(attribute, a) for a in mapping))
-
-    is_external = dnlib.eq("objectClass", "mailExternalUser")
-    filter_ = dnlib.any_of(
-        dnlib.all_of(dnlib.eq("objectClass", "mailDomain"), naming("domainAdmin")),
-        dnlib.all_of(dnlib.any_of(dnlib.eq("objectClass", "mailAlias"), dnlib.eq("objectClass", "mailUser")),
-                     naming("mailForwardingAddress")),
-        dnlib.all_of(_OLD_STYLE_LIST, dnlib.any_of(dnlib.eq("member", old_dn), naming("listAllowedUser"))),
-        dnlib.all_of(dnlib.any_of(dnlib.ACCOUNT_CLASSES, is_external), naming("memberOfGroup")),
-        dnlib.all_of(is_external, naming("mail")),
-    )
+    filter_ = _naming_any(list(mapping), old_dn)
     own = {dn_key(old_dn), dn_key(new_dn)}
     admin_mapping = None  # mapping less standalone admins' addresses, read once if a domain names one
     written = 0
