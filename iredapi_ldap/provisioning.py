@@ -4,6 +4,7 @@ Each is ordered so that a retry after a crash half-way finishes the job:
 references and records first, the directory entry last.
 """
 
+import logging
 import posixpath
 
 from . import authorization, errors, mlmmj_lists
@@ -11,6 +12,8 @@ from .directory import alias_domains, domain_admins, references, renames
 from .directory import domains as domain_directory
 from .directory import users as user_directory
 from .store import amavisd, deleted_mailboxes, dovecot, greylisting, throttle
+
+log = logging.getLogger(__name__)
 
 
 def maildir_of(entry):
@@ -196,3 +199,18 @@ def link_spam_policy_aliases(services, domain, account=None):
             return
         names = now
         amavisd.link_alias_domains(services.amavisd_store, domain, names, None if account is None else [account])
+        if account is None:
+            # rows at a newly claimed alias domain still linked to its earlier owner's policies
+            amavisd.release_foreign_links(services.amavisd_store, domain, names)
+
+
+def release_stale_spam_links(services, domain):
+    """When ``domain`` was created: Amavisd rows at its addresses that are still linked to another
+    domain's policies (it was that domain's alias domain, and the removal's link was lost to a
+    crash) are released, or Amavisd would apply the other domain's spam policies to its mail.
+    With the Amavisd database down the domain is created all the same (the rest of the API works
+    without it); such rows then wait for the domain's first alias-domain change."""
+    try:
+        amavisd.release_foreign_links(services.amavisd_store, domain, [domain])
+    except errors.BackendUnavailable:
+        log.warning("Amavisd database down: rows at %s linked to other domains' policies not checked", domain)

@@ -378,3 +378,42 @@ def test_a_policy_put_racing_an_alias_domain_change_ends_in_step(client, amavisd
     with amavisd_store.engine.connect() as conn:
         assert field(conn, f"user@{alias}", "spam_kill_level") == 4.0
     assert calls == [[], [alias]]
+
+
+@pytest.mark.parametrize("reuse", ["domain", "alias"])
+def test_a_removed_alias_domains_rows_lost_by_a_crash_do_not_follow_it_to_its_next_owner(
+        client, amavisd_store, domain, new_domain, monkeypatch, reuse):
+    """The alias domain removed, its link lost (a crash between the LDAP write and the SQL): its
+    rows stay linked to the old domain's policies.  When the name is then created as a domain (or
+    claimed as another domain's alias domain), Amavisd's own lookup at its addresses must not find
+    the old domain's or its users' policies (nor may a policy PUT there start from them)."""
+    from iredapi_ldap import provisioning
+    from tests.amavisd_lookup import field
+
+    def score(address):
+        with amavisd_store.engine.connect() as conn:
+            return field(conn, address, "spam_kill_level")
+
+    alias, user = new_domain(), f"user@{domain}"
+    assert client.put("/api/spampolicy/global", {"spam_score": 8}).status_code == 200
+    assert client.put(f"/api/spampolicy/domain/{domain}", {"spam_score": 6, "bypass_virus_checks": "yes"}
+                      ).status_code == 200
+    assert client.put(f"/api/spampolicy/user/{user}", {"spam_score": 4}).status_code == 200
+    assert client.put(f"/api/domain/{domain}", {"addAliasDomain": alias}).status_code == 200
+    assert (score(f"user@{alias}"), score(f"x@{alias}")) == (4.0, 6.0)
+    monkeypatch.setattr(provisioning, "link_spam_policy_aliases", lambda *a, **k: None)  # the crash
+    assert client.put(f"/api/domain/{domain}", {"removeAliasDomain": alias}).status_code == 200
+    monkeypatch.undo()
+    assert score(f"user@{alias}") == 4.0  # left behind
+    if reuse == "domain":
+        assert client.post(f"/api/domain/{alias}").status_code == 201
+    else:
+        other = new_domain()
+        assert client.post(f"/api/domain/{other}").status_code == 201
+        assert client.put(f"/api/domain/{other}", {"addAliasDomain": alias}).status_code == 200
+    assert (score(f"user@{alias}"), score(f"x@{alias}")) == (8.0, 8.0)
+    if reuse == "domain":
+        assert client.put(f"/api/spampolicy/domain/{alias}", {"spam_score": 5}).status_code == 200
+        assert listed(client, f"/api/spampolicy/domain/{alias}")["bypass_virus_checks"] is None
+    # the old domain's own rows are untouched
+    assert (score(user), score(f"x@{domain}")) == (4.0, 6.0)

@@ -490,6 +490,47 @@ def link_alias_domains(store, domain, alias_domains, accounts=None):
         last = max(page)
 
 
+def release_foreign_links(store, domain, names):
+    """Release the users rows at addresses in ``names`` ("@name", "x@name") that are linked to a
+    policy named after an account outside ``domain``: rows an earlier owner of one of those names
+    left (an alias domain removed, its link lost to a crash), which Amavisd would otherwise apply
+    to ``domain``'s mail there (the old domain's or its users' spam policy), and which a policy PUT
+    would copy as its start.  Rows linked to hand-made shared policies (names that are no account)
+    and to the global "@." stay.  Paged (500 at a time); harmless to repeat.  Returns how many."""
+    names = sorted({n.lower() for n in names})
+    if not names:
+        return 0
+    at_names = sa.or_(*(_in_domain(users.c.email, name) for name in names))
+    domain = domain.lower()
+    total, last = 0, 0
+    while True:
+        def work(conn, after=last):
+            rows = conn.execute(
+                sa.select(users.c.id, users.c.email, policy.c.policy_name)
+                .select_from(users.join(policy, policy.c.id == users.c.policy_id))
+                .where(at_names, users.c.id > after).order_by(users.c.id).limit(_BATCH).with_for_update()).all()
+            foreign = [id_ for id_, email, name in rows if _foreign(_text(email), name, domain)]
+            return [id_ for id_, _, _ in rows], _release(conn, foreign)
+
+        page, released = _retrying(store, work)
+        total += released
+        if len(page) < _BATCH:
+            return total
+        last = max(page)
+
+
+def _text(value):
+    return bytes(value).decode() if isinstance(value, (bytes, memoryview)) else value
+
+
+def _foreign(email, policy_name, domain):
+    """Whether the row ``email`` is linked to another domain's account's policy."""
+    name = (policy_name or "").lower()
+    if name == email.lower() or "@" not in name or name == GLOBAL_ACCOUNT:
+        return False
+    return name.rsplit("@", 1)[1] != domain
+
+
 def _in_domain(column, domain):
     if not re.fullmatch(r"[a-z0-9.-]+", domain):  # validated names: nothing LIKE would read as a pattern
         raise ValueError(f"not a domain name: {domain!r}")
