@@ -637,7 +637,7 @@ def delete_domain(store, domain, alias_domains=()):
         if len(ids) < _BATCH:
             break
     with store.transaction() as conn:
-        own = conn.execute(sa.select(policy.c.id).where(in_domain_policies)).scalars().all()
+        own = conn.execute(sa.select(policy.c.id).where(in_domain_policies).with_for_update()).scalars().all()
         for chunk in _chunks(own):
             _release(conn, [id_ for id_, _ in _linked(conn, chunk)])
             conn.execute(policy.delete().where(policy.c.id.in_(chunk)))
@@ -653,7 +653,10 @@ def _delete_rows(conn, user_ids, own_policies):
         own_policies = policy.c.policy_name.in_(accounts) if own_policies is None else \
             sa.or_(own_policies, policy.c.policy_name.in_(accounts))
     if own_policies is not None:
-        policy_ids = conn.execute(sa.select(policy.c.id).where(own_policies)).scalars().all()
+        # Locked first (FOR UPDATE), as delete_policy does: a link holding one of them commits its
+        # rows before _linked reads, or finds the policy gone; else a row it wrote would point at a
+        # deleted policy, out of reach of a repeat.
+        policy_ids = conn.execute(sa.select(policy.c.id).where(own_policies).with_for_update()).scalars().all()
         if policy_ids:
             # the rows of their alias-domain addresses (linked to these policies) go with them
             doomed = set(user_ids)
