@@ -75,6 +75,9 @@ def settle(directory, client, mail, values, current_policy=None):
 
 
 def shown_policy(entry, profile):
-    """GET's ``accessPolicy``: the entry's (what iRedAPD reads); for a list without one (made
-    by mlmmjadmin alone), what mlmmj's flags make of it."""
-    return (entry.first("accessPolicy") or "").lower() or policy_of_flags(profile)
+    """GET's ``accessPolicy``: the policy in force, from both places.  mlmmj's flags decide
+    ``membersonly``/``moderatorsonly`` (iRedAPD leaves those to mlmmj); without a flag, the entry's
+    sender policy (what iRedAPD enforces) or ``public``.  An entry saying a member policy that no
+    flag backs (mlmmjadmin wrote it for a flag's key, and the request died before ours, or two
+    PUTs interleaved) is an open list: shown as ``public``, not as the entry's word."""
+    return policy_of_flags(profile, entry.first("accessPolicy"))

@@ -779,3 +779,30 @@ def test_an_address_slapd_cannot_hold_is_refused_before_mlmmjadmin_is_asked(mapi
     assert calls == []
     assert nothing_of(root_connection, mlmmjadmin, mail)
     assert list_count(root_connection, domain) == 0
+
+
+@pytest.mark.parametrize("before", ["membersonly", "moderatorsonly"])
+def test_get_tells_the_policy_in_force_after_a_put_that_died_at_mlmmjadmin(mapi, mlmmjadmin, root_connection,
+                                                                          iredapd_peer, new_domain, monkeypatch,
+                                                                          before):
+    """A PUT to a sender policy whose mlmmjadmin call did its work but lost its answer: mlmmj's
+    posting flags are off, and the entry holds the member policy mlmmjadmin writes for a flag's key
+    (we never got to write ours).  iRedAPD leaves a member policy to mlmmj, mlmmj lets anyone post:
+    the list is open, and GET must say so (it said the entry's member policy), until a repeat of
+    the PUT finishes the job."""
+    domain, other = new_domain(), new_domain()
+    for name in (domain, other):
+        assert mapi.post(f"/api/domain/{name}").status_code == 201
+    mail = f"open@{domain}"
+    assert mapi.post(f"/api/ml/{mail}", {"accessPolicy": before}).status_code == 201
+    client = mapi.app.services.mlmmjadmin
+    monkeypatch.setattr(client, "update", _answer_lost(client.update))
+    assert mapi.put(f"/api/ml/{mail}", {"accessPolicy": "domain"}).status_code == 503
+    monkeypatch.undo()
+    assert posting_flags(mlmmjadmin, mail) == (False, False)
+    assert read_entry(root_connection, list_dn(mail))["accessPolicy"] != ["domain"]
+    assert iredapd_peer.ask(sender=f"someone@{other}", recipient=mail) == "DUNNO"  # nobody stops it
+    assert mapi.get(f"/api/ml/{mail}").json["_data"]["accessPolicy"] == "public"
+    assert mapi.put(f"/api/ml/{mail}", {"accessPolicy": "domain"}).status_code == 200  # the repeat
+    assert mapi.get(f"/api/ml/{mail}").json["_data"]["accessPolicy"] == "domain"
+    assert iredapd_peer.ask(sender=f"someone@{other}", recipient=mail) == "REJECT Not authorized"
