@@ -9,6 +9,7 @@ import posixpath
 
 from . import authorization, errors, mlmmj_lists
 from .directory import alias_domains, domain_admins, references, renames
+from .directory import dn as dnlib
 from .directory import domains as domain_directory
 from .directory import users as user_directory
 from .store import amavisd, deleted_mailboxes, dovecot, greylisting, throttle
@@ -214,3 +215,42 @@ def release_stale_spam_links(services, domain):
         amavisd.release_foreign_links(services.amavisd_store, domain, [domain])
     except errors.BackendUnavailable:
         log.warning("Amavisd database down: rows at %s linked to other domains' policies not checked", domain)
+
+
+# -- SQL writes racing the account's delete -----------------------------------------------------------
+
+
+def confirm_account_write(services, account, store):
+    """After a throttle, greylisting (``store`` "iredapd") or spam policy / white/blacklist
+    ("amavisd") write for ``account`` ("@domain" or "user@domain", checked to exist before the
+    write; "@." needs nothing): if the account is gone now, its delete ran between that check and the write, and
+    both of its clean-up passes came before the write; the rows would be a later account's at
+    that name.  They go, and the request is the 404 it would have been a moment later.  An
+    address still held as an entry's ``mail`` (a rename half-way keeps its old one until done)
+    keeps them: the rename's repeat moves them."""
+    if account.startswith("@."):
+        return
+    target = account[1:] if account.startswith("@") else account
+    directory = services.directory
+    try:
+        if "@" in target:
+            user_directory.get_user(directory, target, ["1.1"])
+        else:
+            domain_directory.get_domain(directory, target, ["1.1"])
+        return
+    except errors.NoSuchObject:
+        if "@" in target and next(iter(directory.paged_search(
+                directory.names.basedn, dnlib.eq("mail", target), ["1.1"], page_size=1)), None) is not None:
+            raise
+        if store == "amavisd":
+            if "@" in target:
+                amavisd.delete_accounts(services.amavisd_store, [target])
+            else:
+                amavisd.delete_domain(services.amavisd_store, target)
+        elif "@" in target:
+            throttle.delete_settings_for_accounts(services.iredapd_store, [target])
+            greylisting.delete_for_accounts(services.iredapd_store, [target])
+        else:
+            throttle.delete_settings_for_domain(services.iredapd_store, target)
+            greylisting.delete_for_domain(services.iredapd_store, target)
+        raise
