@@ -136,6 +136,12 @@ def rename_account(services, kind, old, new, admin, domain_entry=None):
     rename = renames.prepare(directory, kind, old, new, domain_entry)
     if kind == renames.USER:
         authorization.require_manageable_account(directory, admin, rename.entry)
+    if rename.moved and old not in (v.lower() for v in rename.entry.values("mail")):
+        # Done: the entry let go of its old address only after everything had followed
+        # (renames.finish_own_entry).  That address may be another account's now (an alias, a
+        # standalone admin): a repeat moving what is kept under it (references, SQL rows, mlmmj
+        # places) would take that account's forwardings, domainAdmin values, subscriptions.
+        return False
     moved_now = not rename.moved
     if moved_now:
         if services.mlmmjadmin is not None:
