@@ -642,3 +642,22 @@ def test_a_repeat_of_a_done_rename_leaves_a_new_account_at_the_old_address_alone
     assert _lower(read_entry(root_connection, user_dn(friend))["mailForwardingAddress"]) == [old]
     assert _lower(read_entry(root_connection, domain_dn(other))["domainAdmin"]) == [boss]
     assert _lower(read_entry(root_connection, user_dn(chief))["mail"]) == [chief]
+
+
+def test_no_standalone_admin_at_the_old_address_of_a_rename_half_way(api, root_connection, domain, new_domain,
+                                                                     monkeypatch):
+    """A user rename that died after its move keeps the old address as a second ``mail`` (slapd's
+    unique overlay keeps it from new accounts under o=domains); a standalone admin lives outside
+    that tree and was checked by DN only.  Made there and given another domain, the rename's repeat
+    turned its domainAdmin value into the renamed user's: that user administered the domain."""
+    old, new, other = f"boss@{domain}", f"chief@{domain}", new_domain()
+    assert api.post(f"/api/domain/{other}").status_code == 201
+    assert api.post(f"/api/user/{old}", {"password": PASSWORD}).status_code == 201
+    monkeypatch.setattr(renames, "finish_own_entry", _crash)
+    assert api.post(f"/api/user/{old}/change_email/{new}").status_code == 500
+    monkeypatch.undo()
+    assert old in _lower(read_entry(root_connection, user_dn(new))["mail"])
+    result = api.post(f"/api/admin/{old}", {"password": "Admin-Pw-9x"})
+    assert result.status_code == 409 and result.json["msg"] == "ALREADY_EXISTS", result.text
+    assert api.post(f"/api/user/{old}/change_email/{new}").status_code == 200  # finished
+    assert api.post(f"/api/admin/{old}", {"password": "Admin-Pw-9x"}).status_code == 201  # free now
