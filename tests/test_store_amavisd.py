@@ -548,3 +548,14 @@ def test_a_delete_racing_a_link_leaves_no_row_linked_to_its_deleted_policy(amavi
     policies = {i for (i,) in query(amavisd_store, "SELECT id FROM policy")}
     assert [(e, pid) for e, _, pid in users_rows(amavisd_store) if pid and pid not in policies] == []
     assert users_rows(amavisd_store) == []
+
+
+def test_alias_names_written_by_hand_that_are_no_domain_names_do_not_stop_a_delete(amavisd_store):
+    """domainAliasName values come from LDAP as they are (hand-written ones too): one that is no
+    domain name (an underscore, upper case) holds no rows of ours, and must not make the domain's
+    delete (and so every repeat of it) a 500."""
+    fill(amavisd_store, DOMAIN)
+    amavisd.link_alias_domains(amavisd_store, "example.com", [ALIAS])
+    assert amavisd.delete_domain(amavisd_store, "example.com", ["Bad_Name.example", ALIAS.upper()]) >= 1
+    assert users_rows(amavisd_store) == []
+    assert amavisd.release_foreign_links(amavisd_store, "example.org", ["Bad_Name.example"]) == 0
