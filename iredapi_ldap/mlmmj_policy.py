@@ -66,15 +66,27 @@ def policy_of_flags(profile, current=None):
 def settle(directory, client, mail, values, current_policy=None):
     """After mlmmjadmin carried out the request: write the entry's ``accountStatus`` and
     ``accessPolicy`` as the request asks.  A posting flag given without ``accessPolicy``: the
-    policy follows what mlmmj now has (one profile read), correcting what mlmmjadmin wrote."""
+    policy follows what mlmmj now has (one profile read), correcting what mlmmjadmin wrote.  An
+    ``accessPolicy`` is written only if mlmmj's flags (read once more) are still the ones it
+    means: else 409 CONCURRENT_UPDATE, the later request's policy left in force."""
     status = values.get("accountStatus")
     policy = values.get("accessPolicy")
     if policy is None and (MODERATORS_FLAG in values or SUBSCRIBERS_FLAG in values):
         policy = policy_of_flags(client.profile(mail) or {}, current_policy)
+    elif policy is not None and policy_of_flags(client.profile(mail) or {}, policy) != policy:
+        # Another request's mlmmjadmin write came after ours (its flags are in force, and its entry
+        # write may be done already): ours would pair its policy with the other's flags, e.g. an
+        # entry "membersonly" (left to mlmmj by iRedAPD) with no subonlypost: a list open to all.
+        directory_lists.set_status_and_policy(directory, mail, status, None)
+        raise errors.Conflict(errors.CONCURRENT_UPDATE, param="accessPolicy",
+                              detail=f"another request changed {mail}'s posting flags meanwhile; try again")
     directory_lists.set_status_and_policy(directory, mail, status, policy)
 
 
 def shown_policy(entry, profile):
-    """GET's ``accessPolicy``: the entry's (what iRedAPD reads); for a list without one (made
-    by mlmmjadmin alone), what mlmmj's flags make of it."""
-    return (entry.first("accessPolicy") or "").lower() or policy_of_flags(profile)
+    """GET's ``accessPolicy``: the policy in force, from both places.  mlmmj's flags decide
+    ``membersonly``/``moderatorsonly`` (iRedAPD leaves those to mlmmj); without a flag, the entry's
+    sender policy (what iRedAPD enforces) or ``public``.  An entry saying a member policy that no
+    flag backs (mlmmjadmin wrote it for a flag's key, and the request died before ours, or two
+    PUTs interleaved) is an open list: shown as ``public``, not as the entry's word."""
+    return policy_of_flags(profile, entry.first("accessPolicy"))

@@ -4,13 +4,17 @@ Each is ordered so that a retry after a crash half-way finishes the job:
 references and records first, the directory entry last.
 """
 
+import logging
 import posixpath
 
 from . import authorization, errors, mlmmj_lists
 from .directory import alias_domains, domain_admins, references, renames
+from .directory import dn as dnlib
 from .directory import domains as domain_directory
 from .directory import users as user_directory
 from .store import amavisd, deleted_mailboxes, dovecot, greylisting, throttle
+
+log = logging.getLogger(__name__)
 
 
 def maildir_of(entry):
@@ -132,6 +136,12 @@ def rename_account(services, kind, old, new, admin, domain_entry=None):
     rename = renames.prepare(directory, kind, old, new, domain_entry)
     if kind == renames.USER:
         authorization.require_manageable_account(directory, admin, rename.entry)
+    if rename.moved and old not in (v.lower() for v in rename.entry.values("mail")):
+        # Done: the entry let go of its old address only after everything had followed
+        # (renames.finish_own_entry).  That address may be another account's now (an alias, a
+        # standalone admin): a repeat moving what is kept under it (references, SQL rows, mlmmj
+        # places) would take that account's forwardings, domainAdmin values, subscriptions.
+        return False
     moved_now = not rename.moved
     if moved_now:
         if services.mlmmjadmin is not None:
@@ -196,3 +206,57 @@ def link_spam_policy_aliases(services, domain, account=None):
             return
         names = now
         amavisd.link_alias_domains(services.amavisd_store, domain, names, None if account is None else [account])
+        if account is None:
+            # rows at a newly claimed alias domain still linked to its earlier owner's policies
+            amavisd.release_foreign_links(services.amavisd_store, domain, names)
+
+
+def release_stale_spam_links(services, domain):
+    """When ``domain`` was created: Amavisd rows at its addresses that are still linked to another
+    domain's policies (it was that domain's alias domain, and the removal's link was lost to a
+    crash) are released, or Amavisd would apply the other domain's spam policies to its mail.
+    With the Amavisd database down the domain is created all the same (the rest of the API works
+    without it); such rows then wait for the domain's first alias-domain change."""
+    try:
+        amavisd.release_foreign_links(services.amavisd_store, domain, [domain])
+    except errors.BackendUnavailable:
+        log.warning("Amavisd database down: rows at %s linked to other domains' policies not checked", domain)
+
+
+# -- SQL writes racing the account's delete -----------------------------------------------------------
+
+
+def confirm_account_write(services, account, store):
+    """After a throttle, greylisting (``store`` "iredapd") or spam policy / white/blacklist
+    ("amavisd") write for ``account`` ("@domain" or "user@domain", checked to exist before the
+    write; "@." needs nothing): if the account is gone now, its delete ran between that check and the write, and
+    both of its clean-up passes came before the write; the rows would be a later account's at
+    that name.  They go, and the request is the 404 it would have been a moment later.  An
+    address still held as an entry's ``mail`` (a rename half-way keeps its old one until done)
+    keeps them: the rename's repeat moves them."""
+    if account.startswith("@."):
+        return
+    target = account[1:] if account.startswith("@") else account
+    directory = services.directory
+    try:
+        if "@" in target:
+            user_directory.get_user(directory, target, ["1.1"])
+        else:
+            domain_directory.get_domain(directory, target, ["1.1"])
+        return
+    except errors.NoSuchObject:
+        if "@" in target and next(iter(directory.paged_search(
+                directory.names.basedn, dnlib.eq("mail", target), ["1.1"], page_size=1)), None) is not None:
+            raise
+        if store == "amavisd":
+            if "@" in target:
+                amavisd.delete_accounts(services.amavisd_store, [target])
+            else:
+                amavisd.delete_domain(services.amavisd_store, target)
+        elif "@" in target:
+            throttle.delete_settings_for_accounts(services.iredapd_store, [target])
+            greylisting.delete_for_accounts(services.iredapd_store, [target])
+        else:
+            throttle.delete_settings_for_domain(services.iredapd_store, target)
+            greylisting.delete_for_domain(services.iredapd_store, target)
+        raise

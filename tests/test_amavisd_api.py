@@ -378,3 +378,93 @@ def test_a_policy_put_racing_an_alias_domain_change_ends_in_step(client, amavisd
     with amavisd_store.engine.connect() as conn:
         assert field(conn, f"user@{alias}", "spam_kill_level") == 4.0
     assert calls == [[], [alias]]
+
+
+@pytest.mark.parametrize("reuse", ["domain", "alias"])
+def test_a_removed_alias_domains_rows_lost_by_a_crash_do_not_follow_it_to_its_next_owner(
+        client, amavisd_store, domain, new_domain, monkeypatch, reuse):
+    """The alias domain removed, its link lost (a crash between the LDAP write and the SQL): its
+    rows stay linked to the old domain's policies.  When the name is then created as a domain (or
+    claimed as another domain's alias domain), Amavisd's own lookup at its addresses must not find
+    the old domain's or its users' policies (nor may a policy PUT there start from them)."""
+    from iredapi_ldap import provisioning
+    from tests.amavisd_lookup import field
+
+    def score(address):
+        with amavisd_store.engine.connect() as conn:
+            return field(conn, address, "spam_kill_level")
+
+    alias, user = new_domain(), f"user@{domain}"
+    assert client.put("/api/spampolicy/global", {"spam_score": 8}).status_code == 200
+    assert client.put(f"/api/spampolicy/domain/{domain}", {"spam_score": 6, "bypass_virus_checks": "yes"}
+                      ).status_code == 200
+    assert client.put(f"/api/spampolicy/user/{user}", {"spam_score": 4}).status_code == 200
+    assert client.put(f"/api/domain/{domain}", {"addAliasDomain": alias}).status_code == 200
+    assert (score(f"user@{alias}"), score(f"x@{alias}")) == (4.0, 6.0)
+    monkeypatch.setattr(provisioning, "link_spam_policy_aliases", lambda *a, **k: None)  # the crash
+    assert client.put(f"/api/domain/{domain}", {"removeAliasDomain": alias}).status_code == 200
+    monkeypatch.undo()
+    assert score(f"user@{alias}") == 4.0  # left behind
+    if reuse == "domain":
+        assert client.post(f"/api/domain/{alias}").status_code == 201
+    else:
+        other = new_domain()
+        assert client.post(f"/api/domain/{other}").status_code == 201
+        assert client.put(f"/api/domain/{other}", {"addAliasDomain": alias}).status_code == 200
+    assert (score(f"user@{alias}"), score(f"x@{alias}")) == (8.0, 8.0)
+    if reuse == "domain":
+        assert client.put(f"/api/spampolicy/domain/{alias}", {"spam_score": 5}).status_code == 200
+        assert listed(client, f"/api/spampolicy/domain/{alias}")["bypass_virus_checks"] is None
+    # the old domain's own rows are untouched
+    assert (score(user), score(f"x@{domain}")) == (4.0, 6.0)
+
+
+# (path of the write, its body, the store function it calls, whose module the resource reads)
+_RACING_WRITES = {
+    "spampolicy": ("/api/spampolicy/{kind}/{target}", {"spam_score": "4"}, "iredapi_ldap.store.amavisd",
+                   "set_policy"),
+    "wblist": ("/api/wblist/inbound/blacklist/{target}", {"addresses": "1.2.3.4"}, "iredapi_ldap.store.amavisd",
+               "add_entries"),
+    "throttle": ("/api/throttle/{target}/outbound", {"period": "60", "max_msgs": "5"}, "iredapi_ldap.store.throttle",
+                 "set_setting"),
+    "greylisting": ("/api/greylisting/{target}", {"status": "enable"}, "iredapi_ldap.store.greylisting",
+                    "set_setting"),
+    "greylisting_whitelists": ("/api/greylisting/{target}/whitelists", {"senders": "1.2.3.4"},
+                               "iredapi_ldap.store.greylisting", "update_whitelists"),
+}
+
+
+@pytest.mark.parametrize("scope", ["user", "domain"])
+@pytest.mark.parametrize("feature", sorted(_RACING_WRITES))
+def test_a_write_whose_account_was_deleted_after_its_check_leaves_nothing(client, amavisd_store, domain, monkeypatch,
+                                                                          feature, scope):
+    """The account existed when the request checked it; its delete (both clean-up passes) ran
+    before the request's SQL write.  The rows would be a later account's at that name (its spam
+    policy, blacklist, throttling or greylisting): the request finds the account gone, removes
+    what it wrote, and answers 404."""
+    import importlib
+
+    path, body, module_name, function = _RACING_WRITES[feature]
+    mail = f"user@{domain}"
+    target = mail if scope == "user" else domain
+    account = mail if scope == "user" else f"@{domain}"
+    module = importlib.import_module(module_name)
+    real = getattr(module, function)
+
+    def write(*args, **kwargs):
+        monkeypatch.setattr(module, function, real)
+        assert client.delete(f"/api/{'user' if scope == 'user' else 'domain'}/{target}").status_code == 200
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(module, function, write)
+    result = client.post(path.format(kind=scope, target=target), body) if feature != "spampolicy" else \
+        client.put(path.format(kind=scope, target=target), body)
+    assert result.status_code == 404, result.text
+    services = client.app.services
+    from iredapi_ldap.store import greylisting, throttle
+
+    assert [r for r in users_rows(amavisd_store) if r[0] == account] == []
+    assert query(amavisd_store, "SELECT COUNT(*) FROM policy WHERE policy_name = :n", n=account) == [(0,)]
+    assert throttle.get_setting(services.iredapd_store, account, "outbound") in (None, {})
+    assert greylisting.get_setting(services.iredapd_store, account) in (None, {})
+    assert greylisting.get_whitelists(services.iredapd_store, account) in ([], None, {})

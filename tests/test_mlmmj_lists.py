@@ -779,3 +779,59 @@ def test_an_address_slapd_cannot_hold_is_refused_before_mlmmjadmin_is_asked(mapi
     assert calls == []
     assert nothing_of(root_connection, mlmmjadmin, mail)
     assert list_count(root_connection, domain) == 0
+
+
+@pytest.mark.parametrize("before", ["membersonly", "moderatorsonly"])
+def test_get_tells_the_policy_in_force_after_a_put_that_died_at_mlmmjadmin(mapi, mlmmjadmin, root_connection,
+                                                                          iredapd_peer, new_domain, monkeypatch,
+                                                                          before):
+    """A PUT to a sender policy whose mlmmjadmin call did its work but lost its answer: mlmmj's
+    posting flags are off, and the entry holds the member policy mlmmjadmin writes for a flag's key
+    (we never got to write ours).  iRedAPD leaves a member policy to mlmmj, mlmmj lets anyone post:
+    the list is open, and GET must say so (it said the entry's member policy), until a repeat of
+    the PUT finishes the job."""
+    domain, other = new_domain(), new_domain()
+    for name in (domain, other):
+        assert mapi.post(f"/api/domain/{name}").status_code == 201
+    mail = f"open@{domain}"
+    assert mapi.post(f"/api/ml/{mail}", {"accessPolicy": before}).status_code == 201
+    client = mapi.app.services.mlmmjadmin
+    monkeypatch.setattr(client, "update", _answer_lost(client.update))
+    assert mapi.put(f"/api/ml/{mail}", {"accessPolicy": "domain"}).status_code == 503
+    monkeypatch.undo()
+    assert posting_flags(mlmmjadmin, mail) == (False, False)
+    assert read_entry(root_connection, list_dn(mail))["accessPolicy"] != ["domain"]
+    assert iredapd_peer.ask(sender=f"someone@{other}", recipient=mail) == "DUNNO"  # nobody stops it
+    assert mapi.get(f"/api/ml/{mail}").json["_data"]["accessPolicy"] == "public"
+    assert mapi.put(f"/api/ml/{mail}", {"accessPolicy": "domain"}).status_code == 200  # the repeat
+    assert mapi.get(f"/api/ml/{mail}").json["_data"]["accessPolicy"] == "domain"
+    assert iredapd_peer.ask(sender=f"someone@{other}", recipient=mail) == "REJECT Not authorized"
+
+
+def test_two_policy_puts_interleaved_never_leave_the_list_open(mapi, mlmmjadmin, root_connection, iredapd_peer,
+                                                               new_domain, monkeypatch):
+    """PUT accessPolicy=membersonly has had mlmmjadmin set subonlypost when a PUT accessPolicy=domain
+    runs whole (flags off, entry "domain").  The first one's entry write, coming last, would say
+    membersonly while no flag backs it: iRedAPD leaves that to mlmmj, mlmmj lets anyone post.  It
+    sees the flags are no longer its own (409 CONCURRENT_UPDATE) and leaves the later request's
+    policy in force."""
+    domain, other = new_domain(), new_domain()
+    for name in (domain, other):
+        assert mapi.post(f"/api/domain/{name}").status_code == 201
+    mail = f"race@{domain}"
+    assert mapi.post(f"/api/ml/{mail}", {"accessPolicy": "public"}).status_code == 201
+    client = mapi.app.services.mlmmjadmin
+    real = client.update
+
+    def update(list_mail, form):
+        real(list_mail, form)
+        monkeypatch.setattr(client, "update", real)
+        assert mapi.put(f"/api/ml/{mail}", {"accessPolicy": "domain"}).status_code == 200  # the other PUT
+
+    monkeypatch.setattr(client, "update", update)
+    result = mapi.put(f"/api/ml/{mail}", {"accessPolicy": "membersonly"})
+    assert result.status_code == 409 and result.json["msg"] == "CONCURRENT_UPDATE", result.text
+    assert posting_flags(mlmmjadmin, mail) == (False, False)
+    assert read_entry(root_connection, list_dn(mail))["accessPolicy"] == ["domain"]
+    assert mapi.get(f"/api/ml/{mail}").json["_data"]["accessPolicy"] == "domain"
+    assert iredapd_peer.ask(sender=f"someone@{other}", recipient=mail) == "REJECT Not authorized"

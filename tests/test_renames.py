@@ -614,3 +614,50 @@ def test_deleting_a_user_whose_rename_died_after_the_move_leaves_nothing_under_i
     assert "mailForwardingAddress" not in read_entry(root_connection, alias_dn(f"late@{domain}"))
     assert api.post(f"/api/user/{old}", {"password": PASSWORD}).status_code == 201
     assert _throttle_accounts(api) == []
+
+
+def test_a_repeat_of_a_done_rename_leaves_a_new_account_at_the_old_address_alone(api, root_connection, domain,
+                                                                                  new_domain):
+    """The rename answered (or its answer was lost and the client retries later); meanwhile the old
+    address, free since the rename finished, became another account's: an alias that a user
+    forwards to, and a standalone admin administering another domain.  The retry is the 200 of a
+    done rename and must not rewrite their references as the renamed user's (the forwarding would
+    go to the user; the other domain's domainAdmin would make the user that domain's admin)."""
+    from tests.test_access import add_standalone_admin
+
+    old, new, friend = f"a@{domain}", f"b@{domain}", f"friend@{domain}"
+    boss, chief, other = f"boss@{domain}", f"chief@{domain}", new_domain()
+    assert api.post(f"/api/domain/{other}").status_code == 201
+    for mail in (old, friend, boss):
+        assert api.post(f"/api/user/{mail}", {"password": PASSWORD}).status_code == 201
+    for before, after in ((old, new), (boss, chief)):
+        assert api.post(f"/api/user/{before}/change_email/{after}").status_code == 200
+    assert api.post(f"/api/alias/{old}", {"members": "out@elsewhere.test"}).status_code == 201
+    assert api.put(f"/api/user/{friend}", {"forwarding": old}).status_code == 200
+    add_standalone_admin(root_connection, boss, "Admin-Pw-9", domains=[other])
+
+    for before, after in ((old, new), (boss, chief)):
+        again = api.post(f"/api/user/{before}/change_email/{after}")
+        assert again.status_code == 200 and again.json["_data"] == {"mail": after}, again.text
+    assert _lower(read_entry(root_connection, user_dn(friend))["mailForwardingAddress"]) == [old]
+    assert _lower(read_entry(root_connection, domain_dn(other))["domainAdmin"]) == [boss]
+    assert _lower(read_entry(root_connection, user_dn(chief))["mail"]) == [chief]
+
+
+def test_no_standalone_admin_at_the_old_address_of_a_rename_half_way(api, root_connection, domain, new_domain,
+                                                                     monkeypatch):
+    """A user rename that died after its move keeps the old address as a second ``mail`` (slapd's
+    unique overlay keeps it from new accounts under o=domains); a standalone admin lives outside
+    that tree and was checked by DN only.  Made there and given another domain, the rename's repeat
+    turned its domainAdmin value into the renamed user's: that user administered the domain."""
+    old, new, other = f"boss@{domain}", f"chief@{domain}", new_domain()
+    assert api.post(f"/api/domain/{other}").status_code == 201
+    assert api.post(f"/api/user/{old}", {"password": PASSWORD}).status_code == 201
+    monkeypatch.setattr(renames, "finish_own_entry", _crash)
+    assert api.post(f"/api/user/{old}/change_email/{new}").status_code == 500
+    monkeypatch.undo()
+    assert old in _lower(read_entry(root_connection, user_dn(new))["mail"])
+    result = api.post(f"/api/admin/{old}", {"password": "Admin-Pw-9x"})
+    assert result.status_code == 409 and result.json["msg"] == "ALREADY_EXISTS", result.text
+    assert api.post(f"/api/user/{old}/change_email/{new}").status_code == 200  # finished
+    assert api.post(f"/api/admin/{old}", {"password": "Admin-Pw-9x"}).status_code == 201  # free now

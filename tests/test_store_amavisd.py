@@ -509,3 +509,53 @@ def test_concurrent_links_and_policy_writes(amavisd_store):
     assert all(pid in own.values() for _, _, pid in rows if pid)  # nothing points at a deleted policy
     for name in own:
         assert scores(amavisd_store, f"{name.split('@')[0]}@{ALIAS}") == scores(amavisd_store, name)
+
+
+@pytest.mark.parametrize("delete", ["accounts", "domain"])
+def test_a_delete_racing_a_link_leaves_no_row_linked_to_its_deleted_policy(amavisd_store, delete):
+    """A link holds the user's policy row (FOR UPDATE) and has written a row at an alias address
+    when the user's (or the domain's) delete starts: the delete must wait for it and take that row
+    too, not miss it and delete the policy under it (a row pointing at no policy, which a delete's
+    repeat no longer finds, left at the address for its next owner)."""
+    put(amavisd_store, USER, spam_score=4.0)
+    own = policy_id(amavisd_store, USER)
+    other = SqlStore(amavisd_store.url, timeout=10)
+    done, failures = threading.Event(), []
+
+    def run():
+        try:
+            if delete == "accounts":
+                amavisd.delete_accounts(other, [USER])
+            else:
+                amavisd.delete_domain(other, "example.com")  # the alias domain already off its list
+        except Exception as exc:  # noqa: BLE001 (reported below)
+            failures.append(repr(exc))
+        done.set()
+
+    thread = None
+    try:
+        with amavisd_store.transaction() as conn:  # the link, half-way
+            conn.execute(sa.select(amavisd.policy.c.id).where(amavisd.policy.c.id == own).with_for_update())
+            conn.execute(amavisd.users.insert().values(email=f"user@{ALIAS}", priority=10, policy_id=own))
+            thread = threading.Thread(target=run)
+            thread.start()
+            done.wait(1.0)
+    finally:
+        if thread is not None:
+            thread.join()
+        other.dispose()
+    assert failures == []
+    policies = {i for (i,) in query(amavisd_store, "SELECT id FROM policy")}
+    assert [(e, pid) for e, _, pid in users_rows(amavisd_store) if pid and pid not in policies] == []
+    assert users_rows(amavisd_store) == []
+
+
+def test_alias_names_written_by_hand_that_are_no_domain_names_do_not_stop_a_delete(amavisd_store):
+    """domainAliasName values come from LDAP as they are (hand-written ones too): one that is no
+    domain name (an underscore, upper case) holds no rows of ours, and must not make the domain's
+    delete (and so every repeat of it) a 500."""
+    fill(amavisd_store, DOMAIN)
+    amavisd.link_alias_domains(amavisd_store, "example.com", [ALIAS])
+    assert amavisd.delete_domain(amavisd_store, "example.com", ["Bad_Name.example", ALIAS.upper()]) >= 1
+    assert users_rows(amavisd_store) == []
+    assert amavisd.release_foreign_links(amavisd_store, "example.org", ["Bad_Name.example"]) == 0

@@ -119,6 +119,13 @@ def create_admin(directory, mail, values):
     userpassword = _new_password_hash(directory, values)
     if directory.read(directory.names.user(mail), ["1.1"], dnlib.eq("objectClass", "mailUser")) is not None:
         raise errors.AlreadyExists(errors.ALREADY_EXISTS, detail=f"{mail} is a mail user")
+    # A user renamed half-way keeps its old address as a second mail (renames.move) until the
+    # rename's repeat has moved what names it, domainAdmin values included: an admin made there
+    # would have its domains handed to the renamed user.  (slapd's unique overlay covers the
+    # domains' tree only.)
+    holder = dnlib.all_of(dnlib.eq("objectClass", "mailUser"), dnlib.eq("mail", mail))
+    if next(iter(directory.paged_search(directory.names.basedn, holder, ["1.1"], page_size=1)), None) is not None:
+        raise errors.AlreadyExists(errors.ALREADY_EXISTS, detail=f"{mail} is a mail user's (a rename not finished)")
     attributes = {
         "objectClass": ["mailAdmin"],
         "mail": [mail],

@@ -48,6 +48,7 @@ class DomainItem(Resource):
         with admin_limits.within(self.directory, admin, {admin_limits.DOMAINS: 1}):
             domain_directory.create_domain(self.directory, domain, values,
                                            domain_admins=() if admin.is_global else (admin.username,))
+        provisioning.release_stale_spam_links(self.services, domain)
         self.ok(resp, status=CREATED)
 
     def on_put(self, req, resp, domain):

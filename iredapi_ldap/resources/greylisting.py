@@ -6,7 +6,7 @@ the senders.  Targets: ``global`` (global admins), a domain or a user (their dom
 unless a global admin withheld the domain's or its users' ``greylisting`` profile tab).
 """
 
-from .. import addresses, authorization, errors, params
+from .. import addresses, authorization, errors, params, provisioning
 from ..directory import users as user_directory
 from ..params import Param, forbid_overlap, forbid_together
 from ..store import greylisting as greylisting_store
@@ -70,6 +70,7 @@ class GreylistingSetting(_Target):
         account = self._account(req, target, changing=True)
         values = self.params(req, SET_PARAMS, required=("status",))
         greylisting_store.set_setting(self.services.iredapd_store, account, values["status"])
+        provisioning.confirm_account_write(self.services, account, "iredapd")
         self.ok(resp)
 
     def on_delete(self, req, resp, target):
@@ -92,6 +93,7 @@ class GreylistingWhitelists(_Target):
         reset, add, remove = _incremental(self.params(req, WHITELIST_PARAMS), "senders", "addSenders",
                                           "removeSenders")
         greylisting_store.update_whitelists(self.services.iredapd_store, account, reset, add, remove)
+        provisioning.confirm_account_write(self.services, account, "iredapd")
         self.ok(resp)
 
 

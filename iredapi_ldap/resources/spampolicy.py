@@ -41,6 +41,7 @@ class SpamPolicy(Resource):
         amavisd_store.set_policy(self.services.amavisd_store, account, columns)
         if account != amavisd_store.GLOBAL_ACCOUNT:  # the policy also applies at the alias-domain addresses
             provisioning.link_spam_policy_aliases(self.services, account.rsplit("@", 1)[1], account)
+        provisioning.confirm_account_write(self.services, account, "amavisd")
         self.ok(resp)
 
     def _delete(self, req, resp, **target):

@@ -6,7 +6,7 @@ account and validates the numbers.  A domain admin may only make the limits in
 force stricter (``authorization.throttle_guard``).
 """
 
-from .. import addresses, authorization, errors, params
+from .. import addresses, authorization, errors, params, provisioning
 from ..directory import users as user_directory
 from ..params import Param
 from ..store import throttle as throttle_store
@@ -67,6 +67,7 @@ class ThrottleSetting(Resource):
         throttle_store.set_setting(self.services.iredapd_store, account, kind, values["period"],
                                    *(values.get(name) for name in _LIMIT_NAMES),
                                    guard=authorization.throttle_guard(req.context.admin))
+        provisioning.confirm_account_write(self.services, account, "iredapd")
         self.ok(resp)
 
     def on_delete(self, req, resp, target, kind):

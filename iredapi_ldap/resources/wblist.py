@@ -6,7 +6,7 @@ iRedAdmin-Pro's semantics: GET lists, POST adds ``addresses``, PUT removes the g
 request naming one is refused (400, naming them) and nothing is written.
 """
 
-from .. import errors
+from .. import errors, provisioning
 from ..params import Param
 from ..store import amavisd as amavisd_store
 from .amavisd_common import amavisd_account, target_parts
@@ -33,6 +33,7 @@ class WbList(Resource):
         account = self._account(req, direction, listname, target, changing=True)
         values = self.params(req, ADDRESSES, required=("addresses",))
         amavisd_store.add_entries(self.services.amavisd_store, account, direction, listname, values["addresses"])
+        provisioning.confirm_account_write(self.services, account, "amavisd")
         self.ok(resp)
 
     def on_put(self, req, resp, direction, listname, target):

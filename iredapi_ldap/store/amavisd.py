@@ -476,8 +476,53 @@ def link_alias_domains(store, domain, alias_domains, accounts=None):
         last = max(page)
 
 
+def release_foreign_links(store, domain, names):
+    """Release the users rows at addresses in ``names`` ("@name", "x@name") that are linked to a
+    policy named after an account outside ``domain``: rows an earlier owner of one of those names
+    left (an alias domain removed, its link lost to a crash), which Amavisd would otherwise apply
+    to ``domain``'s mail there (the old domain's or its users' spam policy), and which a policy PUT
+    would copy as its start.  Rows linked to hand-made shared policies (names that are no account)
+    and to the global "@." stay.  Paged (500 at a time); harmless to repeat.  Returns how many."""
+    # (a name written by hand that is no domain name has no rows of ours: skipped, not a 500)
+    names = sorted({n.lower() for n in names if _DOMAIN_NAME.fullmatch(n.lower())})
+    if not names:
+        return 0
+    at_names = sa.or_(*(_in_domain(users.c.email, name) for name in names))
+    domain = domain.lower()
+    total, last = 0, 0
+    while True:
+        def work(conn, after=last):
+            rows = conn.execute(
+                sa.select(users.c.id, users.c.email, policy.c.policy_name)
+                .select_from(users.join(policy, policy.c.id == users.c.policy_id))
+                .where(at_names, users.c.id > after).order_by(users.c.id).limit(_BATCH).with_for_update()).all()
+            foreign = [id_ for id_, email, name in rows if _foreign(_text(email), name, domain)]
+            return [id_ for id_, _, _ in rows], _release(conn, foreign)
+
+        page, released = _retrying(store, work)
+        total += released
+        if len(page) < _BATCH:
+            return total
+        last = max(page)
+
+
+def _text(value):
+    return bytes(value).decode() if isinstance(value, (bytes, memoryview)) else value
+
+
+def _foreign(email, policy_name, domain):
+    """Whether the row ``email`` is linked to another domain's account's policy."""
+    name = (policy_name or "").lower()
+    if name == email.lower() or "@" not in name or name == GLOBAL_ACCOUNT:
+        return False
+    return name.rsplit("@", 1)[1] != domain
+
+
+_DOMAIN_NAME = re.compile(r"[a-z0-9.-]+")
+
+
 def _in_domain(column, domain):
-    if not re.fullmatch(r"[a-z0-9.-]+", domain):  # validated names: nothing LIKE would read as a pattern
+    if not _DOMAIN_NAME.fullmatch(domain):  # validated names: nothing LIKE would read as a pattern
         raise ValueError(f"not a domain name: {domain!r}")
     return sa.or_(column == "@" + domain, column.like("%@" + domain))
 
@@ -572,7 +617,10 @@ def delete_domain(store, domain, alias_domains=()):
     domains ``alias_domains`` (every address there is one of the domain's accounts), in batches;
     rows elsewhere linked to the domain's policies are released.  A repeat finishes an interrupted
     run."""
-    in_domain_users = sa.or_(*(_in_domain(users.c.email, name.lower()) for name in [domain, *alias_domains]))
+    # (an alias name written by hand that is no domain name holds no rows of ours: skipped, or
+    # every repeat of the domain's delete would fail)
+    names = [domain, *(n.lower() for n in alias_domains if _DOMAIN_NAME.fullmatch(n.lower()))]
+    in_domain_users = sa.or_(*(_in_domain(users.c.email, name) for name in names))
     in_domain_policies = _in_domain(policy.c.policy_name, domain)
     total = 0
     while True:
@@ -582,7 +630,7 @@ def delete_domain(store, domain, alias_domains=()):
         if len(ids) < _BATCH:
             break
     with store.transaction() as conn:
-        own = conn.execute(sa.select(policy.c.id).where(in_domain_policies)).scalars().all()
+        own = conn.execute(sa.select(policy.c.id).where(in_domain_policies).with_for_update()).scalars().all()
         for chunk in _chunks(own):
             _release(conn, [id_ for id_, _ in _linked(conn, chunk)])
             conn.execute(policy.delete().where(policy.c.id.in_(chunk)))
@@ -598,7 +646,10 @@ def _delete_rows(conn, user_ids, own_policies):
         own_policies = policy.c.policy_name.in_(accounts) if own_policies is None else \
             sa.or_(own_policies, policy.c.policy_name.in_(accounts))
     if own_policies is not None:
-        policy_ids = conn.execute(sa.select(policy.c.id).where(own_policies)).scalars().all()
+        # Locked first (FOR UPDATE), as delete_policy does: a link holding one of them commits its
+        # rows before _linked reads, or finds the policy gone; else a row it wrote would point at a
+        # deleted policy, out of reach of a repeat.
+        policy_ids = conn.execute(sa.select(policy.c.id).where(own_policies).with_for_update()).scalars().all()
         if policy_ids:
             # the rows of their alias-domain addresses (linked to these policies) go with them
             doomed = set(user_ids)
