@@ -134,6 +134,7 @@ def create_list(directory, client, mail, values, domain_entry, admin_limit=admin
     with admin_limit({limitlib.LISTS: 1}), limitlib.reserved(directory, domain, {limitlib.LISTS: 1}, domain_entry):
         try:
             client.create(mail, form)
+            directory_lists.forget_whether_lists_exist(directory)  # this worker shows it at once
         except errors.ApiError as exc:
             # mlmmjadmin writes the LDAP entry first, then the spool: a failed spool step (its
             # error text, MLMMJADMIN_ERROR), or an answer lost after the work was done (a timeout),
@@ -253,10 +254,15 @@ def listing_item(entry):
     }
 
 
+# How old an answer to "has the server any mlmmj list?" a user's profile may use (see
+# directory.mlmmj_lists.any_list_exists).
+LIST_HINT_SECONDS = 10
+
+
 def subscribed_lists(directory, client, mail):
     """The mlmmj lists ``mail`` is subscribed to; none without asking when the server has
     no mlmmj list at all."""
-    if not directory_lists.any_list_exists(directory):
+    if not directory_lists.any_list_exists(directory, max_age=LIST_HINT_SECONDS):
         return []
     return client.subscribed_lists(mail)
 

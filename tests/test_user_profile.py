@@ -126,3 +126,15 @@ def test_a_missing_table_is_looked_for_again_after_a_while(api, new_domain, monk
     assert api.get(f"/api/user/{mail}").json["_data"]["stored_bytes"] is None
     monkeypatch.setattr(dovecot.time, "monotonic", lambda: 10 ** 9)  # the retry interval has passed
     assert api.get(f"/api/user/{mail}").json["_data"]["stored_bytes"] == 7
+
+
+def test_a_profile_asks_whether_mlmmj_lists_exist_once_in_a_while(make_app, new_domain):
+    """With mlmmjadmin configured, a profile's mailing_lists may include mlmmj lists; whether the
+    server has any is one search, which a worker reuses for a few seconds (not on deletes)."""
+    api = ApiClient(make_app(MLMMJADMIN_API_BASE_URL="http://127.0.0.1:9/api", MLMMJADMIN_API_TIMEOUT=1)).login()
+    domain = new_domain()
+    api.post(f"/api/domain/{domain}")
+    api.post(f"/api/user/u@{domain}", {"password": PASSWORD})
+    first = int(api.get(f"/api/user/u@{domain}").headers["X-Directory-Round-Trips"])
+    second = int(api.get(f"/api/user/u@{domain}").headers["X-Directory-Round-Trips"])
+    assert second == first - 1

@@ -19,13 +19,16 @@ class Directory:
     process (tests, a bulk importer beside a server) never share it.
     """
 
-    __slots__ = ("client", "names", "settings", "counters")
+    __slots__ = ("client", "names", "settings", "counters", "hints")
 
     def __init__(self, client, names, settings):
         self.client = client
         self.names = names
         self.settings = settings
         self.counters = CounterState()
+        # Answers a read path may reuse for a few seconds: {name: (monotonic time, answer)}.
+        # Only for what a stale answer cannot make wrong beyond a display (directory/mlmmj_lists.py).
+        self.hints = {}
 
     @classmethod
     def from_settings(cls, settings):

@@ -13,6 +13,8 @@ lists (directory/lists.py) are the mailList entries without ``enabledService: ml
 Both kinds live in ou=Groups and count in the domain's ``domainCurrentListNumber``.
 """
 
+import time
+
 from .. import errors
 from . import dn as dnlib
 from .connection import ASSERTION_FAILED, MODIFY_REPLACE, NO_SUCH_OBJECT, LdapOperationError
@@ -41,11 +43,31 @@ def list_lists(directory, domain, attributes=("*",)):
                                   scope="one")
 
 
-def any_list_exists(directory):
+def any_list_exists(directory, max_age=0):
     """Whether the server has any mlmmj list (a one-entry page): when it has none, deleting a
-    user needs no word with mlmmjadmin, which then need not even run."""
-    return next(iter(directory.paged_search(directory.names.basedn, IS_MLMMJ_LIST, ["1.1"], page_size=1)),
-                None) is not None
+    user needs no word with mlmmjadmin, which then need not even run.
+
+    ``max_age`` (seconds) lets a read path reuse this worker's answer of at most that age: a
+    user's profile, read far more often than lists are created, then pays no search for a
+    feature the server may not use (bench: GET /api/user 3 round trips instead of 4).  Its
+    ``mailing_lists`` may miss a first list another worker created in the last seconds;
+    deletes and renames always ask (``max_age`` 0), and a create here forgets the answer."""
+    now = time.monotonic()
+    if max_age > 0:
+        seen = directory.hints.get(_ANY_LIST)
+        if seen is not None and now - seen[0] <= max_age:
+            return seen[1]
+    found = next(iter(directory.paged_search(directory.names.basedn, IS_MLMMJ_LIST, ["1.1"], page_size=1)),
+                 None) is not None
+    directory.hints[_ANY_LIST] = (now, found)
+    return found
+
+
+def forget_whether_lists_exist(directory):
+    directory.hints.pop(_ANY_LIST, None)
+
+
+_ANY_LIST = "any mlmmj list"
 
 
 def not_old_style(directory, mail):
