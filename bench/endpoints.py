@@ -16,7 +16,9 @@ REQUESTS = [
      "read domain, look up the address, counter compare-and-set, add, look for a racing alias address, "
      "read domain status"),
     ("POST", f"/api/user/b@{D}", {"password": "{user_password}"}, "6", "as above"),
-    ("GET", f"/api/user/a@{D}", None, "3", "read domain, read user, search what names it (Pro's computed keys)"),
+    ("GET", f"/api/user/a@{D}", None, "3",
+     "read domain, read user, search what names it (Pro's computed keys); +1 once per 10 s per worker with "
+     "mlmmjadmin configured: whether the server has mlmmj lists"),
     ("GET", f"/api/user/a@{D}?fields=mail,cn", None, "2", "read domain, read user (fields: no computed keys)"),
     ("PUT", f"/api/user/a@{D}", {"cn": "A"}, "3", "read domain, read user, modify"),
     ("PUT", f"/api/user/a@{D}", {"quota": "20"}, "4", "read domain, read user, quota compare-and-set, modify"),
@@ -42,13 +44,15 @@ REQUESTS = [
     ("GET", f"/api/throttle/a@{D}/outbound", None, "2", "read domain, read user (+ SQL)"),
     ("DELETE", f"/api/throttle/a@{D}/outbound", None, "2", "read domain, read user (+ SQL)"),
     ("GET", f"/api/throttle/{D}/outbound", None, "1", "read domain (+ SQL)"),
-    ("DELETE", f"/api/maillist/l@{D}", None, "7",
-     "read domain, read list, search references, 1 modify per referencing entry (here 2 members), "
-     "delete, counter compare-and-set"),
-    ("DELETE", f"/api/alias/al@{D}", None, "5",
-     "read domain, read alias, search references (none), delete, counter compare-and-set"),
-    ("DELETE", f"/api/user/b@{D}", None, "5",
-     "read domain, read user, search references (none), delete, counter compare-and-set"),
+    ("DELETE", f"/api/maillist/l@{D}", None, "8",
+     "read domain, read list, whether the server has mlmmj lists (mlmmjadmin configured), search references, "
+     "1 modify per referencing entry (here 2 members), delete, counter compare-and-set"),
+    ("DELETE", f"/api/alias/al@{D}", None, "6",
+     "read domain, read alias, whether the server has mlmmj lists (mlmmjadmin configured), "
+     "search references (none), delete, counter compare-and-set"),
+    ("DELETE", f"/api/user/b@{D}", None, "6",
+     "read domain, read user, whether the server has mlmmj lists (mlmmjadmin configured), "
+     "search references (none), delete, counter compare-and-set"),
     ("DELETE", f"/api/domain/{D}", None, "-",
      "read domain, then one search per container and one delete per entry (here 1 user + 4 containers "
      "+ the domain)"),

@@ -270,11 +270,9 @@ def subscribed_lists(directory, client, mail):
 # -- what deleting a user or a domain does to them ----------------------------------------------
 
 
-def unsubscribe_everywhere(directory, client, addresses):
-    """Take ``addresses`` (a deleted user's mail and alias addresses) off every mlmmj list:
+def _unsubscribe(client, addresses):
+    """Take ``addresses`` (a deleted account's mail and alias addresses) off every mlmmj list:
     mlmmjadmin tells which (``subscriber/<mail>/subscribed``, all domains).  Harmless to repeat."""
-    if not directory_lists.any_list_exists(directory):
-        return
     for address in addresses:
         for list_mail in client.subscribed_lists(address):
             try:
@@ -429,5 +427,7 @@ def remove_domain_owners_and_moderators(directory, client, domain, names):
 def forget_addresses(directory, client, addresses):
     """A deleted account's ``addresses`` leave every mlmmj list: as subscribers and as owners and
     moderators.  Before its entry goes (a repeat of the delete finds it and does this again)."""
-    unsubscribe_everywhere(directory, client, addresses)
+    if not directory_lists.any_list_exists(directory):
+        return  # one search: a server without mlmmj lists asks mlmmjadmin nothing
+    _unsubscribe(client, addresses)
     remove_owner_and_moderator(directory, client, addresses)
