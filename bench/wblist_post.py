@@ -12,6 +12,8 @@ median and 95th percentile per backend.  Not a test; everything is removed after
 """
 
 import argparse
+import contextlib
+import os
 import secrets
 import shutil
 import statistics
@@ -34,12 +36,10 @@ ADMIN_URLS = {
 }
 
 
-def database(backend, data):
-    """(URL, drop()) of a new, empty database with Amavisd's tables."""
-    import os
-
+def database(backend, data, metadata=amavisd_metadata):
+    """(URL, drop()) of a new, empty database with ``metadata``'s tables (Amavisd's by default)."""
     if backend == "sqlite":
-        url = f"sqlite:///{data}/amavisd.sqlite"
+        url = f"sqlite:///{data}/bench-{secrets.token_hex(4)}.sqlite"
         drop = lambda: None  # noqa: E731 (removed with the folder)
     else:
         env = {"mariadb": "IREDAPI_TEST_MARIADB_URL", "postgresql": "IREDAPI_TEST_POSTGRESQL_URL"}[backend]
@@ -54,7 +54,7 @@ def database(backend, data):
                 conn.exec_driver_sql(f"DROP DATABASE {name}" + (" WITH (FORCE)" if backend == "postgresql" else ""))
             admin.dispose()
     store = SqlStore(url, timeout=5)
-    create_tables(store, amavisd_metadata)
+    create_tables(store, metadata)
     store.dispose()
     return url, drop
 
@@ -74,14 +74,26 @@ def timed(api, method, path, form):
     return elapsed
 
 
-def run_backend(backend, data, slapd, requests):
-    url, drop = database(backend, data)
-    settings_file = write_settings(data, slapd, name=f"settings-{backend}.py")
-    write_private(settings_file, settings_file.read_text() + f'amavisd_db_url = "{url}"\n')
+@contextlib.contextmanager
+def api_on(backend, data, slapd, metadata, setting):
+    """A logged-in ``Api`` of the API under real gunicorn (1 worker, 4 threads) whose ``setting``
+    (a database URL setting) names a new ``backend`` database with ``metadata``'s tables."""
+    url, drop = database(backend, data, metadata)
+    settings_file = write_settings(data, slapd, name=f"settings-{setting}-{backend}.py")
+    write_private(settings_file, settings_file.read_text() + f'{setting} = "{url}"\n')
     gunicorn = Gunicorn(data, settings_file, workers=1, threads=4, label=backend).start()
     try:
         api = Api(gunicorn.port)
         api.login()
+        yield api
+        api.close()
+    finally:
+        gunicorn.stop()
+        drop()
+
+
+def run_backend(backend, data, slapd, requests):
+    with api_on(backend, data, slapd, amavisd_metadata, "amavisd_db_url") as api:
         domain = f"{backend}.bench"
         api.call("POST", f"/api/domain/{domain}")
         api.call("POST", f"/api/user/u@{domain}", {"password": "Bench-User-Pass-1!"})
@@ -92,20 +104,18 @@ def run_backend(backend, data, slapd, requests):
         puts = [timed(api, "PUT", f"/api/spampolicy/user/u@{domain}", {"spam_score": str(n % 10)})
                 for n in range(requests)]
         gets = [timed(api, "GET", path, None) for _ in range(requests)]  # the same LDAP reads, one SELECT
-        api.close()
         return {"wblist POST": percentiles(posts), "spampolicy PUT": percentiles(puts),
                 "wblist GET (baseline)": percentiles(gets)}
-    finally:
-        gunicorn.stop()
-        drop()
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def run(run_backend, description, prefix, argv=None):
+    """The command line of a latency bench: ``run_backend(backend, data, slapd, requests)`` for
+    each of ``--backends`` on one private slapd; a markdown table of medians and 95th percentiles."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--backends", default="sqlite,mariadb,postgresql")
     args = parser.parse_args(argv)
-    data = Path(tempfile.mkdtemp(prefix="iredapi-bench-wblist-"))
+    data = Path(tempfile.mkdtemp(prefix=prefix))
     slapd = Slapd(data).start()
     try:
         slapd.install(settings_from(write_settings(data, slapd)))
@@ -116,6 +126,10 @@ def main(argv=None):
     finally:
         slapd.stop()
         shutil.rmtree(data, ignore_errors=True)
+
+
+def main(argv=None):
+    run(run_backend, __doc__, "iredapi-bench-wblist-", argv)
 
 
 if __name__ == "__main__":
