@@ -114,7 +114,7 @@ def list_add_member():
 def throttle_post(sql):
     return Scenario(
         f"throttle_post_{sql}", f"throttle POST ({'SQLite' if sql == 'sqlite' else 'MariaDB'})", "3",
-        "read domain, read user (+ SQL upsert)",
+        "read domain, read user (+ SQL upsert), read user again",
         _lua('function make(n) return "POST", "/api/throttle/u" .. (n % {u}) .. "@{d}/outbound", '
              '"period=3600&max_msgs=" .. (100 + n) end\n', u=USERS, d=MAIN),
         "throttle_post", sql=sql,
