@@ -300,25 +300,6 @@ def _profile_parts(domain_entry, key):
     return parts
 
 
-def check_throttle_change(directory, admin, domain_entry, user_entry=None):
-    """May ``admin`` change the throttle settings of the domain (``user_entry`` None) or of the
-    user ``user_entry`` (read with mail, shadowAddress, domainGlobalAdmin) in that domain?
-
-    A global admin withholds them from domain admins with the domain's accountSetting
-    ``disabledDomainProfile:throttle`` / ``disabledUserProfile:throttle`` (iRedAdmin-Pro's
-    switches); a user's throttling is as protected as the rest of its entry
-    (``require_manageable_account``).  ``domain_entry`` is read with accountSetting.
-    """
-    if admin.is_global:
-        return
-    key = DISABLED_DOMAIN_PROFILE if user_entry is None else DISABLED_USER_PROFILE
-    if "throttle" in _profile_parts(domain_entry, key):
-        raise errors.NotPermitted(errors.PERMISSION_DENIED,
-                                  detail=f"a global admin reserved this throttling to global admins ({key})")
-    if user_entry is not None:
-        require_manageable_account(directory, admin, user_entry)
-
-
 def _unlimited(limit):
     return limit is None or limit[0] == 0
 
@@ -379,13 +360,6 @@ def _describe(rule, limit):
 # -- greylisting ------------------------------------------------------------------------------
 
 
-def check_greylisting_change(directory, admin, domain_entry, user_entry=None):
-    """May ``admin`` change the greylisting setting or whitelists of the domain (``user_entry``
-    None) or of the user ``user_entry`` in it?  The profile part ``greylisting`` of
-    ``disabledDomainProfile`` / ``disabledUserProfile``, as for the Amavisd parts below."""
-    check_profile_part_change(directory, admin, "greylisting", domain_entry, user_entry)
-
-
 # -- admins ------------------------------------------------------------------------------------
 
 # What a global admin may not do to its own account: it would lock itself out (the last global
@@ -442,13 +416,14 @@ def require_domain_creator(directory, admin):
 
 
 def check_profile_part_change(directory, admin, part, domain_entry, user_entry=None):
-    """May ``admin`` change the ``part`` ("spampolicy", "wblist") of the domain (``user_entry``
-    None) or of the user ``user_entry`` (read with mail, shadowAddress, domainGlobalAdmin)?
+    """May ``admin`` change the ``part`` ("throttle", "greylisting", "spampolicy", "wblist") of
+    the domain (``user_entry`` None) or of the user ``user_entry`` (read with mail,
+    shadowAddress, domainGlobalAdmin)?
 
-    As for throttling: a global admin withholds the part from domain admins with the domain's
-    accountSetting ``disabledDomainProfile:<part>`` / ``disabledUserProfile:<part>``, and a
-    user's settings are as protected as the rest of its entry.  ``domain_entry`` is read with
-    accountSetting."""
+    A global admin withholds the part from domain admins with the domain's accountSetting
+    ``disabledDomainProfile:<part>`` / ``disabledUserProfile:<part>`` (iRedAdmin-Pro's
+    switches), and a user's settings are as protected as the rest of its entry
+    (``require_manageable_account``).  ``domain_entry`` is read with accountSetting."""
     if admin.is_global:
         return
     key = DISABLED_DOMAIN_PROFILE if user_entry is None else DISABLED_USER_PROFILE

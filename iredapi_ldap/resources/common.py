@@ -11,6 +11,7 @@ import logging
 import falcon
 
 from .. import addresses, authorization, errors, params, provisioning
+from ..directory import users as user_directory
 from ..params import Param, integer, parse, read_params
 
 log = logging.getLogger(__name__)
@@ -121,3 +122,36 @@ def stream_list(envelope, resp, items):
 
     resp.content_type = falcon.MEDIA_JSON
     resp.stream = body()
+
+
+# -- policy endpoints (throttling, greylisting, spam policy, white/blacklists) ----------------------
+
+# What the permission checks read (in the read the scope check makes anyway).
+_POLICY_DOMAIN_ATTRIBUTES = ["domainAdmin", "accountSetting"]
+_POLICY_USER_ATTRIBUTES = ["mail", "shadowAddress", "domainGlobalAdmin"]
+
+
+def policy_target(target):
+    """A policy URL's ``global`` / ``<domain>`` / ``<mail>`` part as (domain, mail), validated."""
+    if target == "global":
+        return None, None
+    if "@" in target:
+        return None, addresses.email(target)
+    return addresses.domain_name(target), None
+
+
+def checked_policy_target(resource, req, part, domain=None, mail=None, changing=False):
+    """The user's address or the domain's name a policy endpoint acts on, None for the global
+    setting (global admins only), once the admin may read it and, when ``changing``, change its
+    ``part`` (the profile tab: "throttle", "greylisting", "spampolicy", "wblist")."""
+    admin = req.context.admin
+    if domain is None and mail is None:
+        authorization.require_global(admin)
+        return None
+    if mail is not None:
+        domain = mail.split("@", 1)[1]
+    domain_entry = authorization.managed_domain(resource.directory, admin, domain, _POLICY_DOMAIN_ATTRIBUTES)
+    user_entry = user_directory.get_user(resource.directory, mail, _POLICY_USER_ATTRIBUTES) if mail else None
+    if changing:
+        authorization.check_profile_part_change(resource.directory, admin, part, domain_entry, user_entry)
+    return mail or domain

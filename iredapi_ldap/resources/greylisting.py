@@ -7,10 +7,9 @@ unless a global admin withheld the domain's or its users' ``greylisting`` profil
 """
 
 from .. import addresses, authorization, errors, params, provisioning
-from ..directory import users as user_directory
 from ..params import Param, forbid_overlap, forbid_together
 from ..store import greylisting as greylisting_store
-from .common import Resource
+from .common import Resource, checked_policy_target, policy_target
 
 SET_PARAMS = (Param("status", params.choice(*greylisting_store.STATUSES)),)
 WHITELIST_PARAMS = (
@@ -23,9 +22,6 @@ SPF_DOMAIN_PARAMS = (
     Param("addDomains", addresses.domain_list),
     Param("removeDomains", addresses.domain_list),
 )
-# What the permission checks read (in the read the scope check makes anyway).
-_DOMAIN_ATTRIBUTES = ["domainAdmin", "accountSetting"]
-_USER_ATTRIBUTES = ["mail", "shadowAddress", "domainGlobalAdmin"]
 
 
 def _incremental(values, reset, add, remove):
@@ -41,17 +37,8 @@ class _Target(Resource):
     def _account(self, req, target, changing=False):
         """The iRedAPD account of the URL's target, after the scope checks (and, when
         ``changing``, the checks of who may change its greylisting)."""
-        admin = req.context.admin
-        if target == "global":
-            authorization.require_global(admin)
-            return greylisting_store.GLOBAL_ACCOUNT
-        mail = addresses.email(target) if "@" in target else None
-        domain = mail.split("@", 1)[1] if mail else addresses.domain_name(target)
-        domain_entry = authorization.managed_domain(self.directory, admin, domain, _DOMAIN_ATTRIBUTES)
-        user_entry = user_directory.get_user(self.directory, mail, _USER_ATTRIBUTES) if mail else None
-        if changing:
-            authorization.check_greylisting_change(self.directory, admin, domain_entry, user_entry)
-        return greylisting_store.greylisting_account(mail or domain)
+        name = checked_policy_target(self, req, "greylisting", *policy_target(target), changing=changing)
+        return greylisting_store.GLOBAL_ACCOUNT if name is None else greylisting_store.greylisting_account(name)
 
 
 class GreylistingSetting(_Target):

@@ -6,11 +6,10 @@ account and validates the numbers.  A domain admin may only make the limits in
 force stricter (``authorization.throttle_guard``).
 """
 
-from .. import addresses, authorization, errors, params, provisioning
-from ..directory import users as user_directory
+from .. import authorization, errors, params, provisioning
 from ..params import Param
 from ..store import throttle as throttle_store
-from .common import Resource
+from .common import Resource, checked_policy_target, policy_target
 
 KINDS = ("inbound", "outbound")
 _LIMIT = params.integer(-1, 2**63 - 1)
@@ -24,9 +23,6 @@ SET_PARAMS = (
     Param("max_rcpts", _LIMIT),
 )
 _LIMIT_NAMES = ("msg_size", "max_msgs", "max_quota", "max_rcpts")
-# What the permission checks read (in the read the scope check makes anyway).
-_DOMAIN_ATTRIBUTES = ["domainAdmin", "accountSetting"]
-_USER_ATTRIBUTES = ["mail", "shadowAddress", "domainGlobalAdmin"]
 
 
 class ThrottleSetting(Resource):
@@ -35,17 +31,8 @@ class ThrottleSetting(Resource):
         ``changing``, the checks of who may change its throttling)."""
         if kind not in KINDS:
             raise errors.NoSuchObject(errors.NOT_FOUND, detail="use .../inbound or .../outbound")
-        admin = req.context.admin
-        if target == "global":
-            authorization.require_global(admin)
-            return throttle_store.throttle_account("global")
-        mail = addresses.email(target) if "@" in target else None
-        domain = mail.split("@", 1)[1] if mail else addresses.domain_name(target)
-        domain_entry = authorization.managed_domain(self.directory, admin, domain, _DOMAIN_ATTRIBUTES)
-        user_entry = user_directory.get_user(self.directory, mail, _USER_ATTRIBUTES) if mail else None
-        if changing:
-            authorization.check_throttle_change(self.directory, admin, domain_entry, user_entry)
-        return throttle_store.throttle_account(mail or domain)
+        name = checked_policy_target(self, req, "throttle", *policy_target(target), changing=changing)
+        return throttle_store.throttle_account("global" if name is None else name)
 
     def on_get(self, req, resp, target, kind):
         account = self._account(req, target, kind)

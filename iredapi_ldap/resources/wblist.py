@@ -9,8 +9,8 @@ request naming one is refused (400, naming them) and nothing is written.
 from .. import errors, provisioning
 from ..params import Param
 from ..store import amavisd as amavisd_store
-from .amavisd_common import amavisd_account, target_parts
-from .common import Resource
+from .amavisd_common import amavisd_account
+from .common import Resource, policy_target
 
 PART = "wblist"
 ADDRESSES = (Param("addresses", amavisd_store.parse_entries),)
@@ -21,7 +21,7 @@ class WbList(Resource):
         if direction not in amavisd_store.DIRECTIONS or listname not in amavisd_store.LISTS:
             raise errors.NoSuchObject(errors.NOT_FOUND,
                                       detail="use /wblist/<inbound|outbound>/<whitelist|blacklist>/<target>")
-        domain, mail = target_parts(target)
+        domain, mail = policy_target(target)
         return amavisd_account(self, req, PART, domain=domain, mail=mail, changing=changing)
 
     def on_get(self, req, resp, direction, listname, target):
